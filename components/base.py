@@ -1,0 +1,142 @@
+"""Contracts shared by the engine and every component area.
+
+A component module imports from here, never from ``framework``: the engine builds the
+objects below and hands them to components, so data flows one way.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict
+
+T = TypeVar("T")
+
+
+class LoomModel(BaseModel):
+    """Base of every Loom config model: unknown keys are errors, defaults are validated."""
+
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class ComponentConfig(LoomModel):
+    """Config of one option of a group; ``kind`` names its registry entry.
+
+    Subclasses narrow ``kind`` to a ``Literal`` and implement :meth:`build`, keeping heavy
+    imports inside it so that listing and validating configs stays fast.
+    """
+
+    kind: str
+
+    def build(self) -> object:
+        """Create the component this config describes."""
+        raise NotImplementedError
+
+
+class ProgressTask(Protocol):
+    """One progress bar."""
+
+    def update(self, completed: int) -> None:
+        """Set the number of completed units."""
+
+
+class ProgressReporter(Protocol):
+    """Source of progress bars; the engine passes a rich-backed one, tests a silent one."""
+
+    def bar(self, description: str, total: int | None) -> Any:
+        """Return a context manager that yields a :class:`ProgressTask`."""
+
+
+class _SilentTask:
+    def update(self, completed: int) -> None:
+        del completed
+
+
+class SilentProgress:
+    """A progress reporter that shows nothing."""
+
+    @contextmanager
+    def bar(self, description: str, total: int | None) -> Iterator[ProgressTask]:
+        """Yield a bar that ignores updates."""
+        del description, total
+        yield _SilentTask()
+
+
+@dataclass
+class RunContext:
+    """What a scenario receives for one trial.
+
+    Attributes:
+        components: Opened components by group name (``executor``, ``storage``, ...).
+        seed: The run's seed; every random choice of the trial derives from it.
+        trial: Index of this trial within the job (0-based).
+        run_dir: Folder for this trial's records and plots; logged as artifacts.
+        progress: Where to show progress bars.
+        metrics: Metrics recorded so far (name → value).
+    """
+
+    components: Mapping[str, object]
+    seed: int
+    trial: int
+    run_dir: Path
+    progress: ProgressReporter = field(default_factory=SilentProgress)
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    def component(self, group: str, expected: type[T]) -> T:
+        """Return the opened component of ``group``, checked against a protocol or class."""
+        try:
+            value = self.components[group]
+        except KeyError:
+            raise LookupError(
+                f"this scenario needs a '{group}' component but the run has none"
+            ) from None
+        if not isinstance(value, expected):
+            raise TypeError(f"component '{group}' is a {type(value).__name__}, "
+                            f"not a {expected.__name__}")
+        return value
+
+    def log_metric(self, name: str, value: float) -> None:
+        """Record one scalar metric of this trial."""
+        self.metrics[name] = float(value)
+
+    def log_metrics(self, values: Mapping[str, float]) -> None:
+        """Record several scalar metrics of this trial."""
+        for name, value in values.items():
+            self.log_metric(name, value)
+
+    def write_records(self, name: str, rows: Iterable[Mapping[str, Any]]) -> Path:
+        """Write per-item records as JSON lines to ``<run_dir>/<name>.jsonl``."""
+        path = self.run_dir / f"{name}.jsonl"
+        with path.open("w", encoding="utf-8") as out:
+            for row in rows:
+                out.write(json.dumps(row, separators=(",", ":")))
+                out.write("\n")
+        return path
+
+
+@runtime_checkable
+class Scenario(Protocol):
+    """An experiment: runs one trial and records metrics, records and plots into the context."""
+
+    def run(self, ctx: RunContext) -> None:
+        """Run one trial."""
+
+
+class ScenarioConfig(ComponentConfig):
+    """Config of a scenario.
+
+    ``requires`` names the component groups it needs opened; ``headline_metrics`` are the
+    metrics the CLI's summary table shows.
+    """
+
+    requires: ClassVar[tuple[str, ...]] = ()
+    headline_metrics: ClassVar[tuple[str, ...]] = ()
+
+    def build(self) -> Scenario:
+        """Create the scenario."""
+        raise NotImplementedError

@@ -1,0 +1,57 @@
+"""Metrics of a set of task records: makespan, throughput, latency, scheduling overhead."""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Sequence
+
+import numpy as np
+
+from components.executors.taskpath import TaskHandle
+
+
+def ideal_makespan(tasks: Sequence[TaskHandle], workers: int) -> float:
+    """Makespan of a zero-overhead list schedule of the measured run times on ``workers``.
+
+    Tasks are taken in submission (topological) order; each starts when a worker is free and
+    its parents have ended.
+    """
+    free = [0.0] * workers
+    finish: dict[int, float] = {}
+    for task in tasks:
+        duration = max(0.0, task.end - task.start) if task.start else 0.0
+        ready = max((finish[p] for p in task.parents), default=0.0)
+        start = max(heapq.heappop(free), ready)
+        finish[task.task_id] = start + duration
+        heapq.heappush(free, start + duration)
+    return max(finish.values(), default=0.0)
+
+
+def task_metrics(tasks: Sequence[TaskHandle], workers: int) -> dict[str, float]:
+    """Summary metrics of one trial's tasks."""
+    if not tasks:
+        return {}
+    dispatched = np.array([t.dispatched for t in tasks if t.dispatched])
+    done = np.array([t.done for t in tasks])
+    makespan = float(done.max() - (dispatched.min() if dispatched.size else done.min()))
+    latency_ms = np.array([(t.done - t.dispatched) * 1e3 for t in tasks if t.dispatched])
+    p50, p95, p99 = (np.percentile(latency_ms, [50, 95, 99]) if latency_ms.size
+                     else (0.0, 0.0, 0.0))
+    ideal = ideal_makespan(tasks, workers)
+    attempts = sum(t.attempts for t in tasks)
+    return {
+        "tasks": float(len(tasks)),
+        "makespan_s": makespan,
+        "tasks_per_s": len(tasks) / makespan if makespan > 0 else 0.0,
+        "task_latency_p50_ms": float(p50),
+        "task_latency_p95_ms": float(p95),
+        "task_latency_p99_ms": float(p99),
+        "ideal_makespan_s": ideal,
+        "overhead_per_task_ms": (makespan - ideal) / len(tasks) * 1e3,
+        "tasks_failed": float(sum(not t.success for t in tasks)),
+        "task_attempts": float(attempts),
+        "tasks_retried": float(sum(t.attempts > 1 for t in tasks)),
+        "bytes_in": float(sum(t.bytes_in for t in tasks)),
+        "bytes_out": float(sum(t.bytes_out for t in tasks)),
+        "workers": float(workers),
+    }

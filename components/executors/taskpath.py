@@ -1,0 +1,306 @@
+"""Loom's task path: submit tasks to any executor with dependencies, retries and records.
+
+Fine-grained work goes through here, not through Prefect. A task's arguments may be other
+tasks' handles; it is dispatched once they all succeeded, with their values in their place.
+Each attempt runs :func:`execute_attempt` on the worker, which stamps start/end times and the
+worker id and decides (at execution, from a seeded hash) whether to inject a failure, so a
+retry of the same task can succeed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import queue
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from components.executors.base import LoomExecutor
+
+FailureKind = Literal["exception", "zero_division", "import_error"]
+
+
+class InjectedFailure(RuntimeError):
+    """The failure that failure injection raises for kind ``exception``."""
+
+
+class DependencyFailed(RuntimeError):
+    """A task did not run because a task it depends on failed."""
+
+
+@dataclass(frozen=True, slots=True)
+class FailureSpec:
+    """Inject a failure into a fraction ``rate`` of task attempts.
+
+    Whether attempt ``a`` of task ``t`` fails is a pure function of ``(seed, t, a)``, decided on
+    the worker when the attempt runs: runs are repeatable and retries can recover.
+    """
+
+    rate: float
+    kind: FailureKind
+    seed: int
+
+    def fails(self, task_id: int, attempt: int) -> bool:
+        """Whether this attempt of this task fails."""
+        digest = hashlib.blake2b(
+            f"{self.seed}:{task_id}:{attempt}".encode(), digest_size=8
+        ).digest()
+        return int.from_bytes(digest, "little") / 2.0**64 < self.rate
+
+    def raise_failure(self, task_id: int, attempt: int) -> None:
+        """Raise the configured kind of failure."""
+        if self.kind == "zero_division":
+            _ = 1 / (task_id - task_id)
+        if self.kind == "import_error":
+            import importlib
+
+            importlib.import_module("loom_injected_missing_module")
+        raise InjectedFailure(f"injected failure in task {task_id}, attempt {attempt}")
+
+
+_worker_prefix: tuple[int, str] = (-1, "")
+
+
+def _worker_id() -> str:
+    global _worker_prefix
+    pid = os.getpid()
+    if _worker_prefix[0] != pid:  # recomputed once per process
+        _worker_prefix = (pid, f"{socket.gethostname()}:{pid}")
+    return f"{_worker_prefix[1]}:{threading.current_thread().name}"
+
+
+AttemptResult = tuple[bool, Any, float, float, str]
+
+
+def execute_attempt(
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    task_id: int,
+    attempt: int,
+    failure: FailureSpec | None,
+) -> AttemptResult:
+    """Run one attempt of a task on a worker.
+
+    Returns:
+        ``(ok, value, start, end, worker)``; on failure ``value`` is ``(type, message)`` so that
+        unpicklable exceptions still travel back from process and Dask workers.
+    """
+    start = time.time()
+    try:
+        if failure is not None and failure.fails(task_id, attempt):
+            failure.raise_failure(task_id, attempt)
+        value = fn(*args)
+        ok = True
+    except Exception as exc:
+        value = (type(exc).__name__, str(exc))
+        ok = False
+    return ok, value, start, time.time(), _worker_id()
+
+
+def _nbytes(value: Any) -> int:
+    if isinstance(value, bytes | bytearray | memoryview):
+        return len(value)
+    return 0
+
+
+class TaskHandle:
+    """One task's state and record; pass it as an argument to make another task depend on it."""
+
+    __slots__ = (
+        "args", "attempts", "bytes_in", "bytes_out", "children", "created", "dispatched",
+        "done", "end", "error", "finished", "fn", "name", "parents", "pending", "start",
+        "success", "task_id", "value", "worker",
+    )
+
+    def __init__(self, task_id: int, name: str, fn: Callable[..., Any], args: tuple[Any, ...]):
+        self.task_id = task_id
+        self.name = name
+        self.fn = fn
+        self.args = args
+        self.parents: list[int] = []
+        self.children: list[TaskHandle] = []
+        self.pending = 0
+        self.attempts = 0
+        self.created = time.time()
+        self.dispatched = 0.0
+        self.start = 0.0
+        self.end = 0.0
+        self.done = 0.0
+        self.worker = ""
+        self.bytes_in = 0
+        self.bytes_out = 0
+        self.success = False
+        self.finished = False
+        self.error: tuple[str, str] | None = None
+        self.value: Any = None
+
+    def record(self) -> dict[str, Any]:
+        """The task's record: timestamps (Unix seconds), worker, bytes, outcome, attempts."""
+        return {
+            "task_id": self.task_id,
+            "name": self.name,
+            "parent_task_ids": self.parents,
+            "created_time": self.created,
+            "submit_time": self.dispatched,
+            "start_time": self.start,
+            "end_time": self.end,
+            "done_time": self.done,
+            "worker": self.worker,
+            "bytes_in": self.bytes_in,
+            "bytes_out": self.bytes_out,
+            "success": self.success,
+            "attempts": self.attempts,
+            "exception": None if self.error is None
+            else {"type": self.error[0], "message": self.error[1]},
+        }
+
+
+class TaskPath:
+    """Submits tasks to an executor and keeps their records.
+
+    Args:
+        executor: Where attempts run.
+        max_attempts: Attempts per task before it counts as failed (1 = no retries).
+        failure: Optional failure injection.
+    """
+
+    def __init__(
+        self, executor: LoomExecutor, *, max_attempts: int = 1, failure: FailureSpec | None = None
+    ) -> None:
+        self._executor = executor
+        self._max_attempts = max_attempts
+        self._failure = failure
+        self._lock = threading.Lock()
+        self._all_done = threading.Event()
+        self._all_done.set()
+        self._outstanding = 0
+        self.completed = 0
+        self.tasks: list[TaskHandle] = []
+        # Dispatches triggered from executor callbacks go through this thread: submitting from
+        # a pool's own callback thread can block it (process pool wake-up pipe, Dask loop).
+        self._queue: queue.SimpleQueue[TaskHandle | None] = queue.SimpleQueue()
+        self._dispatcher = threading.Thread(
+            target=self._dispatch_loop, name="loom-dispatch", daemon=True
+        )
+        self._dispatcher.start()
+
+    def submit(self, fn: Callable[..., Any], *args: Any, name: str = "task") -> TaskHandle:
+        """Submit ``fn(*args)``; handles among ``args`` become dependencies."""
+        handle = TaskHandle(len(self.tasks), name, fn, args)
+        failed_parent: TaskHandle | None = None
+        with self._lock:
+            self.tasks.append(handle)
+            self._outstanding += 1
+            self._all_done.clear()
+            for arg in args:
+                if isinstance(arg, TaskHandle):
+                    handle.parents.append(arg.task_id)
+                    if not arg.finished:
+                        arg.children.append(handle)
+                        handle.pending += 1
+                    elif not arg.success:
+                        failed_parent = arg
+        if failed_parent is not None:
+            handle.pending = 0
+            self._fail_dependency(handle, failed_parent)
+        elif handle.pending == 0:
+            self._dispatch(handle)
+        return handle
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until every submitted task finished; False on timeout."""
+        return self._all_done.wait(timeout)
+
+    def iter_progress(self, interval_s: float = 0.1) -> Iterator[int]:
+        """Yield the number of finished tasks every ``interval_s`` until all are finished."""
+        while not self._all_done.wait(interval_s):
+            yield self.completed
+        yield self.completed
+
+    def close(self) -> None:
+        """Stop the dispatcher thread."""
+        self._queue.put(None)
+        self._dispatcher.join()
+
+    def __enter__(self) -> TaskPath:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _dispatch_loop(self) -> None:
+        while (handle := self._queue.get()) is not None:
+            self._dispatch(handle)
+
+    def _dispatch(self, handle: TaskHandle) -> None:
+        args = handle.args
+        if handle.parents:
+            args = tuple(a.value if isinstance(a, TaskHandle) else a for a in args)
+        handle.attempts += 1
+        if handle.attempts == 1:
+            handle.bytes_in = sum(_nbytes(a) for a in args)
+            handle.dispatched = time.time()
+        try:
+            future = self._executor.submit(
+                execute_attempt, handle.fn, args, handle.task_id, handle.attempts, self._failure
+            )
+        except Exception as exc:  # executor shut down or broken
+            handle.error = (type(exc).__name__, str(exc))
+            self._finish(handle)
+            return
+        future.add_done_callback(lambda f, h=handle: self._attempt_done(h, f))
+
+    def _attempt_done(self, handle: TaskHandle, future: Future[AttemptResult]) -> None:
+        try:
+            ok, value, handle.start, handle.end, handle.worker = future.result()
+        except BaseException as exc:  # the worker died or the attempt was cancelled
+            ok, value = False, (type(exc).__name__, str(exc))
+        if not ok and handle.attempts < self._max_attempts:
+            self._queue.put(handle)
+            return
+        handle.done = time.time()
+        handle.success = ok
+        if ok:
+            handle.value = value
+            handle.bytes_out = _nbytes(value)
+        else:
+            handle.error = value
+        self._finish(handle)
+
+    def _fail_dependency(self, handle: TaskHandle, parent: TaskHandle) -> None:
+        handle.error = (DependencyFailed.__name__, f"parent task {parent.task_id} failed")
+        self._finish(handle)
+
+    def _finish(self, first: TaskHandle) -> None:
+        # Iterative: a failure propagates down a chain of any length without recursion.
+        work = [first]
+        while work:
+            handle = work.pop()
+            if not handle.done:
+                handle.done = time.time()
+            ready: list[TaskHandle] = []
+            with self._lock:
+                handle.finished = True
+                for child in handle.children:
+                    child.pending -= 1
+                    if child.error is not None:
+                        continue  # already failed through another parent
+                    if not handle.success:
+                        child.error = (
+                            DependencyFailed.__name__, f"parent task {handle.task_id} failed"
+                        )
+                        work.append(child)
+                    elif child.pending == 0:
+                        ready.append(child)
+                handle.children = []
+                self.completed += 1
+                self._outstanding -= 1
+                if self._outstanding == 0:
+                    self._all_done.set()
+            for child in ready:
+                self._queue.put(child)

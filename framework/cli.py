@@ -1,0 +1,248 @@
+"""``loom`` command line: run, show, list, report."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from framework.compose import Composer
+from framework.config import option_model
+from framework.errors import ConfigError, LoomError
+
+EPILOG = """examples:
+  loom run recipe=quickstart
+  loom run recipe=quickstart executor=process scenario.tasks=1000
+  loom run -m recipe=taps/structures executor=thread,process scenario.structure=bag,reduce
+  loom run -m recipe=taps/structures executor=thread,process resume=true
+  loom show recipe=taps/failures
+  loom list executor
+  loom report taps/structures --metrics tasks_per_s,overhead_per_task_ms
+"""
+
+out = Console()
+err = Console(stderr=True)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="loom", description="Declarative experiments: recipe → config → Prefect → MLflow.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="compose a config and run it",
+                         description="Compose conf/ + recipes/ + overrides with Hydra, validate, "
+                         "run as one Prefect flow and track in MLflow.",
+                         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    run.add_argument("-m", "--multirun", action="store_true",
+                     help="sweep: comma-separated values (a=1,2) give one job per combination")
+    run.add_argument("-v", "--verbose", action="store_true",
+                     help="show Prefect and MLflow log lines and tracebacks")
+    run.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                     help="recipe=<name|file.yaml>, group=option or dotted.key=value")
+    run.set_defaults(func=cmd_run)
+
+    show = sub.add_parser("show", help="print the resolved, validated config without running")
+    show.add_argument("-m", "--multirun", action="store_true", help="show every job of a sweep")
+    show.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
+    show.set_defaults(func=cmd_show)
+
+    lst = sub.add_parser("list", help="list config groups, their options and fields")
+    lst.add_argument("group", nargs="?", help="only this group (e.g. executor, recipe)")
+    lst.set_defaults(func=cmd_list)
+
+    report = sub.add_parser("report", help="compare a recipe's MLflow runs: table + plot")
+    report.add_argument("recipe", help="recipe name, e.g. quickstart or taps/structures")
+    report.add_argument("--metrics", help="comma-separated metrics (default: the scenario's "
+                        "headline metrics)")
+    report.add_argument("--tracking-uri", default="sqlite:///results/mlflow.db",
+                        help="MLflow tracking URI (default: %(default)s)")
+    report.add_argument("--out", default="results/reports", help="output folder")
+    report.set_defaults(func=cmd_report)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; return the exit status (2 for invalid input, 1 for failed runs)."""
+    args = _parser().parse_args(argv)
+    try:
+        status: int = args.func(args)
+        return status
+    except LoomError as exc:
+        err.print(f"[bold red]loom:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        err.print("loom: interrupted")
+        return 130
+
+
+def _jobs(args: argparse.Namespace) -> tuple[Composer, list[Any]]:
+    from framework.engine import Job
+
+    composer = Composer()
+    job_overrides = composer.expand(list(args.overrides), args.multirun)
+    # Every job is validated before anything starts.
+    jobs = [Job(i, overrides, composer.compose(overrides))
+            for i, overrides in enumerate(job_overrides)]
+    if len({j.config.recipe for j in jobs}) > 1:
+        raise ConfigError("a sweep runs one recipe at a time; run each recipe separately")
+    if len({j.config.root.tracking.uri for j in jobs}) > 1:
+        raise ConfigError("all jobs of a sweep must use one tracking.uri")
+    return composer, jobs
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """``loom run``."""
+    from framework.engine import run_invocation
+
+    composer, jobs = _jobs(args)
+    try:
+        inv = run_invocation(jobs, root=composer.root, sweep=args.multirun,
+                             cli_overrides=list(args.overrides), verbose=args.verbose,
+                             console=err)
+    except LoomError:
+        raise
+    except Exception as exc:
+        if args.verbose:
+            raise
+        raise LoomError(f"the run could not start: {type(exc).__name__}: {exc} "
+                        "(add -v for details)") from None
+    _print_summary(inv, jobs)
+    return 1 if any(r.status == "failed" for r in inv.results) else 0
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.4g}" if abs(value) < 1e5 else f"{value:.3e}"
+
+
+def _print_summary(inv: Any, jobs: list[Any]) -> None:
+    headline = list(jobs[0].config.scenario.headline_metrics) or sorted(
+        k for r in inv.results for k in r.metrics if not k.endswith("_std"))
+    if len(inv.results) == 1:
+        result = inv.results[0]
+        table = Table(title=f"{inv.recipe}: {result.job.label} "
+                      f"({result.job.config.root.repeats} trials)")
+        table.add_column("metric")
+        table.add_column("mean", justify="right")
+        table.add_column("std", justify="right")
+        for name in headline:
+            if name in result.metrics:
+                table.add_row(name, _fmt(result.metrics[name]),
+                              _fmt(result.metrics.get(f"{name}_std", 0.0)))
+    else:
+        table = Table(title=f"{inv.recipe}: sweep of {len(inv.results)} jobs (means)")
+        table.add_column("job")
+        table.add_column("status")
+        for name in headline:
+            table.add_column(name, justify="right")
+        for r in inv.results:
+            table.add_row(r.job.label, r.status,
+                          *(_fmt(r.metrics[n]) if n in r.metrics else "-" for n in headline))
+    out.print(table)
+    for r in inv.results:
+        if r.status == "failed":
+            out.print(f"[red]failed[/]: {r.job.label}: {r.error}", highlight=False)
+        elif r.status == "skipped":
+            out.print(f"skipped (resume; finished run {r.run_id}): {r.job.label}",
+                      highlight=False)
+    out.print(f"Results: {inv.run_dir}", highlight=False, soft_wrap=True)
+    out.print(f"MLflow:  mlflow ui --backend-store-uri {inv.tracking_uri} --port 5000   "
+              "then open http://127.0.0.1:5000", highlight=False, soft_wrap=True)
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    """``loom show``."""
+    _, jobs = _jobs(args)
+    for job in jobs:
+        if len(jobs) > 1:
+            out.print(f"# job {job.index}: {job.label}", highlight=False)
+        out.print(yaml.safe_dump(job.config.to_dict(), sort_keys=False).rstrip(),
+                  highlight=False, markup=False)
+    return 0
+
+
+def _default_options(composer: Composer) -> dict[str, str]:
+    data = yaml.safe_load((composer.conf_dir / "config.yaml").read_text())
+    defaults: dict[str, str] = {}
+    for entry in data.get("defaults", []):
+        if isinstance(entry, dict):
+            for key, value in entry.items():
+                defaults[str(key)] = str(value)
+    return defaults
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    """``loom list``."""
+    composer = Composer()
+    groups = [*composer.groups(), "recipe"]
+    if args.group and args.group not in groups:
+        raise ConfigError(f"no config group '{args.group}'; groups: {', '.join(groups)}")
+    defaults = _default_options(composer)
+    for group in [args.group] if args.group else groups:
+        if group == "recipe":
+            _list_recipes(composer)
+            continue
+        table = Table(title=f"{group} (default: {defaults.get(group, 'none')}; "
+                      f"choose with {group}=<option>)", title_justify="left", show_lines=False)
+        for column in ("option", "key", "default", "description"):
+            table.add_column(column, overflow="fold")
+        for option in composer.options(group):
+            path = composer.option_file(group, option)
+            values = yaml.safe_load(path.read_text()) if path else {}
+            kind = str(values.get("kind", option))
+            model = option_model(group, kind)
+            doc = (model.__doc__ or "").strip().splitlines()[0] if model.__doc__ else ""
+            table.add_row(f"[bold]{option}[/]", "", "", doc)
+            for name, info in model.model_fields.items():
+                if name == "kind":
+                    continue
+                if name in values:
+                    default = values[name]
+                elif info.is_required():
+                    default = "(required)"
+                else:
+                    default = info.get_default(call_default_factory=True)
+                    default = default.model_dump() if hasattr(default, "model_dump") else default
+                table.add_row("", name, _show(default), info.description or "")
+        out.print(table)
+    return 0
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={_show(v)}" for k, v in value.items())
+    return "null" if value is None else str(value)
+
+
+def _list_recipes(composer: Composer) -> None:
+    table = Table(title="recipe (run with recipe=<name>)", title_justify="left")
+    table.add_column("recipe")
+    table.add_column("description")
+    for name in composer.recipes():
+        try:
+            data = yaml.safe_load((composer.recipes_dir / f"{name}.yaml").read_text()) or {}
+        except (OSError, yaml.YAMLError):
+            data = {"description": "(unreadable)"}
+        table.add_row(name, str(data.get("description", "")))
+    out.print(table)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """``loom report``."""
+    from framework.report import make_report
+
+    metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
+    csv_path, png_path, table = make_report(args.recipe, args.tracking_uri, Path(args.out),
+                                            metrics)
+    out.print(table)
+    out.print(f"Table: {csv_path}\nPlot:  {png_path}", highlight=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,253 @@
+"""Hydra composition: ``conf/`` + ``recipes/`` + overrides → validated :class:`RunConfig`.
+
+Hydra's own errors are turned into one line each that names the key or option, the bad value
+and what is allowed. A recipe is ``recipe=<name>`` (``recipes/<name>.yaml``) or
+``recipe=<path to a .yaml file>``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from framework import registry
+from framework.config import (
+    TRACKING_OPTIONS,
+    RunConfig,
+    defaults_of,
+    suggest,
+    validate_run_config,
+)
+from framework.errors import ConfigError
+
+CONFIG_NAME = "config"
+
+
+def project_root() -> Path:
+    """Folder holding ``conf/`` and ``recipes/``: ``$LOOM_ROOT``, the cwd or a parent, else the
+    checkout this package was installed from."""
+    if env := os.environ.get("LOOM_ROOT"):
+        return Path(env).resolve()
+    here = Path.cwd().resolve()
+    for folder in (here, *here.parents):
+        if (folder / "conf" / f"{CONFIG_NAME}.yaml").is_file():
+            return folder
+    return Path(__file__).resolve().parents[1]
+
+
+class Composer:
+    """Composes and validates run configs from a project folder."""
+
+    def __init__(self, root: Path | None = None) -> None:
+        self.root = root or project_root()
+        self.conf_dir = self.root / "conf"
+        self.recipes_dir = self.root / "recipes"
+        if not (self.conf_dir / f"{CONFIG_NAME}.yaml").is_file():
+            raise ConfigError(f"no conf/{CONFIG_NAME}.yaml under {self.root}; run loom from a "
+                              "Loom project folder or set LOOM_ROOT")
+
+    # ----- the menu -------------------------------------------------------------------
+    def groups(self) -> list[str]:
+        """Config groups: folders of ``conf/`` plus registry groups."""
+        folders = {p.name for p in self.conf_dir.iterdir() if p.is_dir() and p.name != "recipe"}
+        return sorted(folders | set(registry.groups()))
+
+    def options(self, group: str) -> list[str]:
+        """Options of a group: its YAML files plus registered options without a file."""
+        if group == "recipe":
+            return self.recipes()
+        files = {p.stem for p in (self.conf_dir / group).glob("*.yaml")}
+        builtin = set(TRACKING_OPTIONS) if group == "tracking" else set(registry.options(group))
+        return sorted(files | builtin)
+
+    def option_file(self, group: str, option: str) -> Path | None:
+        """The YAML file of an option, if it has one."""
+        path = self.conf_dir / group / f"{option}.yaml"
+        return path if path.is_file() else None
+
+    def recipes(self) -> list[str]:
+        """Recipe names, e.g. ``quickstart`` or ``taps/failures``."""
+        return sorted(str(p.relative_to(self.recipes_dir).with_suffix(""))
+                      for p in self.recipes_dir.rglob("*.yaml"))
+
+    # ----- composing ------------------------------------------------------------------
+    def expand(self, overrides: list[str], multirun: bool) -> list[list[str]]:
+        """Split sweep overrides (``a=1,2 b=x,y``) into one override list per job."""
+        from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+        from hydra.errors import HydraException
+
+        try:
+            parsed = OverridesParser.create().parse_overrides(overrides)
+        except HydraException as exc:
+            raise ConfigError(_parse_problem(str(exc), overrides)) from None
+        sweeps = [o.input_line for o in parsed if o.is_sweep_override()]
+        if not multirun:
+            if sweeps:
+                raise ConfigError(f"{sweeps[0]} lists several values; add -m to sweep them")
+            return [overrides]
+        jobs: list[list[str]] = BasicSweeper.split_arguments(parsed, None)[0]
+        return jobs
+
+    def compose(self, overrides: list[str]) -> RunConfig:
+        """Compose one job's config and validate it."""
+        raw = self.compose_raw(overrides)
+        return validate_run_config(raw)
+
+    def compose_raw(self, overrides: list[str]) -> dict[str, Any]:
+        """Compose one job's config as plain data (not yet validated)."""
+        from omegaconf import OmegaConf
+        from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
+
+        name, overrides = self._recipe_override(overrides)
+        with self._recipe_search_path(name, overrides) as (recipe, final_overrides):
+            cfg = self._hydra_compose(final_overrides)
+        try:
+            raw = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+        except MissingMandatoryValue as exc:
+            raise ConfigError(f"missing required value '{exc.full_key}' "
+                              f"(set it: {exc.full_key}=...)", context=f"recipe={recipe}") from None
+        except OmegaConfBaseException as exc:
+            key = getattr(exc, "full_key", "") or "?"
+            raise ConfigError(f"{key}: {str(exc).splitlines()[0]}") from None
+        assert isinstance(raw, dict)
+        raw = {str(k): v for k, v in raw.items()}
+        raw["recipe"] = recipe
+        return raw
+
+    # ----- internals --------------------------------------------------------------------
+    @staticmethod
+    def _recipe_override(overrides: list[str]) -> tuple[str | None, list[str]]:
+        rest, name = [], None
+        for item in overrides:
+            if item.startswith("recipe="):
+                name = item.split("=", 1)[1]
+            else:
+                rest.append(item)
+        return name, rest
+
+    @contextmanager
+    def _recipe_search_path(
+        self, name: str | None, overrides: list[str]
+    ) -> Iterator[tuple[str, list[str]]]:
+        if not name:
+            yield "default", overrides
+            return
+        as_path = Path(name).expanduser()
+        if name.endswith((".yaml", ".yml")):
+            _check_recipe_file(as_path)
+            # A recipe outside the project: expose it to Hydra as recipe/<stem>.
+            tmp = Path(tempfile.mkdtemp(prefix="loom-recipe-"))
+            try:
+                (tmp / "recipe").mkdir()
+                shutil.copyfile(as_path, tmp / "recipe" / f"{as_path.stem}.yaml")
+                yield as_path.stem, [f"recipe={as_path.stem}",
+                                     f"hydra.searchpath=[file://{tmp}]", *overrides]
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+            return
+        path = self.recipes_dir / f"{name}.yaml"
+        if not path.is_file():
+            raise ConfigError(f"recipe={name}: no such recipe"
+                              f"{suggest(name, self.recipes(), list_siblings=False)}"
+                              f" (available: {', '.join(self.recipes())}; or give a .yaml path)")
+        _check_recipe_file(path)
+        yield name, [f"recipe={name}", *overrides]
+
+    def _hydra_compose(self, overrides: list[str]) -> Any:
+        from hydra import compose, initialize_config_dir
+        from hydra.errors import HydraException, MissingConfigException
+
+        self._store_registered_defaults()
+        try:
+            with initialize_config_dir(version_base="1.3", config_dir=str(self.conf_dir),
+                                       job_name="loom"):
+                return compose(config_name=CONFIG_NAME, overrides=overrides)
+        except MissingConfigException as exc:
+            raise ConfigError(self._missing_option_problem(str(exc))) from None
+        except HydraException as exc:
+            raise ConfigError(self._composition_problem(str(exc), overrides)) from None
+
+    def _store_registered_defaults(self) -> None:
+        """Offer registered options that have no YAML file, with their model's defaults."""
+        from hydra.core.config_store import ConfigStore
+
+        store = ConfigStore.instance()
+        for group in registry.groups():
+            for option in registry.options(group):
+                if self.option_file(group, option) is None:
+                    model = registry.config_model(group, option)
+                    store.store(group=group, name=option, node=defaults_of(model))
+
+    def _missing_option_problem(self, message: str) -> str:
+        found = re.search(r"Could not (?:find|load) '([^']+)'", message)
+        if not found:
+            return message.splitlines()[0]
+        group, _, option = found.group(1).rpartition("/")
+        if group == "recipe":
+            return f"recipe={option}: no such recipe (available: {', '.join(self.recipes())})"
+        if not group:
+            return f"no config group or option '{option}'"
+        valid = self.options(group)
+        if not valid:
+            return f"'{group}' is not a config group; groups: {', '.join(self.groups())}"
+        return (f"{group}={option}: no such option"
+                f"{suggest(option, valid, list_siblings=False)}"
+                f" (choose one of: {', '.join(valid)})")
+
+    def _composition_problem(self, message: str, overrides: list[str]) -> str:
+        found = re.search(r"Could not override '([^']+)'", message)
+        if found:
+            key = found.group(1)
+            others = [o for o in overrides if not o.split("=", 1)[0].lstrip("+~") == key]
+            known = _keys(self._hydra_compose(others)) if others != overrides else []
+            return f"unknown key '{key}'{suggest(key, known)}"
+        if "Error parsing override" in message or "mismatched input" in message:
+            return _parse_problem(message, overrides)
+        return message.strip().splitlines()[0]
+
+
+def _keys(cfg: Any, prefix: str = "") -> list[str]:
+    out: list[str] = []
+    if isinstance(cfg, Mapping) or hasattr(cfg, "items"):
+        for key, value in cfg.items():
+            out.append(f"{prefix}{key}")
+            if hasattr(value, "items"):
+                out += _keys(value, f"{prefix}{key}.")
+    return out
+
+
+def _parse_problem(message: str, overrides: list[str]) -> str:
+    found = re.search(r"Error parsing override '([^']*)'", message)
+    bad = found.group(1) if found else " ".join(overrides)
+    return f"cannot parse override '{bad}': expected key=value (e.g. scenario.tasks=100)"
+
+
+def _check_recipe_file(path: Path) -> None:
+    """Fail clearly on a recipe file that is missing, unreadable, not YAML or not a mapping."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"recipe file {path} does not exist") from None
+    except OSError as exc:
+        raise ConfigError(f"recipe file {path} cannot be read: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"recipe file {path} is not UTF-8 text") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"recipe file {path} is not valid YAML{where}: {problem}") from None
+    if data is not None and not isinstance(data, dict):
+        raise ConfigError(f"recipe file {path} must hold a mapping of keys, "
+                          f"not a {type(data).__name__}")

@@ -1,0 +1,233 @@
+"""The validated run config: the root keys, tracking, and one component config per group.
+
+Each group section is validated by the model its registry entry names (looked up by the
+section's ``kind``), so third-party options are validated exactly like built-in ones.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError, model_validator
+
+from components.base import ComponentConfig, LoomModel, ScenarioConfig
+from framework import registry
+from framework.errors import ConfigError
+
+
+class MlflowLocalTracking(LoomModel):
+    """MLflow with a local SQLite store (default; nothing to install)."""
+
+    kind: Literal["mlflow_local"] = "mlflow_local"
+    uri: str = Field("sqlite:///results/mlflow.db", description="MLflow tracking URI")
+    artifact_location: str | None = Field(
+        None, description="where new experiments keep artifacts (default <results_dir>/mlartifacts)"
+    )
+
+
+class MlflowServerTracking(LoomModel):
+    """A running MLflow tracking server."""
+
+    kind: Literal["mlflow_server"] = "mlflow_server"
+    uri: str = Field(pattern=r"^https?://\S+$", description="http(s)://host:port of the server")
+
+
+TrackingConfig = Annotated[MlflowLocalTracking | MlflowServerTracking, Field(discriminator="kind")]
+TRACKING_OPTIONS: dict[str, type[LoomModel]] = {
+    "mlflow_local": MlflowLocalTracking,
+    "mlflow_server": MlflowServerTracking,
+}
+
+
+class RootConfig(LoomModel):
+    """Keys at the top of every recipe."""
+
+    recipe: str = Field("default", description="recipe name (MLflow experiment)")
+    description: str = Field("", description="what this experiment shows")
+    seed: int = Field(0, ge=0, description="seed of every random choice in the run")
+    repeats: int = Field(1, ge=1, le=1000, description="trials per job")
+    retries: int = Field(0, ge=0, le=20, description="Prefect retries of a failed trial")
+    retry_delay_s: float = Field(0.0, ge=0.0, le=3600.0, description="delay between trial retries")
+    resume: bool = Field(False, description="skip jobs whose config already has a finished run")
+    results_dir: str = Field("results", description="where run folders and reports go")
+    tracking: TrackingConfig = Field(default_factory=MlflowLocalTracking)
+
+    @model_validator(mode="after")
+    def _delay_needs_retries(self) -> Self:
+        if self.retry_delay_s > 0 and self.retries == 0:
+            raise ValueError(f"retry_delay_s={self.retry_delay_s} has no effect with retries=0; "
+                             "set retries ≥ 1 or drop retry_delay_s")
+        return self
+
+
+# Keys that do not change what a job computes, so they do not enter its hash.
+_NOT_HASHED = ("resume", "tracking", "results_dir", "description")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """A fully validated job: root keys plus one component config per group."""
+
+    root: RootConfig
+    groups: Mapping[str, ComponentConfig]
+
+    @property
+    def scenario(self) -> ScenarioConfig:
+        """The scenario config (validation guarantees there is one)."""
+        scenario = self.groups["scenario"]
+        assert isinstance(scenario, ScenarioConfig)
+        return scenario
+
+    @property
+    def recipe(self) -> str:
+        """The recipe name."""
+        return self.root.recipe
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved config in the layout of the YAML files."""
+        out = self.root.model_dump(mode="json")
+        for group, cfg in self.groups.items():
+            out[group] = cfg.model_dump(mode="json")
+        return out
+
+    def flat(self) -> dict[str, str]:
+        """Dotted keys → values as strings (MLflow params)."""
+        return dict(_flatten(self.to_dict()))
+
+    def config_hash(self) -> str:
+        """Hash of what the job computes; equal hashes mean the same experiment."""
+        data = {k: v for k, v in self.to_dict().items() if k not in _NOT_HASHED}
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _flatten(data: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, str]]:
+    for key, value in data.items():
+        if isinstance(value, Mapping) and value:
+            yield from _flatten(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", json.dumps(value) if not isinstance(value, str) else value
+
+
+def option_model(group: str, name: str) -> type[BaseModel]:
+    """The config model of option ``name`` of ``group`` (built-in or registered)."""
+    if group == "tracking":
+        if name not in TRACKING_OPTIONS:
+            raise ConfigError(f"tracking.kind={name!r} is unknown; choose one of: "
+                              f"{', '.join(TRACKING_OPTIONS)}")
+        return TRACKING_OPTIONS[name]
+    return registry.config_model(group, name)
+
+
+def field_paths(model: type[BaseModel], prefix: str = "") -> list[str]:
+    """Every dotted key a model accepts, nested models included."""
+    paths: list[str] = []
+    for name, info in model.model_fields.items():
+        paths.append(prefix + name)
+        annotation = info.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            paths += field_paths(annotation, f"{prefix}{name}.")
+    return paths
+
+
+def suggest(key: str, candidates: list[str], *, list_siblings: bool = True) -> str:
+    """``; did you mean 'x'?`` for the closest candidate, else the valid keys at that level."""
+    close = difflib.get_close_matches(key, candidates, n=1, cutoff=0.6)
+    if close:
+        return f"; did you mean '{close[0]}'?"
+    if not list_siblings:
+        return ""
+    parent = key.rsplit(".", 1)[0] + "." if "." in key else ""
+    siblings = sorted({c for c in candidates if c.startswith(parent)
+                       and "." not in c[len(parent):]})
+    return f"; valid keys here: {', '.join(siblings)}" if siblings else ""
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def describe_errors(exc: ValidationError, model: type[BaseModel], prefix: str = "") -> list[str]:
+    """One line per pydantic error, naming the key, the bad value and what is allowed."""
+    known = field_paths(model, prefix)
+    lines = []
+    for err in exc.errors(include_url=False):
+        key = prefix + ".".join(str(part) for part in err["loc"])
+        key = key.rstrip(".")
+        kind = err["type"]
+        if kind == "extra_forbidden":
+            lines.append(f"unknown key '{key}'{suggest(key, known)}")
+        elif kind == "missing":
+            lines.append(f"missing required value '{key}'")
+        else:
+            message = err["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
+            if err["loc"]:
+                lines.append(f"{key}={_short(err['input'])}: {message}")
+            else:  # a cross-field rule of the whole section
+                lines.append(f"{key}: {message}" if key else message)
+    return lines
+
+
+def validate_run_config(raw: Mapping[str, Any]) -> RunConfig:
+    """Validate a composed config; raise :class:`ConfigError` listing every problem."""
+    problems: list[str] = []
+    root_raw: dict[str, Any] = {}
+    sections: dict[str, Any] = {}
+    known_groups = set(registry.groups())
+    for key, value in raw.items():
+        (sections if key in known_groups else root_raw)[key] = value
+    if "scenario" not in sections:
+        problems.append("missing required value 'scenario' (pick one: scenario=<option>)")
+
+    root: RootConfig | None = None
+    try:
+        root = RootConfig.model_validate(root_raw)
+    except ValidationError as exc:
+        for line in describe_errors(exc, RootConfig):
+            if line.startswith("unknown key '"):
+                key = line.split("'")[1]
+                line = f"unknown key '{key}'{suggest(key, sorted(known_groups | set(root_raw)))}"
+            problems.append(line)
+
+    groups: dict[str, ComponentConfig] = {}
+    for group, section in sections.items():
+        if section is None:
+            continue
+        if not isinstance(section, Mapping) or "kind" not in section:
+            problems.append(f"'{group}' must be a mapping with a 'kind' key "
+                            f"(one of: {', '.join(registry.options(group))})")
+            continue
+        try:
+            model = registry.config_model(group, str(section["kind"]))
+            groups[group] = model.model_validate(dict(section))
+        except ConfigError as exc:
+            problems += exc.problems
+        except ValidationError as exc:
+            problems += describe_errors(exc, model, f"{group}.")
+
+    scenario = groups.get("scenario")
+    if isinstance(scenario, ScenarioConfig):
+        for needed in scenario.requires:
+            if needed not in sections:
+                problems.append(f"scenario={scenario.kind} needs a '{needed}' component; "
+                                f"pick one: {needed}=<{'|'.join(registry.options(needed))}>")
+    if problems or root is None:
+        raise ConfigError(problems, context=f"recipe={raw.get('recipe', 'default')}")
+    return RunConfig(root, groups)
+
+
+def defaults_of(model: type[BaseModel]) -> dict[str, Any]:
+    """A model's defaults as plain data, with ``???`` (Hydra's MISSING) for required fields."""
+    out: dict[str, Any] = {}
+    for name, info in model.model_fields.items():
+        if info.is_required():
+            out[name] = "???"
+        else:
+            default = info.get_default(call_default_factory=True)
+            out[name] = TypeAdapter(Any).dump_python(default, mode="json")
+    return out
