@@ -25,7 +25,8 @@ EPILOG = """examples:
   loom report taps/structures --metrics tasks_per_s,overhead_per_task_ms
 """
 
-out = Console()
+# Wide tables stay readable when output goes to a file or a CI log.
+out = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True)
 
 
@@ -136,12 +137,14 @@ def _print_summary(inv: Any, jobs: list[Any]) -> None:
                               _fmt(result.metrics.get(f"{name}_std", 0.0)))
     else:
         table = Table(title=f"{inv.recipe}: sweep of {len(inv.results)} jobs (means)")
+        shared = set.intersection(*(set(r.job.overrides) for r in inv.results))
         table.add_column("job")
         table.add_column("status")
         for name in headline:
-            table.add_column(name, justify="right")
+            table.add_column(name.replace("task_latency_", "latency_"), justify="right")
         for r in inv.results:
-            table.add_row(r.job.label, r.status,
+            label = " ".join(o for o in r.job.overrides if o not in shared) or r.job.label
+            table.add_row(label, r.status,
                           *(_fmt(r.metrics[n]) if n in r.metrics else "-" for n in headline))
     out.print(table)
     for r in inv.results:

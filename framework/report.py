@@ -50,6 +50,11 @@ def make_report(recipe: str, uri: str, out_dir: Path,
     params = [c for c in runs.columns if c.startswith("params.")
               and c[len("params."):] not in _IGNORED_PARAMS
               and runs[c].astype(str).nunique() > 1]
+    # Component choices first: they are what a comparison is usually about.
+    params.sort(key=lambda c: (not c.endswith(".kind"), c))
+    # A key that only follows another (max_workers differs because the executor does) is noise.
+    params = [c for i, c in enumerate(params)
+              if not any(runs.groupby(p)[c].nunique(dropna=False).max() <= 1 for p in params[:i])]
     frame = runs[params].copy()
     frame.columns = [c[len("params."):] for c in params]
     if not params:
