@@ -157,7 +157,10 @@ def describe_errors(exc: ValidationError, model: type[BaseModel], prefix: str = 
     known = field_paths(model, prefix)
     lines = []
     for err in exc.errors(include_url=False):
-        key = prefix + ".".join(str(part) for part in err["loc"])
+        loc = [str(part) for part in err["loc"]]
+        if len(loc) > 1 and loc[0] == "tracking" and loc[1] in TRACKING_OPTIONS:
+            del loc[1]  # pydantic names the union member; users name the key
+        key = prefix + ".".join(loc)
         key = key.rstrip(".")
         kind = err["type"]
         if kind == "extra_forbidden":

@@ -1,0 +1,112 @@
+"""Shared fixtures: a quiet Prefect, a session-scoped Prefect test harness, a project folder."""
+
+from __future__ import annotations
+
+import os
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Before anything imports prefect.
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "CRITICAL")
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+os.environ["LOOM_ROOT"] = str(ROOT)
+
+
+@pytest.fixture(scope="session")
+def prefect_harness() -> Iterator[None]:
+    """One throwaway Prefect API for every engine test (starting one costs seconds)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Run in an empty folder: results/ and the MLflow store land there."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+PLUGIN_SOURCE = '''
+"""A third-party Loom plugin, installed only for the tests."""
+from concurrent.futures import ThreadPoolExecutor
+from typing import ClassVar, Literal
+
+from pydantic import Field
+
+from components.base import RunContext, ScenarioConfig
+from components.executors.base import ExecutorConfig
+
+ATTEMPTS = {"count": 0}
+
+
+class InlineExecutor(ThreadPoolExecutor):
+    def __init__(self, workers: int) -> None:
+        super().__init__(max_workers=workers)
+        self.workers = workers
+
+
+class InlineExecutorConfig(ExecutorConfig):
+    """One-thread executor from a plugin package."""
+
+    kind: Literal["inline"] = "inline"
+    workers: int = Field(1, ge=1, description="threads")
+
+    def build(self):
+        return InlineExecutor(self.workers)
+
+
+class FlakyScenarioConfig(ScenarioConfig):
+    """Fails its first ``fail_first`` attempts, then records a metric."""
+
+    kind: Literal["flaky"] = "flaky"
+    requires: ClassVar[tuple[str, ...]] = ()
+    fail_first: int = Field(1, ge=0)
+
+    def build(self):
+        return FlakyScenario(self.fail_first)
+
+
+class FlakyScenario:
+    def __init__(self, fail_first: int) -> None:
+        self.fail_first = fail_first
+
+    def run(self, ctx: RunContext) -> None:
+        ATTEMPTS["count"] += 1
+        if ATTEMPTS["count"] <= self.fail_first:
+            raise RuntimeError(f"flaky attempt {ATTEMPTS['count']}")
+        ctx.log_metric("attempts_seen", ATTEMPTS["count"])
+'''
+
+
+@pytest.fixture(scope="module")
+def plugin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Install a tiny plugin distribution (module + entry points) on sys.path."""
+    from framework import registry
+
+    site = tmp_path_factory.mktemp("site")
+    (site / "loom_demo_plugin.py").write_text(PLUGIN_SOURCE)
+    info = site / "loom_demo_plugin-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: loom-demo-plugin\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(textwrap.dedent("""
+        [loom.executor]
+        inline = loom_demo_plugin:InlineExecutorConfig
+
+        [loom.scenario]
+        flaky = loom_demo_plugin:FlakyScenarioConfig
+    """))
+    sys.path.insert(0, str(site))
+    registry.refresh()
+    yield "loom_demo_plugin"
+    sys.path.remove(str(site))
+    registry.refresh()

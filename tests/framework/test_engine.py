@@ -1,0 +1,124 @@
+"""End to end: loom run → Prefect flow → MLflow contents and run folders, read back."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from framework.cli import main
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
+
+URI = "sqlite:///results/mlflow.db"
+SMALL = ["scenario.tasks=20", "scenario.payload_bytes=64", "scenario.plots=true"]
+
+
+def _runs(experiment: str) -> pd.DataFrame:
+    mlflow.set_tracking_uri(URI)
+    return mlflow.search_runs(experiment_names=[experiment])
+
+
+def _artifacts(client: MlflowClient, run_id: str) -> set[str]:
+    return {a.path for a in client.list_artifacts(run_id)}
+
+
+def test_single_run_tracks_params_metrics_nested_trials_and_artifacts(workdir: Path) -> None:
+    assert main(["run", "recipe=quickstart", "repeats=2", *SMALL]) == 0
+    runs = _runs("quickstart")
+    jobs = runs[runs["tags.loom.run_type"] == "job"]
+    trials = runs[runs["tags.loom.run_type"] == "trial"]
+    assert len(jobs) == 1 and len(trials) == 2
+    job = jobs.iloc[0]
+    assert (trials["tags.mlflow.parentRunId"] == job["run_id"]).all()
+    assert job["status"] == "FINISHED"
+    assert job["params.scenario.tasks"] == "20"
+    assert job["params.executor.kind"] == "thread"
+    assert job["tags.recipe"] == "quickstart" and job["tags.scenario"] == "synthetic"
+    assert job["metrics.result_verified"] == 1.0
+    assert job["metrics.tasks"] == 20.0
+    assert "metrics.makespan_s_std" in runs
+    mean = trials["metrics.makespan_s"].mean()
+    assert job["metrics.makespan_s"] == pytest.approx(mean)
+
+    client = MlflowClient(URI)
+    assert {"config.yaml", "environment.json", "metrics.json"} <= _artifacts(client, job["run_id"])
+    assert {"tasks.jsonl", "timeline.png", "latency.png", "metrics.json"} <= _artifacts(
+        client, trials.iloc[0]["run_id"])
+
+    run_dir = Path(job["tags.loom.run_dir"])
+    assert run_dir.parent == Path("results/quickstart")
+    env = json.loads((run_dir / "environment.json").read_text())
+    assert env["cpu_count"] >= 1 and env["packages"]["prefect"]
+    records = (run_dir / "trial-000" / "tasks.jsonl").read_text().splitlines()
+    assert len(records) == 20
+    first = json.loads(records[0])
+    assert first["submit_time"] <= first["start_time"] <= first["end_time"] <= first["done_time"]
+    assert first["bytes_in"] == 64 and first["bytes_out"] == 64 and first["attempts"] == 1
+
+
+def test_sweep_makes_parent_with_a_child_per_job_and_resume_skips(workdir: Path) -> None:
+    sweep = ["run", "-m", "recipe=taps/structures", "executor=thread,process",
+             "scenario.tasks=10,20", "repeats=1", "scenario.plots=false"]
+    assert main(sweep) == 0
+    runs = _runs("taps/structures")
+    parents = runs[runs["tags.loom.run_type"] == "sweep"]
+    jobs = runs[runs["tags.loom.run_type"] == "job"]
+    assert len(parents) == 1 and len(jobs) == 4
+    assert (jobs["tags.mlflow.parentRunId"] == parents.iloc[0]["run_id"]).all()
+    assert set(zip(jobs["params.executor.kind"], jobs["params.scenario.tasks"],
+                   strict=True)) == {("thread", "10"), ("thread", "20"), ("process", "10"),
+                                     ("process", "20")}
+    assert (jobs["metrics.result_verified"] == 1.0).all()
+
+    # Resume: the four done jobs are skipped; only the two new ones run.
+    assert main([*sweep[:4], "scenario.tasks=10,20,30", *sweep[5:], "resume=true"]) == 0
+    jobs = _runs("taps/structures").query("`tags.loom.run_type` == 'job'")
+    assert len(jobs) == 6
+    assert sorted(jobs["params.scenario.tasks"]) == ["10", "10", "20", "20", "30", "30"]
+
+    # The report compares the jobs on what differs between them.
+    assert main(["report", "taps/structures", "--metrics", "tasks_per_s,makespan_s"]) == 0
+    table = pd.read_csv(workdir / "results/reports/taps_structures.csv")
+    assert len(table) == 6
+    assert {"executor.kind", "scenario.tasks", "tasks_per_s", "makespan_s_std"} <= set(table)
+    assert (workdir / "results/reports/taps_structures.png").stat().st_size > 10_000
+
+
+def test_trial_retries_recover_a_flaky_trial(workdir: Path, plugin: str) -> None:
+    import importlib
+
+    module = importlib.import_module(plugin)
+    module.ATTEMPTS["count"] = 0
+    assert main(["run", "scenario=flaky", "retries=2", "scenario.fail_first=1"]) == 0
+    runs = _runs("default")
+    job = runs[runs["tags.loom.run_type"] == "job"].iloc[0]
+    assert job["metrics.attempts_seen"] == 2.0
+    trials = runs[runs["tags.loom.run_type"] == "trial"]
+    assert sorted(trials["status"]) == ["FAILED", "FINISHED"]  # the failed attempt is kept
+
+
+def test_failed_trial_fails_the_job_with_a_message(
+    workdir: Path, plugin: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import importlib
+
+    importlib.import_module(plugin).ATTEMPTS["count"] = 0
+    assert main(["run", "scenario=flaky", "scenario.fail_first=5"]) == 1
+    out = capsys.readouterr().out
+    assert "RuntimeError: flaky attempt 1" in out
+    job = _runs("default").query("`tags.loom.run_type` == 'job'").iloc[0]
+    assert job["status"] == "FAILED"
+
+
+def test_plugin_executor_runs_a_real_scenario(workdir: Path, plugin: str) -> None:
+    assert main(["run", "executor=inline", "executor.workers=2", *SMALL,
+                 "scenario.plots=false"]) == 0
+    job = _runs("default").query("`tags.loom.run_type` == 'job'").iloc[0]
+    assert job["params.executor.kind"] == "inline"
+    assert job["metrics.result_verified"] == 1.0
+    assert job["metrics.workers"] == 2.0

@@ -1,0 +1,94 @@
+"""Bad input → one clear message naming the field, the value and what is allowed; exit 2."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from framework.cli import main
+from framework.compose import Composer
+from framework.errors import ConfigError
+
+BAD = [
+    # (overrides, fragments the message must contain)
+    (["executor=foo"], ["executor=foo", "no such option", "dask, process, thread"]),
+    (["scenario=nope"], ["scenario=nope", "synthetic"]),
+    (["scenario.taks=5"], ["unknown key 'scenario.taks'", "did you mean 'scenario.tasks'"]),
+    (["+scenario.taks=5"], ["unknown key 'scenario.taks'", "scenario.tasks"]),
+    (["executor.max_wrkers=3"], ["executor.max_wrkers", "executor.max_workers"]),
+    (["scenario.tasks=abc"], ["scenario.tasks='abc'", "valid integer"]),
+    (["scenario.tasks=0"], ["scenario.tasks=0", "greater than or equal to 1"]),
+    (["scenario.failures.rate=1.5"], ["scenario.failures.rate=1.5", "less than or equal to 1"]),
+    (["scenario.structure=star"], ["'bag', 'diamond', 'reduce' or 'sequential'"]),
+    (["repeats=0"], ["repeats=0", "greater than or equal to 1"]),
+    (["retry_delay_s=5"], ["retry_delay_s=5.0", "retries=0"]),
+    (["executor=dask", "executor.address=tcp://127.0.0.1:8786", "executor.n_workers=2"],
+     ["executor", "existing cluster", "n_workers"]),
+    (["scenario.tasks=1000000", "scenario.payload_bytes=1000000"], ["GiB", "payload_bytes"]),
+    (["tracking=mlflow_server"], ["missing required value 'tracking.uri'"]),
+    (["tracking=mlflow_server", "tracking.uri=ftp://x"], ["tracking.uri='ftp://x'"]),
+    (["recipe=no/such"], ["recipe=no/such", "no such recipe", "quickstart"]),
+    (["recipe=/nonexistent/r.yaml"], ["/nonexistent/r.yaml", "does not exist"]),
+    (["tasks"], ["cannot parse override 'tasks'", "key=value"]),
+    (["scenario.tasks=1,2"], ["add -m"]),
+    (["seedz=3"], ["unknown key", "seed"]),
+]
+
+
+@pytest.mark.parametrize(("overrides", "fragments"), BAD, ids=[" ".join(b[0]) for b in BAD])
+def test_bad_input_is_reported_clearly(overrides: list[str], fragments: list[str]) -> None:
+    composer = Composer()
+    with pytest.raises(ConfigError) as caught:
+        for job in composer.expand(overrides, multirun=False):
+            composer.compose(job)
+    message = str(caught.value)
+    for fragment in fragments:
+        assert fragment in message, message
+    assert "Traceback" not in message
+
+
+@pytest.mark.parametrize("content,fragment", [
+    ("scenario:\n  tasks: [1\n", "not valid YAML at line 3"),
+    ("- a\n- b\n", "must hold a mapping"),
+    ("# @package _global_\nscenario:\n  tsks: 4\n", "did you mean 'scenario.tasks'"),
+    ("# @package _global_\nscenario:\n  tasks: -4\n", "scenario.tasks=-4"),
+])
+def test_bad_recipe_files(tmp_path: Path, content: str, fragment: str) -> None:
+    recipe = tmp_path / "mine.yaml"
+    recipe.write_text(content)
+    with pytest.raises(ConfigError, match=fragment.replace("[", r"\[")):
+        Composer().compose([f"recipe={recipe}"])
+
+
+def test_unreadable_recipe_file(tmp_path: Path) -> None:
+    recipe = tmp_path / "locked.yaml"
+    recipe.write_bytes(b"\xff\xfe\x00bad")
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        Composer().compose([f"recipe={recipe}"])
+
+
+def test_cli_exits_2_and_writes_nothing(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    status = main(["run", "recipe=quickstart", "scenario.tasks=-3"])
+    assert status == 2
+    err = capsys.readouterr().err
+    assert "scenario.tasks=-3" in err and "Traceback" not in err
+    assert not (workdir / "results").exists()  # no MLflow store, no run folder
+
+
+def test_sweep_validates_every_job_before_starting(workdir: Path) -> None:
+    status = main(["run", "-m", "scenario.tasks=10,-1"])
+    assert status == 2
+    assert not (workdir / "results").exists()
+
+
+def test_user_recipe_file_is_composed(tmp_path: Path) -> None:
+    recipe = tmp_path / "my_exp.yaml"
+    recipe.write_text("# @package _global_\ndefaults:\n  - override /executor: process\n"
+                      "repeats: 2\nscenario:\n  tasks: 7\n")
+    cfg = Composer().compose([f"recipe={recipe}", "scenario.structure=reduce"])
+    assert cfg.recipe == "my_exp"
+    assert cfg.groups["executor"].kind == "process"
+    assert cfg.root.repeats == 2
+    assert cfg.to_dict()["scenario"]["tasks"] == 7
+    assert cfg.to_dict()["scenario"]["structure"] == "reduce"
