@@ -78,6 +78,7 @@ class RunContext:
         run_dir: Folder for this trial's records and plots; logged as artifacts.
         progress: Where to show progress bars.
         metrics: Metrics recorded so far (name → value).
+
     """
 
     components: Mapping[str, object]
@@ -96,8 +97,9 @@ class RunContext:
                 f"this scenario needs a '{group}' component but the run has none"
             ) from None
         if not isinstance(value, expected):
-            raise TypeError(f"component '{group}' is a {type(value).__name__}, "
-                            f"not a {expected.__name__}")
+            raise TypeError(
+                f"component '{group}' is a {type(value).__name__}, not a {expected.__name__}"
+            )
         return value
 
     def log_metric(self, name: str, value: float) -> None:

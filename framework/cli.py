@@ -32,20 +32,39 @@ err = Console(stderr=True)
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="loom", description="Declarative experiments: recipe → config → Prefect → MLflow.",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+        prog="loom",
+        description="Declarative experiments: recipe → config → Prefect → MLflow.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run = sub.add_parser("run", help="compose a config and run it",
-                         description="Compose conf/ + recipes/ + overrides with Hydra, validate, "
-                         "run as one Prefect flow and track in MLflow.",
-                         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    run.add_argument("-m", "--multirun", action="store_true",
-                     help="sweep: comma-separated values (a=1,2) give one job per combination")
-    run.add_argument("-v", "--verbose", action="store_true",
-                     help="show Prefect and MLflow log lines and tracebacks")
-    run.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
-                     help="recipe=<name|file.yaml>, group=option or dotted.key=value")
+    run = sub.add_parser(
+        "run",
+        help="compose a config and run it",
+        description="Compose conf/ + recipes/ + overrides with Hydra, validate, "
+        "run as one Prefect flow and track in MLflow.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run.add_argument(
+        "-m",
+        "--multirun",
+        action="store_true",
+        help="sweep: comma-separated values (a=1,2) give one job per combination",
+    )
+    run.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="show Prefect and MLflow log lines and tracebacks",
+    )
+    run.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="KEY=VALUE",
+        help="recipe=<name|file.yaml>, group=option or dotted.key=value",
+    )
     run.set_defaults(func=cmd_run)
 
     show = sub.add_parser("show", help="print the resolved, validated config without running")
@@ -59,10 +78,14 @@ def _parser() -> argparse.ArgumentParser:
 
     report = sub.add_parser("report", help="compare a recipe's MLflow runs: table + plot")
     report.add_argument("recipe", help="recipe name, e.g. quickstart or taps/structures")
-    report.add_argument("--metrics", help="comma-separated metrics (default: the scenario's "
-                        "headline metrics)")
-    report.add_argument("--tracking-uri", default="sqlite:///results/mlflow.db",
-                        help="MLflow tracking URI (default: %(default)s)")
+    report.add_argument(
+        "--metrics", help="comma-separated metrics (default: the scenario's headline metrics)"
+    )
+    report.add_argument(
+        "--tracking-uri",
+        default="sqlite:///results/mlflow.db",
+        help="MLflow tracking URI (default: %(default)s)",
+    )
     report.add_argument("--out", default="results/reports", help="output folder")
     report.set_defaults(func=cmd_report)
     return parser
@@ -88,8 +111,9 @@ def _jobs(args: argparse.Namespace) -> tuple[Composer, list[Any]]:
     composer = Composer()
     job_overrides = composer.expand(list(args.overrides), args.multirun)
     # Every job is validated before anything starts.
-    jobs = [Job(i, overrides, composer.compose(overrides))
-            for i, overrides in enumerate(job_overrides)]
+    jobs = [
+        Job(i, overrides, composer.compose(overrides)) for i, overrides in enumerate(job_overrides)
+    ]
     if len({j.config.recipe for j in jobs}) > 1:
         raise ConfigError("a sweep runs one recipe at a time; run each recipe separately")
     if len({j.config.root.tracking.uri for j in jobs}) > 1:
@@ -103,16 +127,22 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     composer, jobs = _jobs(args)
     try:
-        inv = run_invocation(jobs, root=composer.root, sweep=args.multirun,
-                             cli_overrides=list(args.overrides), verbose=args.verbose,
-                             console=err)
+        inv = run_invocation(
+            jobs,
+            root=composer.root,
+            sweep=args.multirun,
+            cli_overrides=list(args.overrides),
+            verbose=args.verbose,
+            console=err,
+        )
     except LoomError:
         raise
     except Exception as exc:
         if args.verbose:
             raise
-        raise LoomError(f"the run could not start: {type(exc).__name__}: {exc} "
-                        "(add -v for details)") from None
+        raise LoomError(
+            f"the run could not start: {type(exc).__name__}: {exc} (add -v for details)"
+        ) from None
     _print_summary(inv, jobs)
     return 1 if any(r.status == "failed" for r in inv.results) else 0
 
@@ -123,18 +153,21 @@ def _fmt(value: float) -> str:
 
 def _print_summary(inv: Any, jobs: list[Any]) -> None:
     headline = list(jobs[0].config.scenario.headline_metrics) or sorted(
-        k for r in inv.results for k in r.metrics if not k.endswith("_std"))
+        k for r in inv.results for k in r.metrics if not k.endswith("_std")
+    )
     if len(inv.results) == 1:
         result = inv.results[0]
-        table = Table(title=f"{inv.recipe}: {result.job.label} "
-                      f"({result.job.config.root.repeats} trials)")
+        table = Table(
+            title=f"{inv.recipe}: {result.job.label} ({result.job.config.root.repeats} trials)"
+        )
         table.add_column("metric")
         table.add_column("mean", justify="right")
         table.add_column("std", justify="right")
         for name in headline:
             if name in result.metrics:
-                table.add_row(name, _fmt(result.metrics[name]),
-                              _fmt(result.metrics.get(f"{name}_std", 0.0)))
+                table.add_row(
+                    name, _fmt(result.metrics[name]), _fmt(result.metrics.get(f"{name}_std", 0.0))
+                )
     else:
         table = Table(title=f"{inv.recipe}: sweep of {len(inv.results)} jobs (means)")
         shared = set.intersection(*(set(r.job.overrides) for r in inv.results))
@@ -144,18 +177,22 @@ def _print_summary(inv: Any, jobs: list[Any]) -> None:
             table.add_column(name.replace("task_latency_", "latency_"), justify="right")
         for r in inv.results:
             label = " ".join(o for o in r.job.overrides if o not in shared) or r.job.label
-            table.add_row(label, r.status,
-                          *(_fmt(r.metrics[n]) if n in r.metrics else "-" for n in headline))
+            table.add_row(
+                label, r.status, *(_fmt(r.metrics[n]) if n in r.metrics else "-" for n in headline)
+            )
     out.print(table)
     for r in inv.results:
         if r.status == "failed":
             out.print(f"[red]failed[/]: {r.job.label}: {r.error}", highlight=False)
         elif r.status == "skipped":
-            out.print(f"skipped (resume; finished run {r.run_id}): {r.job.label}",
-                      highlight=False)
+            out.print(f"skipped (resume; finished run {r.run_id}): {r.job.label}", highlight=False)
     out.print(f"Results: {inv.run_dir}", highlight=False, soft_wrap=True)
-    out.print(f"MLflow:  mlflow ui --backend-store-uri {inv.tracking_uri} --port 5000   "
-              "then open http://127.0.0.1:5000", highlight=False, soft_wrap=True)
+    out.print(
+        f"MLflow:  mlflow ui --backend-store-uri {inv.tracking_uri} --port 5000   "
+        "then open http://127.0.0.1:5000",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -164,8 +201,11 @@ def cmd_show(args: argparse.Namespace) -> int:
     for job in jobs:
         if len(jobs) > 1:
             out.print(f"# job {job.index}: {job.label}", highlight=False)
-        out.print(yaml.safe_dump(job.config.to_dict(), sort_keys=False).rstrip(),
-                  highlight=False, markup=False)
+        out.print(
+            yaml.safe_dump(job.config.to_dict(), sort_keys=False).rstrip(),
+            highlight=False,
+            markup=False,
+        )
     return 0
 
 
@@ -190,8 +230,11 @@ def cmd_list(args: argparse.Namespace) -> int:
         if group == "recipe":
             _list_recipes(composer)
             continue
-        table = Table(title=f"{group} (default: {defaults.get(group, 'none')}; "
-                      f"choose with {group}=<option>)", title_justify="left", show_lines=False)
+        table = Table(
+            title=f"{group} (default: {defaults.get(group, 'none')}; choose with {group}=<option>)",
+            title_justify="left",
+            show_lines=False,
+        )
         for column in ("option", "key", "default", "description"):
             table.add_column(column, overflow="fold")
         for option in composer.options(group):
@@ -240,8 +283,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from framework.report import make_report
 
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
-    csv_path, png_path, table = make_report(args.recipe, args.tracking_uri, Path(args.out),
-                                            metrics)
+    csv_path, png_path, table = make_report(args.recipe, args.tracking_uri, Path(args.out), metrics)
     out.print(table)
     out.print(f"Table: {csv_path}\nPlot:  {png_path}", highlight=False)
     return 0

@@ -32,8 +32,11 @@ CONFIG_NAME = "config"
 
 
 def project_root() -> Path:
-    """Folder holding ``conf/`` and ``recipes/``: ``$LOOM_ROOT``, the cwd or a parent, else the
-    checkout this package was installed from."""
+    """Find the folder holding ``conf/`` and ``recipes/``.
+
+    Looks at ``$LOOM_ROOT``, then the cwd and its parents, else the checkout this package was
+    installed from.
+    """
     if env := os.environ.get("LOOM_ROOT"):
         return Path(env).resolve()
     here = Path.cwd().resolve()
@@ -51,8 +54,10 @@ class Composer:
         self.conf_dir = self.root / "conf"
         self.recipes_dir = self.root / "recipes"
         if not (self.conf_dir / f"{CONFIG_NAME}.yaml").is_file():
-            raise ConfigError(f"no conf/{CONFIG_NAME}.yaml under {self.root}; run loom from a "
-                              "Loom project folder or set LOOM_ROOT")
+            raise ConfigError(
+                f"no conf/{CONFIG_NAME}.yaml under {self.root}; run loom from a "
+                "Loom project folder or set LOOM_ROOT"
+            )
 
     # ----- the menu -------------------------------------------------------------------
     def groups(self) -> list[str]:
@@ -75,8 +80,10 @@ class Composer:
 
     def recipes(self) -> list[str]:
         """Recipe names, e.g. ``quickstart`` or ``taps/failures``."""
-        return sorted(str(p.relative_to(self.recipes_dir).with_suffix(""))
-                      for p in self.recipes_dir.rglob("*.yaml"))
+        return sorted(
+            str(p.relative_to(self.recipes_dir).with_suffix(""))
+            for p in self.recipes_dir.rglob("*.yaml")
+        )
 
     # ----- composing ------------------------------------------------------------------
     def expand(self, overrides: list[str], multirun: bool) -> list[list[str]]:
@@ -113,15 +120,17 @@ class Composer:
         try:
             raw = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
         except MissingMandatoryValue as exc:
-            raise ConfigError(f"missing required value '{exc.full_key}' "
-                              f"(set it: {exc.full_key}=...)", context=f"recipe={recipe}") from None
+            raise ConfigError(
+                f"missing required value '{exc.full_key}' (set it: {exc.full_key}=...)",
+                context=f"recipe={recipe}",
+            ) from None
         except OmegaConfBaseException as exc:
             key = getattr(exc, "full_key", "") or "?"
             raise ConfigError(f"{key}: {str(exc).splitlines()[0]}") from None
         assert isinstance(raw, dict)
-        raw = {str(k): v for k, v in raw.items()}
-        raw["recipe"] = recipe
-        return raw
+        composed: dict[str, Any] = {str(k): v for k, v in raw.items()}
+        composed["recipe"] = recipe
+        return composed
 
     # ----- internals --------------------------------------------------------------------
     @staticmethod
@@ -149,16 +158,20 @@ class Composer:
             try:
                 (tmp / "recipe").mkdir()
                 shutil.copyfile(as_path, tmp / "recipe" / f"{as_path.stem}.yaml")
-                yield as_path.stem, [f"recipe={as_path.stem}",
-                                     f"hydra.searchpath=[file://{tmp}]", *overrides]
+                yield (
+                    as_path.stem,
+                    [f"recipe={as_path.stem}", f"hydra.searchpath=[file://{tmp}]", *overrides],
+                )
             finally:
                 shutil.rmtree(tmp, ignore_errors=True)
             return
         path = self.recipes_dir / f"{name}.yaml"
         if not path.is_file():
-            raise ConfigError(f"recipe={name}: no such recipe"
-                              f"{suggest(name, self.recipes(), list_siblings=False)}"
-                              f" (available: {', '.join(self.recipes())}; or give a .yaml path)")
+            raise ConfigError(
+                f"recipe={name}: no such recipe"
+                f"{suggest(name, self.recipes(), list_siblings=False)}"
+                f" (available: {', '.join(self.recipes())}; or give a .yaml path)"
+            )
         _check_recipe_file(path)
         yield name, [f"recipe={name}", *overrides]
 
@@ -168,8 +181,9 @@ class Composer:
 
         self._store_registered_defaults()
         try:
-            with initialize_config_dir(version_base="1.3", config_dir=str(self.conf_dir),
-                                       job_name="loom"):
+            with initialize_config_dir(
+                version_base="1.3", config_dir=str(self.conf_dir), job_name="loom"
+            ):
                 return compose(config_name=CONFIG_NAME, overrides=overrides)
         except MissingConfigException as exc:
             raise ConfigError(self._missing_option_problem(str(exc))) from None
@@ -199,15 +213,17 @@ class Composer:
         valid = self.options(group)
         if not valid:
             return f"'{group}' is not a config group; groups: {', '.join(self.groups())}"
-        return (f"{group}={option}: no such option"
-                f"{suggest(option, valid, list_siblings=False)}"
-                f" (choose one of: {', '.join(valid)})")
+        return (
+            f"{group}={option}: no such option"
+            f"{suggest(option, valid, list_siblings=False)}"
+            f" (choose one of: {', '.join(valid)})"
+        )
 
     def _composition_problem(self, message: str, overrides: list[str]) -> str:
         found = re.search(r"Could not override '([^']+)'", message)
         if found:
             key = found.group(1)
-            others = [o for o in overrides if not o.split("=", 1)[0].lstrip("+~") == key]
+            others = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") != key]
             known = _keys(self._hydra_compose(others)) if others != overrides else []
             return f"unknown key '{key}'{suggest(key, known)}"
         if "Error parsing override" in message or "mismatched input" in message:
@@ -249,5 +265,6 @@ def _check_recipe_file(path: Path) -> None:
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ConfigError(f"recipe file {path} is not valid YAML{where}: {problem}") from None
     if data is not None and not isinstance(data, dict):
-        raise ConfigError(f"recipe file {path} must hold a mapping of keys, "
-                          f"not a {type(data).__name__}")
+        raise ConfigError(
+            f"recipe file {path} must hold a mapping of keys, not a {type(data).__name__}"
+        )

@@ -60,8 +60,10 @@ class RootConfig(LoomModel):
     @model_validator(mode="after")
     def _delay_needs_retries(self) -> Self:
         if self.retry_delay_s > 0 and self.retries == 0:
-            raise ValueError(f"retry_delay_s={self.retry_delay_s} has no effect with retries=0; "
-                             "set retries ≥ 1 or drop retry_delay_s")
+            raise ValueError(
+                f"retry_delay_s={self.retry_delay_s} has no effect with retries=0; "
+                "set retries ≥ 1 or drop retry_delay_s"
+            )
         return self
 
 
@@ -117,8 +119,9 @@ def option_model(group: str, name: str) -> type[BaseModel]:
     """The config model of option ``name`` of ``group`` (built-in or registered)."""
     if group == "tracking":
         if name not in TRACKING_OPTIONS:
-            raise ConfigError(f"tracking.kind={name!r} is unknown; choose one of: "
-                              f"{', '.join(TRACKING_OPTIONS)}")
+            raise ConfigError(
+                f"tracking.kind={name!r} is unknown; choose one of: {', '.join(TRACKING_OPTIONS)}"
+            )
         return TRACKING_OPTIONS[name]
     return registry.config_model(group, name)
 
@@ -142,8 +145,9 @@ def suggest(key: str, candidates: list[str], *, list_siblings: bool = True) -> s
     if not list_siblings:
         return ""
     parent = key.rsplit(".", 1)[0] + "." if "." in key else ""
-    siblings = sorted({c for c in candidates if c.startswith(parent)
-                       and "." not in c[len(parent):]})
+    siblings = sorted(
+        {c for c in candidates if c.startswith(parent) and "." not in c[len(parent) :]}
+    )
     return f"; valid keys here: {', '.join(siblings)}" if siblings else ""
 
 
@@ -202,8 +206,10 @@ def validate_run_config(raw: Mapping[str, Any]) -> RunConfig:
         if section is None:
             continue
         if not isinstance(section, Mapping) or "kind" not in section:
-            problems.append(f"'{group}' must be a mapping with a 'kind' key "
-                            f"(one of: {', '.join(registry.options(group))})")
+            problems.append(
+                f"'{group}' must be a mapping with a 'kind' key "
+                f"(one of: {', '.join(registry.options(group))})"
+            )
             continue
         try:
             model = registry.config_model(group, str(section["kind"]))
@@ -217,8 +223,10 @@ def validate_run_config(raw: Mapping[str, Any]) -> RunConfig:
     if isinstance(scenario, ScenarioConfig):
         for needed in scenario.requires:
             if needed not in sections:
-                problems.append(f"scenario={scenario.kind} needs a '{needed}' component; "
-                                f"pick one: {needed}=<{'|'.join(registry.options(needed))}>")
+                problems.append(
+                    f"scenario={scenario.kind} needs a '{needed}' component; "
+                    f"pick one: {needed}=<{'|'.join(registry.options(needed))}>"
+                )
     if problems or root is None:
         raise ConfigError(problems, context=f"recipe={raw.get('recipe', 'default')}")
     return RunConfig(root, groups)

@@ -1,5 +1,6 @@
-"""The Prefect flow: one flow run per ``loom run``; per job setup → trial × repeats → teardown →
-report as Prefect tasks. The only module that talks to Prefect.
+"""The Prefect flow: one flow run per ``loom run``, stages as Prefect tasks.
+
+Per job: setup → trial × repeats → teardown → report. The only module that talks to Prefect.
 
 Fine-grained work (tasks, chunks, events) runs on the component's own fast path inside a trial;
 Prefect sees stages and trials only.
@@ -11,7 +12,7 @@ import os
 import shutil
 import statistics
 import time
-from contextlib import ExitStack
+from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,8 +88,11 @@ def aggregate(trials: list[dict[str, float]]) -> dict[str, float]:
 
 
 class _Session:
-    """A job's live state between its stages (deliberately not a dataclass: Prefect walks
-    dataclass parameters, and this holds open components)."""
+    """A job's live state between its stages.
+
+    Deliberately not a dataclass: Prefect walks dataclass parameters, and this holds open
+    components.
+    """
 
     def __init__(self, job: Job, run_dir: Path, run_id: str) -> None:
         self.job = job
@@ -127,6 +131,7 @@ def run_invocation(
     configure_prefect(verbose)
     from prefect import flow, tags, task
     from prefect.cache_policies import NO_CACHE
+
     timings["import_prefect_s"] = time.perf_counter() - started
 
     mark = time.perf_counter()
@@ -152,11 +157,19 @@ def run_invocation(
         cfg = job.config
         job_dir = invocation_dir / f"job-{index:03d}" if sweep else invocation_dir
         job_dir.mkdir(parents=True, exist_ok=True)
-        run_id = tracker.start_run(experiment_id, job.label, {
-            **base_tags, "scenario": cfg.scenario.kind, "loom.run_type": "job",
-            "loom.config_hash": cfg.config_hash(), "loom.overrides": " ".join(job.overrides),
-            "loom.run_dir": str(job_dir),
-        }, parent_id=parent_run_id)
+        run_id = tracker.start_run(
+            experiment_id,
+            job.label,
+            {
+                **base_tags,
+                "scenario": cfg.scenario.kind,
+                "loom.run_type": "job",
+                "loom.config_hash": cfg.config_hash(),
+                "loom.overrides": " ".join(job.overrides),
+                "loom.run_dir": str(job_dir),
+            },
+            parent_id=parent_run_id,
+        )
         session = sessions[index] = _Session(job, job_dir, run_id)
         tracker.log_params(run_id, cfg.flat())
         write_yaml(job_dir / "config.yaml", cfg.to_dict())
@@ -164,9 +177,9 @@ def run_invocation(
         (job_dir / "overrides.txt").write_text("\n".join(job.overrides) + "\n", encoding="utf-8")
         for group in cfg.scenario.requires:
             component = cfg.groups[group].build()
-            enter = getattr(component, "__enter__", None)
-            session.components[group] = (
-                session.stack.enter_context(component) if enter else component)  # type: ignore[arg-type]
+            if isinstance(component, AbstractContextManager):  # servers, pools: closed at teardown
+                component = session.stack.enter_context(component)
+            session.components[group] = component
         session.scenario = cfg.scenario.build()
         return run_id
 
@@ -177,11 +190,23 @@ def run_invocation(
         trial_dir = session.run_dir / f"trial-{number:03d}"
         shutil.rmtree(trial_dir, ignore_errors=True)  # a retried trial starts clean
         trial_dir.mkdir(parents=True)
-        child = tracker.start_run(experiment_id, f"trial-{number}", {
-            **base_tags, "scenario": cfg.scenario.kind, "loom.run_type": "trial",
-        }, parent_id=session.run_id)
-        ctx = RunContext(components=session.components, seed=cfg.root.seed, trial=number,
-                         run_dir=trial_dir, progress=progress)
+        child = tracker.start_run(
+            experiment_id,
+            f"trial-{number}",
+            {
+                **base_tags,
+                "scenario": cfg.scenario.kind,
+                "loom.run_type": "trial",
+            },
+            parent_id=session.run_id,
+        )
+        ctx = RunContext(
+            components=session.components,
+            seed=cfg.root.seed,
+            trial=number,
+            run_dir=trial_dir,
+            progress=progress,
+        )
         assert session.scenario is not None
         try:
             session.scenario.run(ctx)
@@ -203,8 +228,9 @@ def run_invocation(
     def report(index: int) -> dict[str, float]:
         session = sessions[index]
         metrics = aggregate(session.trials)
-        write_json(session.run_dir / "metrics.json",
-                   {"aggregate": metrics, "trials": session.trials})
+        write_json(
+            session.run_dir / "metrics.json", {"aggregate": metrics, "trials": session.trials}
+        )
         tracker.log_metrics(session.run_id, metrics)
         for path in sorted(session.run_dir.iterdir()):
             if path.is_file():
@@ -217,17 +243,19 @@ def run_invocation(
             return JobResult(job, "skipped", run_id=done)
         prefix = f"job-{job.index}-" if sweep else ""
         state = setup.with_options(task_run_name=f"{prefix}setup")(
-            job.index, parent_run_id, return_state=True)
+            job.index, parent_run_id, return_state=True
+        )
         session = sessions.get(job.index)
-        error = None if state.is_completed() else _error_text(
-            state.result(raise_on_failure=False))
+        error = None if state.is_completed() else _error_text(state.result(raise_on_failure=False))
         if error is None and session is not None:
-            trial_task = trial.with_options(retries=cfg.root.retries,
-                                            retry_delay_seconds=cfg.root.retry_delay_s)
+            trial_task = trial.with_options(
+                retries=cfg.root.retries, retry_delay_seconds=cfg.root.retry_delay_s
+            )
             with progress.bar(f"{job.label}: trials", cfg.root.repeats) as bar:
                 for number in range(cfg.root.repeats):
                     state = trial_task.with_options(task_run_name=f"{prefix}trial-{number}")(
-                        job.index, number, return_state=True)
+                        job.index, number, return_state=True
+                    )
                     if not state.is_completed():
                         error = _error_text(state.result(raise_on_failure=False))
                         break
@@ -240,22 +268,35 @@ def run_invocation(
         run_id = session.run_id if session else None
         if run_id:
             tracker.end_run(run_id, "FAILED" if error else "FINISHED")
-        return JobResult(job, "failed" if error else "finished", run_id=run_id,
-                         run_dir=session.run_dir if session else None, metrics=metrics,
-                         error=error)
+        return JobResult(
+            job,
+            "failed" if error else "finished",
+            run_id=run_id,
+            run_dir=session.run_dir if session else None,
+            metrics=metrics,
+            error=error,
+        )
 
     flow_name = recipe.replace("/", ".")
 
-    @flow(name=flow_name, flow_run_name=run_name[:120], persist_result=False,
-          validate_parameters=False)
+    @flow(
+        name=flow_name,
+        flow_run_name=run_name[:120],
+        persist_result=False,
+        validate_parameters=False,
+    )
     def loom_flow(recipe: str, jobs_overrides: list[list[str]]) -> None:
         del recipe, jobs_overrides  # shown in the Prefect UI; the jobs come from the closure
         sweep_run = None
         if sweep:
-            sweep_run = tracker.start_run(experiment_id, f"sweep: {run_name}"[:250], {
-                **base_tags, "loom.run_type": "sweep", "loom.run_dir": str(invocation_dir)})
-            tracker.log_params(sweep_run, {"sweep.overrides": run_name, "sweep.jobs":
-                                           str(len(jobs))})
+            sweep_run = tracker.start_run(
+                experiment_id,
+                f"sweep: {run_name}"[:250],
+                {**base_tags, "loom.run_type": "sweep", "loom.run_dir": str(invocation_dir)},
+            )
+            tracker.log_params(
+                sweep_run, {"sweep.overrides": run_name, "sweep.jobs": str(len(jobs))}
+            )
         for job in jobs:
             results.append(run_job(job, sweep_run))
         if sweep_run:
@@ -275,9 +316,18 @@ def run_invocation(
 
 
 def _write_sweep_table(folder: Path, results: list[JobResult]) -> None:
-    write_json(folder / "sweep.json", [
-        {"job": r.job.index, "overrides": r.job.overrides, "status": r.status,
-         "run_id": r.run_id, "run_dir": str(r.run_dir) if r.run_dir else None,
-         "error": r.error, "metrics": r.metrics}
-        for r in results
-    ])
+    write_json(
+        folder / "sweep.json",
+        [
+            {
+                "job": r.job.index,
+                "overrides": r.job.overrides,
+                "status": r.status,
+                "run_id": r.run_id,
+                "run_dir": str(r.run_dir) if r.run_dir else None,
+                "error": r.error,
+                "metrics": r.metrics,
+            }
+            for r in results
+        ],
+    )

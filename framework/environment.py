@@ -10,8 +10,20 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-PACKAGES = ("loom", "prefect", "mlflow", "hydra-core", "omegaconf", "pydantic", "dask",
-            "distributed", "numpy", "pandas", "matplotlib", "rich")
+PACKAGES = (
+    "loom",
+    "prefect",
+    "mlflow",
+    "hydra-core",
+    "omegaconf",
+    "pydantic",
+    "dask",
+    "distributed",
+    "numpy",
+    "pandas",
+    "matplotlib",
+    "rich",
+)
 
 
 def _cpu_model() -> str:
@@ -27,10 +39,21 @@ def _cpu_model() -> str:
 def git_commit(root: Path) -> str:
     """The checkout's commit (``+dirty`` when it has changes), or ``unknown``."""
     try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
-                             text=True, timeout=5, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=root, capture_output=True, text=True, timeout=5).stdout.strip()
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
         return sha + ("+dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -40,7 +63,7 @@ def environment(root: Path) -> dict[str, Any]:
     """A JSON-able description of this machine and software."""
     import psutil
 
-    packages = {}
+    packages: dict[str, str | None] = {}
     for name in PACKAGES:
         try:
             packages[name] = version(name)

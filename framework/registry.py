@@ -23,7 +23,7 @@ def _all_entry_points() -> dict[str, dict[str, EntryPoint]]:
     for dist in distributions():  # first on sys.path wins, as for imports
         for ep in dist.entry_points:
             if ep.group.startswith(PREFIX):
-                found.setdefault(ep.group[len(PREFIX):], {}).setdefault(ep.name, ep)
+                found.setdefault(ep.group[len(PREFIX) :], {}).setdefault(ep.name, ep)
     return found
 
 
@@ -49,8 +49,9 @@ def entry_point(group: str, name: str) -> EntryPoint:
         return _all_entry_points()[group][name]
     except KeyError:
         valid = ", ".join(options(group)) or "none registered"
-        raise ConfigError(f"{group}.kind={name!r} is not a registered {group} option; "
-                          f"choose one of: {valid}") from None
+        raise ConfigError(
+            f"{group}.kind={name!r} is not a registered {group} option; choose one of: {valid}"
+        ) from None
 
 
 @cache
@@ -64,10 +65,13 @@ def config_model(group: str, name: str) -> type[ComponentConfig]:
             f"{group} option {name!r}: cannot load {ep.value} ({type(exc).__name__}: {exc})"
         ) from None
     if not (isinstance(model, type) and issubclass(model, ComponentConfig)):
-        raise ConfigError(f"{group} option {name!r}: entry point {ep.value} is not a "
-                          "ComponentConfig subclass")
+        raise ConfigError(
+            f"{group} option {name!r}: entry point {ep.value} is not a ComponentConfig subclass"
+        )
     kinds = get_args(model.model_fields["kind"].annotation)
     if name not in kinds:
-        raise ConfigError(f"{group} option {name!r}: {ep.value} declares kind {kinds}, "
-                          f"which does not match its entry-point name")
+        raise ConfigError(
+            f"{group} option {name!r}: {ep.value} declares kind {kinds}, "
+            f"which does not match its entry-point name"
+        )
     return model

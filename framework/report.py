@@ -1,5 +1,8 @@
-"""``loom report``: compare a recipe's finished jobs — a table (CSV) and a plot (PNG) of chosen
-metrics against the parameters that differ between runs."""
+"""``loom report``: compare a recipe's finished jobs.
+
+Writes a table (CSV) and a plot (PNG) of chosen metrics against the parameters that differ
+between runs.
+"""
 
 from __future__ import annotations
 
@@ -29,8 +32,9 @@ def _headline(scenario: str | None) -> list[str]:
     return list(model.headline_metrics) if issubclass(model, ScenarioConfig) else []
 
 
-def make_report(recipe: str, uri: str, out_dir: Path,
-                metrics: list[str] | None) -> tuple[Path, Path, Table]:
+def make_report(
+    recipe: str, uri: str, out_dir: Path, metrics: list[str] | None
+) -> tuple[Path, Path, Table]:
     """Build the comparison; return the CSV path, the PNG path and a printable table."""
     quiet_mlflow(False)
     runs = job_runs(uri, recipe)
@@ -38,25 +42,36 @@ def make_report(recipe: str, uri: str, out_dir: Path,
         raise LoomError(f"experiment '{recipe}' has no finished runs yet")
     if "tags.loom.config_hash" in runs:  # a config run twice (resume, re-runs): keep the latest
         runs = runs.drop_duplicates("tags.loom.config_hash", keep="last")
-    available = sorted(c[len("metrics."):] for c in runs.columns
-                       if c.startswith("metrics.") and not c.endswith("_std"))
+    available = sorted(
+        c[len("metrics.") :]
+        for c in runs.columns
+        if c.startswith("metrics.") and not c.endswith("_std")
+    )
     if metrics is None:
         scenario = runs["tags.scenario"].dropna().iloc[0] if "tags.scenario" in runs else None
         metrics = [m for m in _headline(scenario) if m in available] or available[:6]
     unknown = [m for m in metrics if m not in available]
     if unknown:
-        raise LoomError(f"--metrics: {', '.join(unknown)} not found; available: "
-                        f"{', '.join(available)}")
-    params = [c for c in runs.columns if c.startswith("params.")
-              and c[len("params."):] not in _IGNORED_PARAMS
-              and runs[c].astype(str).nunique() > 1]
+        raise LoomError(
+            f"--metrics: {', '.join(unknown)} not found; available: {', '.join(available)}"
+        )
+    params = [
+        c
+        for c in runs.columns
+        if c.startswith("params.")
+        and c[len("params.") :] not in _IGNORED_PARAMS
+        and runs[c].astype(str).nunique() > 1
+    ]
     # Component choices first: they are what a comparison is usually about.
     params.sort(key=lambda c: (not c.endswith(".kind"), c))
     # A key that only follows another (max_workers differs because the executor does) is noise.
-    params = [c for i, c in enumerate(params)
-              if not any(runs.groupby(p)[c].nunique(dropna=False).max() <= 1 for p in params[:i])]
+    params = [
+        c
+        for i, c in enumerate(params)
+        if not any(runs.groupby(p)[c].nunique(dropna=False).max() <= 1 for p in params[:i])
+    ]
     frame = runs[params].copy()
-    frame.columns = [c[len("params."):] for c in params]
+    frame.columns = [c[len("params.") :] for c in params]
     if not params:
         frame["run"] = runs["tags.mlflow.runName"].fillna(runs["run_id"]).to_numpy()
     for name in metrics:
@@ -69,16 +84,20 @@ def make_report(recipe: str, uri: str, out_dir: Path,
     slug = re.sub(r"[^\w.-]+", "_", recipe)
     csv_path = out_dir / f"{slug}.csv"
     frame.to_csv(csv_path, index=False)
-    png_path = _plot(frame, [c[len("params."):] for c in params] or ["run"], metrics,
-                     out_dir / f"{slug}.png", recipe)
+    png_path = _plot(
+        frame,
+        [c[len("params.") :] for c in params] or ["run"],
+        metrics,
+        out_dir / f"{slug}.png",
+        recipe,
+    )
 
     table = Table(title=f"{recipe}: {len(frame)} runs")
-    keys = [c[len("params."):] for c in params] or ["run"]
+    keys = [c[len("params.") :] for c in params] or ["run"]
     for column in (*keys, *metrics):
         table.add_column(column, justify="right" if column in metrics else "left")
     for _, row in frame.iterrows():
-        table.add_row(*(str(row[k]) for k in keys),
-                      *(_cell(row, m) for m in metrics))
+        table.add_row(*(str(row[k]) for k in keys), *(_cell(row, m) for m in metrics))
     return csv_path, png_path, table
 
 
@@ -104,22 +123,26 @@ def _plot(frame: Any, keys: list[str], metrics: list[str], path: Path, title: st
     groups = frame.groupby(series_keys, dropna=False) if series_keys else [("", frame)]
     for ax, metric in zip(axes.flat, metrics, strict=False):
         for label, part in groups:
-            part = part.sort_values(x_key, key=(lambda s: pd.to_numeric(s)) if numeric_x
-                                    else None)
+            part = part.sort_values(x_key, key=(lambda s: pd.to_numeric(s)) if numeric_x else None)
             xs = pd.to_numeric(part[x_key]) if numeric_x else part[x_key].astype(str)
             std = part.get(f"{metric}_std")
-            name = ", ".join(f"{k}={v}" for k, v in zip(
-                series_keys, label if isinstance(label, tuple) else (label,), strict=False))
+            name = ", ".join(
+                f"{k}={v}"
+                for k, v in zip(
+                    series_keys, label if isinstance(label, tuple) else (label,), strict=False
+                )
+            )
             ax.errorbar(xs, part[metric], yerr=std, marker="o", capsize=3, label=name or None)
         ax.set_title(metric, fontsize=10)
         ax.set_xlabel(x_key)
         if numeric_x and pd.to_numeric(frame[x_key]).max() > 50 * max(
-                1e-9, pd.to_numeric(frame[x_key]).min()):
+            1e-9, pd.to_numeric(frame[x_key]).min()
+        ):
             ax.set_xscale("log")
         ax.tick_params(axis="x", labelrotation=20, labelsize=8)
         if series_keys:
             ax.legend(fontsize=7)
-    for ax in list(axes.flat)[len(metrics):]:
+    for ax in list(axes.flat)[len(metrics) :]:
         ax.set_visible(False)
     fig.suptitle(title)
     fig.tight_layout()

@@ -29,7 +29,7 @@ def quiet_mlflow(verbose: bool) -> None:
 
 def sqlite_path(uri: str) -> Path | None:
     """The database file of a ``sqlite:///`` URI (relative to the cwd), else None."""
-    return Path(uri[len("sqlite:///"):]) if uri.startswith("sqlite:///") else None
+    return Path(uri[len("sqlite:///") :]) if uri.startswith("sqlite:///") else None
 
 
 class Tracker:
@@ -44,7 +44,8 @@ class Tracker:
         self._artifact_root = None
         if isinstance(config, MlflowLocalTracking):
             self._artifact_root = config.artifact_location or (
-                (results_dir / "mlartifacts").resolve().as_uri())
+                (results_dir / "mlartifacts").resolve().as_uri()
+            )
         self.client = MlflowClient(tracking_uri=self.uri)
 
     def experiment_id(self, name: str) -> str:
@@ -59,11 +60,14 @@ class Tracker:
                 location = f"{self._artifact_root.rstrip('/')}/{slug}"
             return str(self.client.create_experiment(name, artifact_location=location))
         except Exception as exc:
-            raise LoomError(f"MLflow tracking at {self.uri} is not usable: "
-                            f"{type(exc).__name__}: {str(exc).splitlines()[0]}") from None
+            raise LoomError(
+                f"MLflow tracking at {self.uri} is not usable: "
+                f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
+            ) from None
 
-    def start_run(self, experiment_id: str, name: str, tags: Mapping[str, str],
-                  parent_id: str | None = None) -> str:
+    def start_run(
+        self, experiment_id: str, name: str, tags: Mapping[str, str], parent_id: str | None = None
+    ) -> str:
         """Create a run (nested under ``parent_id`` if given) and return its id."""
         all_tags = dict(tags)
         if parent_id:
@@ -77,7 +81,7 @@ class Tracker:
 
         items = [Param(k, v[:_MAX_PARAM_CHARS]) for k, v in params.items()]
         for start in range(0, len(items), _BATCH):
-            self.client.log_batch(run_id, params=items[start:start + _BATCH])
+            self.client.log_batch(run_id, params=items[start : start + _BATCH])
 
     def log_metrics(self, run_id: str, metrics: Mapping[str, float], step: int = 0) -> None:
         """Log metrics in batches."""
@@ -88,7 +92,7 @@ class Tracker:
         now = int(time.time() * 1000)
         items = [Metric(k, float(v), now, step) for k, v in metrics.items()]
         for start in range(0, len(items), _BATCH):
-            self.client.log_batch(run_id, metrics=items[start:start + _BATCH])
+            self.client.log_batch(run_id, metrics=items[start : start + _BATCH])
 
     def set_tags(self, run_id: str, tags: Mapping[str, str]) -> None:
         """Set tags on a run."""
@@ -108,8 +112,10 @@ class Tracker:
         """A finished job run with this config hash, if any (for resume)."""
         runs = self.client.search_runs(
             [experiment_id],
-            filter_string=(f"tags.`loom.config_hash` = '{config_hash}' and "
-                           "tags.`loom.run_type` = 'job' and attributes.status = 'FINISHED'"),
+            filter_string=(
+                f"tags.`loom.config_hash` = '{config_hash}' and "
+                "tags.`loom.run_type` = 'job' and attributes.status = 'FINISHED'"
+            ),
             max_results=1,
         )
         return str(runs[0].info.run_id) if runs else None
@@ -121,8 +127,10 @@ def job_runs(uri: str, experiment: str) -> Any:
 
     mlflow.set_tracking_uri(uri)
     if mlflow.get_experiment_by_name(experiment) is None:
-        raise LoomError(f"no MLflow experiment named '{experiment}' at {uri}; run the recipe "
-                        "first (loom run recipe=...)")
+        raise LoomError(
+            f"no MLflow experiment named '{experiment}' at {uri}; run the recipe "
+            "first (loom run recipe=...)"
+        )
     return mlflow.search_runs(
         experiment_names=[experiment],
         filter_string="tags.`loom.run_type` = 'job' and attributes.status = 'FINISHED'",

@@ -98,13 +98,15 @@ def plugin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     info = site / "loom_demo_plugin-0.1.dist-info"
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: loom-demo-plugin\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text(textwrap.dedent("""
+    (info / "entry_points.txt").write_text(
+        textwrap.dedent("""
         [loom.executor]
         inline = loom_demo_plugin:InlineExecutorConfig
 
         [loom.scenario]
         flaky = loom_demo_plugin:FlakyScenarioConfig
-    """))
+    """)
+    )
     sys.path.insert(0, str(site))
     registry.refresh()
     yield "loom_demo_plugin"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import Future
+from types import TracebackType
 from typing import Any, Protocol, Self, runtime_checkable
 
 from components.base import ComponentConfig
@@ -28,7 +29,12 @@ class LoomExecutor(Protocol):
     def __enter__(self) -> Self:
         """Open the executor."""
 
-    def __exit__(self, *exc_info: object) -> bool | None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> bool | None:
         """Close the executor."""
 
 

@@ -64,8 +64,9 @@ class DaskExecutorConfig(ExecutorConfig):
 
     kind: Literal["dask"] = "dask"
     address: str | None = Field(
-        None, description="scheduler address (tcp://host:8786) of an existing cluster; "
-        "null starts a LocalCluster"
+        None,
+        description="scheduler address (tcp://host:8786) of an existing cluster; "
+        "null starts a LocalCluster",
     )
     n_workers: int | None = Field(None, ge=1, le=256, description="local workers (default 2)")
     threads_per_worker: int | None = Field(
@@ -78,8 +79,11 @@ class DaskExecutorConfig(ExecutorConfig):
 
     @model_validator(mode="after")
     def _local_options_need_local_cluster(self) -> DaskExecutorConfig:
-        local = {"n_workers": self.n_workers, "threads_per_worker": self.threads_per_worker,
-                 "processes": self.processes}
+        local = {
+            "n_workers": self.n_workers,
+            "threads_per_worker": self.threads_per_worker,
+            "processes": self.processes,
+        }
         given = [name for name, value in local.items() if value is not None]
         if self.address is not None and given:
             raise ValueError(
@@ -90,5 +94,5 @@ class DaskExecutorConfig(ExecutorConfig):
 
     def build(self) -> LoomExecutor:
         """Start or connect to the cluster."""
-        executor: LoomExecutor = DaskExecutor(self)  # type: ignore[assignment]
+        executor: LoomExecutor = DaskExecutor(self)
         return executor

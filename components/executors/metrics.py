@@ -35,8 +35,7 @@ def task_metrics(tasks: Sequence[TaskHandle], workers: int) -> dict[str, float]:
     done = np.array([t.done for t in tasks])
     makespan = float(done.max() - (dispatched.min() if dispatched.size else done.min()))
     latency_ms = np.array([(t.done - t.dispatched) * 1e3 for t in tasks if t.dispatched])
-    p50, p95, p99 = (np.percentile(latency_ms, [50, 95, 99]) if latency_ms.size
-                     else (0.0, 0.0, 0.0))
+    p50, p95, p99 = np.percentile(latency_ms, [50, 95, 99]) if latency_ms.size else (0.0, 0.0, 0.0)
     ideal = ideal_makespan(tasks, workers)
     attempts = sum(t.attempts for t in tasks)
     return {

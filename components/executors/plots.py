@@ -27,11 +27,19 @@ def plot_tasks(tasks: Sequence[TaskHandle], out_dir: Path, title: str) -> list[P
     for ok, colour in ((True, "tab:blue"), (False, "tab:red")):
         sel = [t for t in ran if t.success == ok]
         if sel:
-            ax.hlines([row[t.worker] for t in sel], [t.start - origin for t in sel],
-                      [t.end - origin for t in sel], colors=colour, linewidth=6,
-                      label="succeeded" if ok else "failed")
-    ax.set_yticks(range(len(workers)), [w.rsplit(":", 2)[-2] + ":" + w.rsplit(":", 1)[-1]
-                                       for w in workers], fontsize=7)
+            ax.hlines(
+                [row[t.worker] for t in sel],
+                [t.start - origin for t in sel],
+                [t.end - origin for t in sel],
+                colors=colour,
+                linewidth=6,
+                label="succeeded" if ok else "failed",
+            )
+    ax.set_yticks(
+        range(len(workers)),
+        [w.rsplit(":", 2)[-2] + ":" + w.rsplit(":", 1)[-1] for w in workers],
+        fontsize=7,
+    )
     ax.set_xlabel("seconds since first dispatch")
     ax.set_title(f"{title}: task timeline per worker")
     ax.legend(loc="upper right", fontsize=8)
@@ -44,8 +52,12 @@ def plot_tasks(tasks: Sequence[TaskHandle], out_dir: Path, title: str) -> list[P
     fig, ax = plt.subplots(figsize=(6, 3.5))
     ax.hist(latency, bins=min(60, max(10, len(latency) // 20)), color="tab:blue")
     for q, style in ((50, "-"), (99, "--")):
-        ax.axvline(float(np.percentile(latency, q)), color="black", linestyle=style,
-                   label=f"p{q} = {np.percentile(latency, q):.2f} ms")
+        ax.axvline(
+            float(np.percentile(latency, q)),
+            color="black",
+            linestyle=style,
+            label=f"p{q} = {np.percentile(latency, q):.2f} ms",
+        )
     ax.set_xlabel("task latency, dispatch → result (ms)")
     ax.set_ylabel("tasks")
     ax.set_title(f"{title}: latency")

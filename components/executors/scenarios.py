@@ -30,8 +30,14 @@ class SyntheticScenarioConfig(ScenarioConfig):
     kind: Literal["synthetic"] = "synthetic"
     requires: ClassVar[tuple[str, ...]] = ("executor",)
     headline_metrics: ClassVar[tuple[str, ...]] = (
-        "makespan_s", "tasks_per_s", "task_latency_p50_ms", "task_latency_p95_ms",
-        "task_latency_p99_ms", "overhead_per_task_ms", "tasks_failed", "result_verified",
+        "makespan_s",
+        "tasks_per_s",
+        "task_latency_p50_ms",
+        "task_latency_p95_ms",
+        "task_latency_p99_ms",
+        "overhead_per_task_ms",
+        "tasks_failed",
+        "result_verified",
     )
 
     structure: Structure = Field("bag", description="shape of the task graph")
@@ -74,11 +80,15 @@ class SyntheticScenario:
     def run(self, ctx: RunContext) -> None:
         """Run one trial: warm up, run the workflow, verify its result, record everything."""
         cfg = self.config
-        executor = ctx.component("executor", LoomExecutor)
+        executor = ctx.component("executor", LoomExecutor)  # type: ignore[type-abstract]
         seed = ctx.seed if cfg.seed is None else cfg.seed
         workflow = build_workflow(
-            cfg.structure, cfg.tasks, cfg.task_sleep_s, cfg.task_sleep_jitter,
-            cfg.payload_bytes, seed,
+            cfg.structure,
+            cfg.tasks,
+            cfg.task_sleep_s,
+            cfg.task_sleep_jitter,
+            cfg.payload_bytes,
+            seed,
         )
         if cfg.warmup_tasks:
             with TaskPath(executor) as warmup:
@@ -89,12 +99,14 @@ class SyntheticScenario:
         failure = None
         if cfg.failures.rate > 0:
             failure = FailureSpec(cfg.failures.rate, cfg.failures.kind, seed + ctx.trial)
-        with TaskPath(executor, max_attempts=cfg.task_retries + 1, failure=failure) as path:
-            with ctx.progress.bar(f"trial {ctx.trial}: {cfg.structure} tasks",
-                                  len(workflow.tasks)) as bar:
-                handles = self._submit(path, workflow)
-                for completed in path.iter_progress():
-                    bar.update(completed)
+        description = f"trial {ctx.trial}: {cfg.structure} tasks"
+        with (
+            TaskPath(executor, max_attempts=cfg.task_retries + 1, failure=failure) as path,
+            ctx.progress.bar(description, len(workflow.tasks)) as bar,
+        ):
+            handles = self._submit(path, workflow)
+            for completed in path.iter_progress():
+                bar.update(completed)
 
         metrics = task_metrics(path.tasks, executor.workers)
         metrics["result_verified"] = float(self._verify(workflow, handles))
@@ -108,10 +120,16 @@ class SyntheticScenario:
         handles: list[TaskHandle] = []
         for index, spec in enumerate(workflow.tasks):
             inputs = [handles[p] for p in spec.parents] if spec.parents else [workflow.payload]
-            handles.append(path.submit(
-                synthetic_task, spec.sleep_s, workflow.payload_bytes, index, *inputs,
-                name=f"{workflow.structure}-{index}",
-            ))
+            handles.append(
+                path.submit(
+                    synthetic_task,
+                    spec.sleep_s,
+                    workflow.payload_bytes,
+                    index,
+                    *inputs,
+                    name=f"{workflow.structure}-{index}",
+                )
+            )
         return handles
 
     @staticmethod

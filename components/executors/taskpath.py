@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Literal
 
 from components.executors.base import LoomExecutor
@@ -89,6 +90,7 @@ def execute_attempt(
     Returns:
         ``(ok, value, start, end, worker)``; on failure ``value`` is ``(type, message)`` so that
         unpicklable exceptions still travel back from process and Dask workers.
+
     """
     start = time.time()
     try:
@@ -112,9 +114,26 @@ class TaskHandle:
     """One task's state and record; pass it as an argument to make another task depend on it."""
 
     __slots__ = (
-        "args", "attempts", "bytes_in", "bytes_out", "children", "created", "dispatched",
-        "done", "end", "error", "finished", "fn", "name", "parents", "pending", "start",
-        "success", "task_id", "value", "worker",
+        "args",
+        "attempts",
+        "bytes_in",
+        "bytes_out",
+        "children",
+        "created",
+        "dispatched",
+        "done",
+        "end",
+        "error",
+        "finished",
+        "fn",
+        "name",
+        "parents",
+        "pending",
+        "start",
+        "success",
+        "task_id",
+        "value",
+        "worker",
     )
 
     def __init__(self, task_id: int, name: str, fn: Callable[..., Any], args: tuple[Any, ...]):
@@ -155,7 +174,8 @@ class TaskHandle:
             "bytes_out": self.bytes_out,
             "success": self.success,
             "attempts": self.attempts,
-            "exception": None if self.error is None
+            "exception": None
+            if self.error is None
             else {"type": self.error[0], "message": self.error[1]},
         }
 
@@ -167,6 +187,7 @@ class TaskPath:
         executor: Where attempts run.
         max_attempts: Attempts per task before it counts as failed (1 = no retries).
         failure: Optional failure injection.
+
     """
 
     def __init__(
@@ -177,9 +198,8 @@ class TaskPath:
         self._failure = failure
         self._lock = threading.Lock()
         self._all_done = threading.Event()
-        self._all_done.set()
-        self._outstanding = 0
-        self.completed = 0
+        # list.append is atomic and the length only grows: finishes are counted without a lock.
+        self._finished: list[int] = []
         self.tasks: list[TaskHandle] = []
         # Dispatches triggered from executor callbacks go through this thread: submitting from
         # a pool's own callback thread can block it (process pool wake-up pipe, Dask loop).
@@ -192,33 +212,54 @@ class TaskPath:
     def submit(self, fn: Callable[..., Any], *args: Any, name: str = "task") -> TaskHandle:
         """Submit ``fn(*args)``; handles among ``args`` become dependencies."""
         handle = TaskHandle(len(self.tasks), name, fn, args)
+        self._all_done.clear()
+        self.tasks.append(handle)  # before dispatch, so a finished task is always counted
+        parents = [a for a in args if isinstance(a, TaskHandle)]
+        if not parents:  # the common case takes no lock
+            self._dispatch(handle)
+            return handle
         failed_parent: TaskHandle | None = None
         with self._lock:
-            self.tasks.append(handle)
-            self._outstanding += 1
-            self._all_done.clear()
-            for arg in args:
-                if isinstance(arg, TaskHandle):
-                    handle.parents.append(arg.task_id)
-                    if not arg.finished:
-                        arg.children.append(handle)
-                        handle.pending += 1
-                    elif not arg.success:
-                        failed_parent = arg
+            for parent in parents:
+                handle.parents.append(parent.task_id)
+                if not parent.finished:
+                    parent.children.append(handle)
+                    handle.pending += 1
+                elif not parent.success:
+                    failed_parent = parent
         if failed_parent is not None:
-            handle.pending = 0
-            self._fail_dependency(handle, failed_parent)
+            with self._lock:
+                handle.pending = 0
+                handle.error = (
+                    DependencyFailed.__name__,
+                    f"parent task {failed_parent.task_id} failed",
+                )
+            self._finish(handle)
         elif handle.pending == 0:
             self._dispatch(handle)
         return handle
 
+    @property
+    def completed(self) -> int:
+        """Number of finished tasks."""
+        return len(self._finished)
+
     def wait(self, timeout: float | None = None) -> bool:
         """Block until every submitted task finished; False on timeout."""
-        return self._all_done.wait(timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.completed < len(self.tasks):
+            self._all_done.clear()
+            if self.completed >= len(self.tasks):  # re-check: a finish may precede the clear
+                break
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return False
+            self._all_done.wait(remaining)
+        return True
 
     def iter_progress(self, interval_s: float = 0.1) -> Iterator[int]:
         """Yield the number of finished tasks every ``interval_s`` until all are finished."""
-        while not self._all_done.wait(interval_s):
+        while not self.wait(interval_s):
             yield self.completed
         yield self.completed
 
@@ -243,7 +284,8 @@ class TaskPath:
             args = tuple(a.value if isinstance(a, TaskHandle) else a for a in args)
         handle.attempts += 1
         if handle.attempts == 1:
-            handle.bytes_in = sum(_nbytes(a) for a in args)
+            if args:
+                handle.bytes_in = sum(_nbytes(a) for a in args)
             handle.dispatched = time.time()
         try:
             future = self._executor.submit(
@@ -253,7 +295,7 @@ class TaskPath:
             handle.error = (type(exc).__name__, str(exc))
             self._finish(handle)
             return
-        future.add_done_callback(lambda f, h=handle: self._attempt_done(h, f))
+        future.add_done_callback(partial(self._attempt_done, handle))
 
     def _attempt_done(self, handle: TaskHandle, future: Future[AttemptResult]) -> None:
         try:
@@ -272,10 +314,6 @@ class TaskPath:
             handle.error = value
         self._finish(handle)
 
-    def _fail_dependency(self, handle: TaskHandle, parent: TaskHandle) -> None:
-        handle.error = (DependencyFailed.__name__, f"parent task {parent.task_id} failed")
-        self._finish(handle)
-
     def _finish(self, first: TaskHandle) -> None:
         # Iterative: a failure propagates down a chain of any length without recursion.
         work = [first]
@@ -292,15 +330,15 @@ class TaskPath:
                         continue  # already failed through another parent
                     if not handle.success:
                         child.error = (
-                            DependencyFailed.__name__, f"parent task {handle.task_id} failed"
+                            DependencyFailed.__name__,
+                            f"parent task {handle.task_id} failed",
                         )
                         work.append(child)
                     elif child.pending == 0:
                         ready.append(child)
                 handle.children = []
-                self.completed += 1
-                self._outstanding -= 1
-                if self._outstanding == 0:
-                    self._all_done.set()
+            self._finished.append(handle.task_id)
+            if len(self._finished) >= len(self.tasks):
+                self._all_done.set()
             for child in ready:
                 self._queue.put(child)

@@ -8,8 +8,13 @@ from components.executors.metrics import ideal_makespan, task_metrics
 from components.executors.taskpath import TaskHandle
 
 
-def _task(task_id: int, duration: float, parents: list[int] | None = None,
-          dispatched: float = 0.0, done: float = 0.0) -> TaskHandle:
+def _task(
+    task_id: int,
+    duration: float,
+    parents: list[int] | None = None,
+    dispatched: float = 0.0,
+    done: float = 0.0,
+) -> TaskHandle:
     handle = TaskHandle(task_id, "t", print, ())
     handle.start, handle.end = 100.0, 100.0 + duration
     handle.parents = parents or []

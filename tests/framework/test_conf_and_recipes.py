@@ -14,8 +14,11 @@ COMPOSER = Composer()
 OPTION_FILES = sorted(COMPOSER.conf_dir.glob("*/*.yaml"))
 
 
-@pytest.mark.parametrize("path", [p for p in OPTION_FILES if p.parent.name != "recipe"],
-                         ids=lambda p: f"{p.parent.name}/{p.stem}")
+@pytest.mark.parametrize(
+    "path",
+    [p for p in OPTION_FILES if p.parent.name != "recipe"],
+    ids=lambda p: f"{p.parent.name}/{p.stem}",
+)
 def test_option_file_lists_every_field_of_its_model(path: Path) -> None:
     values = yaml.safe_load(path.read_text())
     model = option_model(path.parent.name, values["kind"])
@@ -31,10 +34,12 @@ def test_every_recipe_composes_and_validates(recipe: str) -> None:
 
 def test_sweep_expands_to_cartesian_product() -> None:
     jobs = COMPOSER.expand(["executor=thread,process", "scenario.tasks=100,1000"], multirun=True)
-    assert jobs == [["executor=thread", "scenario.tasks=100"],
-                    ["executor=thread", "scenario.tasks=1000"],
-                    ["executor=process", "scenario.tasks=100"],
-                    ["executor=process", "scenario.tasks=1000"]]
+    assert jobs == [
+        ["executor=thread", "scenario.tasks=100"],
+        ["executor=thread", "scenario.tasks=1000"],
+        ["executor=process", "scenario.tasks=100"],
+        ["executor=process", "scenario.tasks=1000"],
+    ]
 
 
 def test_config_hash_ignores_bookkeeping_keys() -> None:

@@ -48,7 +48,8 @@ def test_single_run_tracks_params_metrics_nested_trials_and_artifacts(workdir: P
     client = MlflowClient(URI)
     assert {"config.yaml", "environment.json", "metrics.json"} <= _artifacts(client, job["run_id"])
     assert {"tasks.jsonl", "timeline.png", "latency.png", "metrics.json"} <= _artifacts(
-        client, trials.iloc[0]["run_id"])
+        client, trials.iloc[0]["run_id"]
+    )
 
     run_dir = Path(job["tags.loom.run_dir"])
     assert run_dir.parent == Path("results/quickstart")
@@ -62,17 +63,27 @@ def test_single_run_tracks_params_metrics_nested_trials_and_artifacts(workdir: P
 
 
 def test_sweep_makes_parent_with_a_child_per_job_and_resume_skips(workdir: Path) -> None:
-    sweep = ["run", "-m", "recipe=taps/structures", "executor=thread,process",
-             "scenario.tasks=10,20", "repeats=1", "scenario.plots=false"]
+    sweep = [
+        "run",
+        "-m",
+        "recipe=taps/structures",
+        "executor=thread,process",
+        "scenario.tasks=10,20",
+        "repeats=1",
+        "scenario.plots=false",
+    ]
     assert main(sweep) == 0
     runs = _runs("taps/structures")
     parents = runs[runs["tags.loom.run_type"] == "sweep"]
     jobs = runs[runs["tags.loom.run_type"] == "job"]
     assert len(parents) == 1 and len(jobs) == 4
     assert (jobs["tags.mlflow.parentRunId"] == parents.iloc[0]["run_id"]).all()
-    assert set(zip(jobs["params.executor.kind"], jobs["params.scenario.tasks"],
-                   strict=True)) == {("thread", "10"), ("thread", "20"), ("process", "10"),
-                                     ("process", "20")}
+    assert set(zip(jobs["params.executor.kind"], jobs["params.scenario.tasks"], strict=True)) == {
+        ("thread", "10"),
+        ("thread", "20"),
+        ("process", "10"),
+        ("process", "20"),
+    }
     assert (jobs["metrics.result_verified"] == 1.0).all()
 
     # Resume: the four done jobs are skipped; only the two new ones run.
@@ -116,8 +127,9 @@ def test_failed_trial_fails_the_job_with_a_message(
 
 
 def test_plugin_executor_runs_a_real_scenario(workdir: Path, plugin: str) -> None:
-    assert main(["run", "executor=inline", "executor.workers=2", *SMALL,
-                 "scenario.plots=false"]) == 0
+    assert (
+        main(["run", "executor=inline", "executor.workers=2", *SMALL, "scenario.plots=false"]) == 0
+    )
     job = _runs("default").query("`tags.loom.run_type` == 'job'").iloc[0]
     assert job["params.executor.kind"] == "inline"
     assert job["metrics.result_verified"] == 1.0

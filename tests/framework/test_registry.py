@@ -33,7 +33,7 @@ def test_plugin_option_composes_validates_and_lists(
     executor = cfg.groups["executor"].build()
     with executor:  # type: ignore[attr-defined]
         assert executor.submit(sum, [1, 2]).result() == 3  # type: ignore[attr-defined]
-    with pytest.raises(ConfigError, match="executor.workers=0"):
+    with pytest.raises(ConfigError, match=r"executor\.workers=0"):
         composer.compose(["executor=inline", "executor.workers=0"])
     assert main(["list", "executor"]) == 0
     assert "One-thread executor from a plugin package" in capsys.readouterr().out

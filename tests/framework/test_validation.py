@@ -23,8 +23,10 @@ BAD = [
     (["scenario.structure=star"], ["'bag', 'diamond', 'reduce' or 'sequential'"]),
     (["repeats=0"], ["repeats=0", "greater than or equal to 1"]),
     (["retry_delay_s=5"], ["retry_delay_s=5.0", "retries=0"]),
-    (["executor=dask", "executor.address=tcp://127.0.0.1:8786", "executor.n_workers=2"],
-     ["executor", "existing cluster", "n_workers"]),
+    (
+        ["executor=dask", "executor.address=tcp://127.0.0.1:8786", "executor.n_workers=2"],
+        ["executor", "existing cluster", "n_workers"],
+    ),
     (["scenario.tasks=1000000", "scenario.payload_bytes=1000000"], ["GiB", "payload_bytes"]),
     (["tracking=mlflow_server"], ["missing required value 'tracking.uri'"]),
     (["tracking=mlflow_server", "tracking.uri=ftp://x"], ["tracking.uri='ftp://x'"]),
@@ -48,12 +50,15 @@ def test_bad_input_is_reported_clearly(overrides: list[str], fragments: list[str
     assert "Traceback" not in message
 
 
-@pytest.mark.parametrize("content,fragment", [
-    ("scenario:\n  tasks: [1\n", "not valid YAML at line 3"),
-    ("- a\n- b\n", "must hold a mapping"),
-    ("# @package _global_\nscenario:\n  tsks: 4\n", "did you mean 'scenario.tasks'"),
-    ("# @package _global_\nscenario:\n  tasks: -4\n", "scenario.tasks=-4"),
-])
+@pytest.mark.parametrize(
+    "content,fragment",
+    [
+        ("scenario:\n  tasks: [1\n", "not valid YAML at line 3"),
+        ("- a\n- b\n", "must hold a mapping"),
+        ("# @package _global_\nscenario:\n  tsks: 4\n", "did you mean 'scenario.tasks'"),
+        ("# @package _global_\nscenario:\n  tasks: -4\n", "scenario.tasks=-4"),
+    ],
+)
 def test_bad_recipe_files(tmp_path: Path, content: str, fragment: str) -> None:
     recipe = tmp_path / "mine.yaml"
     recipe.write_text(content)
@@ -84,8 +89,10 @@ def test_sweep_validates_every_job_before_starting(workdir: Path) -> None:
 
 def test_user_recipe_file_is_composed(tmp_path: Path) -> None:
     recipe = tmp_path / "my_exp.yaml"
-    recipe.write_text("# @package _global_\ndefaults:\n  - override /executor: process\n"
-                      "repeats: 2\nscenario:\n  tasks: 7\n")
+    recipe.write_text(
+        "# @package _global_\ndefaults:\n  - override /executor: process\n"
+        "repeats: 2\nscenario:\n  tasks: 7\n"
+    )
     cfg = Composer().compose([f"recipe={recipe}", "scenario.structure=reduce"])
     assert cfg.recipe == "my_exp"
     assert cfg.groups["executor"].kind == "process"
