@@ -110,6 +110,10 @@ def _nbytes(value: Any) -> int:
     return 0
 
 
+def _dependency_error(parent: TaskHandle) -> tuple[str, str]:
+    return DependencyFailed.__name__, f"parent task {parent.task_id} failed"
+
+
 class TaskHandle:
     """One task's state and record; pass it as an argument to make another task depend on it."""
 
@@ -230,10 +234,7 @@ class TaskPath:
         if failed_parent is not None:
             with self._lock:
                 handle.pending = 0
-                handle.error = (
-                    DependencyFailed.__name__,
-                    f"parent task {failed_parent.task_id} failed",
-                )
+                handle.error = _dependency_error(failed_parent)
             self._finish(handle)
         elif handle.pending == 0:
             self._dispatch(handle)
@@ -329,10 +330,7 @@ class TaskPath:
                     if child.error is not None:
                         continue  # already failed through another parent
                     if not handle.success:
-                        child.error = (
-                            DependencyFailed.__name__,
-                            f"parent task {handle.task_id} failed",
-                        )
+                        child.error = _dependency_error(handle)
                         work.append(child)
                     elif child.pending == 0:
                         ready.append(child)
