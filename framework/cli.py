@@ -187,12 +187,14 @@ def _print_summary(inv: Any, jobs: list[Any]) -> None:
         elif r.status == "skipped":
             out.print(f"skipped (resume; finished run {r.run_id}): {r.job.label}", highlight=False)
     out.print(f"Results: {inv.run_dir}", highlight=False, soft_wrap=True)
-    out.print(
-        f"MLflow:  mlflow ui --backend-store-uri {inv.tracking_uri} --port 5000   "
-        "then open http://127.0.0.1:5000",
-        highlight=False,
-        soft_wrap=True,
-    )
+    if inv.tracking_uri.startswith(("http://", "https://")):
+        ui = f"open {inv.tracking_uri} (experiment '{inv.recipe}')"
+    else:
+        ui = (
+            f"mlflow ui --backend-store-uri {inv.tracking_uri} --port 5000   "
+            "then open http://127.0.0.1:5000"
+        )
+    out.print(f"MLflow:  {ui}", highlight=False, soft_wrap=True)
 
 
 def cmd_show(args: argparse.Namespace) -> int:
