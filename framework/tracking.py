@@ -32,6 +32,22 @@ def sqlite_path(uri: str) -> Path | None:
     return Path(uri[len("sqlite:///") :]) if uri.startswith("sqlite:///") else None
 
 
+def _check_server(uri: str, timeout_s: float = 5.0) -> None:
+    """Fail in seconds on an unreachable server (MLflow's client retries for minutes)."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout_s):
+            return
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise LoomError(
+            f"tracking.uri={uri}: no MLflow server answered within {timeout_s:.0f} s "
+            f"({reason}); start it, or use the local store (tracking=mlflow_local)"
+        ) from None
+
+
 class Tracker:
     """Creates experiments and (nested) runs and logs params, metrics and artifacts."""
 
@@ -39,6 +55,8 @@ class Tracker:
         from mlflow.tracking import MlflowClient
 
         self.uri = config.uri
+        if self.uri.startswith(("http://", "https://")):
+            _check_server(self.uri)
         if (db := sqlite_path(self.uri)) is not None:
             db.parent.mkdir(parents=True, exist_ok=True)
         self._artifact_root = None
