@@ -5,6 +5,11 @@ tasks' handles; it is dispatched once they all succeeded, with their values in t
 Each attempt runs :func:`execute_attempt` on the worker, which stamps start/end times and the
 worker id and decides (at execution, from a seeded hash) whether to inject a failure, so a
 retry of the same task can succeed.
+
+On a thread pool the path does not pay for one ``Future`` per task: ready tasks go on a queue,
+and at most ``workers`` drain loops, each one pool work item, pull from it until it is empty
+(self-scheduling, so load balance and latency are those of the pool). Other executors get one
+submission per attempt and report back through the future's callback.
 """
 
 from __future__ import annotations
@@ -15,8 +20,9 @@ import queue
 import socket
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Literal
@@ -92,6 +98,17 @@ def execute_attempt(
         unpicklable exceptions still travel back from process and Dask workers.
 
     """
+    ok, value, start, end = _run_attempt(fn, args, task_id, attempt, failure)
+    return ok, value, start, end, _worker_id()
+
+
+def _run_attempt(
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    task_id: int,
+    attempt: int,
+    failure: FailureSpec | None,
+) -> tuple[bool, Any, float, float]:
     start = time.time()
     try:
         if failure is not None and failure.fails(task_id, attempt):
@@ -101,7 +118,7 @@ def execute_attempt(
     except Exception as exc:
         value = (type(exc).__name__, str(exc))
         ok = False
-    return ok, value, start, time.time(), _worker_id()
+    return ok, value, start, time.time()
 
 
 def _nbytes(value: Any) -> int:
@@ -205,20 +222,28 @@ class TaskPath:
         # list.append is atomic and the length only grows: finishes are counted without a lock.
         self._finished: list[int] = []
         self.tasks: list[TaskHandle] = []
-        # Dispatches triggered from executor callbacks go through this thread: submitting from
-        # a pool's own callback thread can block it (process pool wake-up pipe, Dask loop).
+        self._inline = isinstance(executor, ThreadPoolExecutor)
+        # Thread pools: ready tasks and the number of drain loops running on the pool.
+        self._ready: deque[TaskHandle] = deque()
+        self._drainers = 0
+        self._max_drainers = max(1, int(getattr(executor, "workers", 1)))
+        # Other executors: dispatches triggered from their callbacks go through this thread, as
+        # submitting from a pool's own callback thread can block it (process pool wake-up pipe,
+        # Dask event loop).
         self._queue: queue.SimpleQueue[TaskHandle | None] = queue.SimpleQueue()
-        self._dispatcher = threading.Thread(
-            target=self._dispatch_loop, name="loom-dispatch", daemon=True
-        )
-        self._dispatcher.start()
+        self._dispatcher: threading.Thread | None = None
+        if not self._inline:
+            self._dispatcher = threading.Thread(
+                target=self._dispatch_loop, name="loom-dispatch", daemon=True
+            )
+            self._dispatcher.start()
 
     def submit(self, fn: Callable[..., Any], *args: Any, name: str = "task") -> TaskHandle:
         """Submit ``fn(*args)``; handles among ``args`` become dependencies."""
         handle = TaskHandle(len(self.tasks), name, fn, args)
         self._all_done.clear()
         self.tasks.append(handle)  # before dispatch, so a finished task is always counted
-        parents = [a for a in args if isinstance(a, TaskHandle)]
+        parents = [a for a in args if isinstance(a, TaskHandle)] if args else None
         if not parents:  # the common case takes no lock
             self._dispatch(handle)
             return handle
@@ -266,8 +291,10 @@ class TaskPath:
 
     def close(self) -> None:
         """Stop the dispatcher thread."""
-        self._queue.put(None)
-        self._dispatcher.join()
+        if self._dispatcher is not None:
+            self._queue.put(None)
+            self._dispatcher.join()
+            self._dispatcher = None
 
     def __enter__(self) -> TaskPath:
         return self
@@ -279,32 +306,89 @@ class TaskPath:
         while (handle := self._queue.get()) is not None:
             self._dispatch(handle)
 
+    def _redispatch(self, handle: TaskHandle) -> None:
+        """Dispatch a retry or a newly ready child from a completion (never blocks a pool)."""
+        if self._inline:
+            self._dispatch(handle)
+        else:
+            self._queue.put(handle)
+
     def _dispatch(self, handle: TaskHandle) -> None:
-        args = handle.args
-        if handle.parents:
-            args = tuple(a.value if isinstance(a, TaskHandle) else a for a in args)
         handle.attempts += 1
         if handle.attempts == 1:
-            if args:
-                handle.bytes_in = sum(_nbytes(a) for a in args)
+            if handle.parents:
+                handle.args = tuple(
+                    a.value if isinstance(a, TaskHandle) else a for a in handle.args
+                )
+            if handle.args:
+                handle.bytes_in = sum(_nbytes(a) for a in handle.args)
             handle.dispatched = time.time()
+        if self._inline:
+            self._ready.append(handle)
+            if self._drainers < self._max_drainers:  # unlocked peek; confirmed under the lock
+                self._start_drainer()
+            return
         try:
             future = self._executor.submit(
-                execute_attempt, handle.fn, args, handle.task_id, handle.attempts, self._failure
+                execute_attempt,
+                handle.fn,
+                handle.args,
+                handle.task_id,
+                handle.attempts,
+                self._failure,
             )
         except Exception as exc:  # executor shut down or broken
-            handle.error = (type(exc).__name__, str(exc))
-            self._finish(handle)
+            self._fail_undispatched(handle, exc)
             return
         future.add_done_callback(partial(self._attempt_done, handle))
+
+    def _start_drainer(self) -> None:
+        with self._lock:
+            if self._drainers >= self._max_drainers:
+                return
+            self._drainers += 1
+        try:
+            self._executor.submit(self._drain)
+        except Exception as exc:  # executor shut down: nothing queued can run any more
+            with self._lock:
+                self._drainers -= 1
+            while self._ready:
+                self._fail_undispatched(self._ready.popleft(), exc)
+
+    def _drain(self) -> None:
+        """Run ready tasks on this pool thread until none is left."""
+        ready, failure, worker = self._ready, self._failure, _worker_id()
+        while True:
+            try:
+                handle = ready.popleft()
+            except IndexError:
+                # Give up the slot, then look again: a task queued by a producer that saw
+                # every slot taken is either seen here or sees the freed slot itself.
+                with self._lock:
+                    self._drainers -= 1
+                if not ready:
+                    return
+                with self._lock:
+                    if self._drainers >= self._max_drainers:
+                        return
+                    self._drainers += 1
+                continue
+            ok, value, handle.start, handle.end = _run_attempt(
+                handle.fn, handle.args, handle.task_id, handle.attempts, failure
+            )
+            handle.worker = worker
+            self._complete(handle, ok, value)
 
     def _attempt_done(self, handle: TaskHandle, future: Future[AttemptResult]) -> None:
         try:
             ok, value, handle.start, handle.end, handle.worker = future.result()
         except BaseException as exc:  # the worker died or the attempt was cancelled
             ok, value = False, (type(exc).__name__, str(exc))
+        self._complete(handle, ok, value)
+
+    def _complete(self, handle: TaskHandle, ok: bool, value: Any) -> None:
         if not ok and handle.attempts < self._max_attempts:
-            self._queue.put(handle)
+            self._redispatch(handle)
             return
         handle.done = time.time()
         handle.success = ok
@@ -313,6 +397,10 @@ class TaskPath:
             handle.bytes_out = _nbytes(value)
         else:
             handle.error = value
+        self._finish(handle)
+
+    def _fail_undispatched(self, handle: TaskHandle, exc: Exception) -> None:
+        handle.error = (type(exc).__name__, str(exc))
         self._finish(handle)
 
     def _finish(self, first: TaskHandle) -> None:
@@ -339,4 +427,4 @@ class TaskPath:
             if len(self._finished) >= len(self.tasks):
                 self._all_done.set()
             for child in ready:
-                self._queue.put(child)
+                self._redispatch(child)

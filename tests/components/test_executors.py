@@ -129,3 +129,37 @@ def test_unreachable_dask_scheduler_fails_fast_and_clearly() -> None:
     config = DaskExecutorConfig(address="tcp://127.0.0.1:9", connect_timeout_s=2)
     with pytest.raises(ConnectionError, match=r"tcp://127\.0\.0\.1:9"):
         config.build()
+
+
+def test_thread_path_runs_at_most_workers_tasks_at_once_and_all_of_them() -> None:
+    import threading
+    import time
+
+    running, peak, lock = [0], [0], threading.Lock()
+
+    def tracked(i: int) -> int:
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        time.sleep(0.0005)
+        with lock:
+            running[0] -= 1
+        return i
+
+    with ThreadExecutorConfig(max_workers=3).build() as executor, TaskPath(executor) as path:
+        handles = [path.submit(tracked, i) for i in range(300)]
+        total = path.submit(lambda *xs: sum(xs), *handles)
+        assert path.wait(timeout=60)
+    assert peak[0] == 3  # the pool's width is kept: no more, and it was used
+    assert total.value == sum(range(300))
+    assert len({h.worker for h in handles}) == 3
+
+
+def test_tasks_on_a_shut_down_executor_fail_instead_of_hanging() -> None:
+    for config in (ThreadExecutorConfig(max_workers=2), ProcessExecutorConfig(max_workers=1)):
+        executor = config.build()
+        executor.shutdown()
+        with TaskPath(executor) as path:
+            handle = path.submit(synthetic_task, 0.0, 8, 0, b"x")
+            assert path.wait(timeout=10)
+        assert handle.error is not None and "shutdown" in handle.error[1]
