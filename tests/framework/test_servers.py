@@ -1,0 +1,160 @@
+"""Against real servers: a Prefect API server and an MLflow tracking server on loopback.
+
+Both are started from the installed packages (no network); the run goes through the CLI in a
+fresh process, with ``PREFECT_API_URL`` set and ``tracking=mlflow_server``, and both servers are
+then asked what they recorded.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+from mlflow.tracking import MlflowClient
+
+pytestmark = [pytest.mark.slow, pytest.mark.service]
+
+BIN = Path(sys.executable).parent
+STARTUP_TIMEOUT_S = 240
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def _server(argv: list[str], health_url: str, log: Path, env: dict[str, str]) -> Iterator[None]:
+    with log.open("wb") as out:
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env)
+    try:
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"{argv[0]} exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+            try:
+                if httpx.get(health_url, timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(
+                    f"{health_url} not up in {STARTUP_TIMEOUT_S} s:\n{log.read_text()[-3000:]}"
+                )
+            time.sleep(0.5)
+        yield
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """Start ``prefect server`` and ``mlflow server``; yield their URLs."""
+    base = tmp_path_factory.mktemp("servers")
+    prefect_port, mlflow_port = _free_port(), _free_port()
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(base / "prefect-home"),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_UI_ENABLED": "false",
+        "DO_NOT_TRACK": "1",
+    }
+    env.pop("PREFECT_API_URL", None)
+    prefect_url = f"http://127.0.0.1:{prefect_port}/api"
+    mlflow_url = f"http://127.0.0.1:{mlflow_port}"
+    with ExitStack() as stack:
+        stack.enter_context(
+            _server(
+                [
+                    str(BIN / "prefect"),
+                    "server",
+                    "start",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(prefect_port),
+                ],
+                f"{prefect_url}/health",
+                base / "prefect.log",
+                env,
+            )
+        )
+        stack.enter_context(
+            _server(
+                [
+                    str(BIN / "mlflow"),
+                    "server",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(mlflow_port),
+                    "--workers",
+                    "1",
+                    "--backend-store-uri",
+                    f"sqlite:///{base / 'mlflow.db'}",
+                    "--artifacts-destination",
+                    str(base / "artifacts"),
+                ],
+                f"{mlflow_url}/health",
+                base / "mlflow.log",
+                env,
+            )
+        )
+        yield {"prefect": prefect_url, "mlflow": mlflow_url, "home": str(base / "client-home")}
+
+
+def test_run_is_recorded_by_the_prefect_server_and_the_mlflow_server(
+    servers: dict[str, str], tmp_path: Path
+) -> None:
+    env = {**os.environ, "PREFECT_API_URL": servers["prefect"], "PREFECT_HOME": servers["home"]}
+    argv = [
+        sys.executable,
+        "-m",
+        "framework",
+        "run",
+        "recipe=quickstart",
+        "repeats=2",
+        "tracking=mlflow_server",
+        f"tracking.uri={servers['mlflow']}",
+        "scenario.tasks=10",
+        "scenario.plots=false",
+    ]
+    done = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert servers["mlflow"] in done.stdout  # the UI line points at the server's own UI
+
+    flow_runs = httpx.post(f"{servers['prefect']}/flow_runs/filter", json={}, timeout=10).json()
+    assert len(flow_runs) == 1
+    flow_run = flow_runs[0]
+    assert flow_run["state_type"] == "COMPLETED"
+    assert {"recipe:quickstart", "scenario:synthetic"} <= set(flow_run["tags"])
+    task_runs = httpx.post(f"{servers['prefect']}/task_runs/filter", json={}, timeout=10).json()
+    names = sorted(t["task_key"].split("-")[0] for t in task_runs)
+    assert names.count("trial") == 2 and {"setup", "teardown", "report"} <= set(names)
+
+    client = MlflowClient(servers["mlflow"])
+    experiment = client.get_experiment_by_name("quickstart")
+    assert experiment is not None
+    runs = client.search_runs([experiment.experiment_id])
+    kinds = sorted(r.data.tags["loom.run_type"] for r in runs)
+    assert kinds == ["job", "trial", "trial"]
+    job = next(r for r in runs if r.data.tags["loom.run_type"] == "job")
+    assert job.info.status == "FINISHED" and job.data.metrics["result_verified"] == 1.0
+    assert {"config.yaml", "environment.json"} <= {
+        a.path for a in client.list_artifacts(job.info.run_id)
+    }
+    assert not (tmp_path / "results" / "mlflow.db").exists()  # nothing went to the local store
