@@ -229,6 +229,10 @@ def validate_run_config(raw: Mapping[str, Any]) -> RunConfig:
                 )
     if problems or root is None:
         raise ConfigError(problems, context=f"recipe={raw.get('recipe', 'default')}")
+    if isinstance(scenario, ScenarioConfig):
+        # Every group is validated, but a job is only what its scenario uses: unused groups
+        # stay out of its params and hash (a storage choice does not change a task benchmark).
+        groups = {g: c for g, c in groups.items() if g == "scenario" or g in scenario.requires}
     return RunConfig(root, groups)
 
 

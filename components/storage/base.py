@@ -1,0 +1,97 @@
+"""The ``storage`` area: errors, object metadata and the :class:`ObjectStore` protocol."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO, Protocol, runtime_checkable
+
+PutSource = bytes | bytearray | memoryview | BinaryIO | Path
+
+
+class StorageError(RuntimeError):
+    """Base of storage failures; the message is meant for people."""
+
+
+class InvalidKey(StorageError, ValueError):
+    """A key that could address something outside its container, or is malformed."""
+
+
+class ObjectNotFound(StorageError, KeyError):
+    """No visible object under that key."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "object not found"
+
+
+class AccessDenied(StorageError, PermissionError):
+    """Wrong token, or a catalog of another tenant."""
+
+
+class ContainerDown(StorageError):
+    """The container was taken down or does not answer."""
+
+
+class InsufficientCapacity(StorageError):
+    """The object (with its redundancy) does not fit in the free capacity."""
+
+
+class ObjectUnreadable(StorageError):
+    """Fewer than k good chunks of some segment are left: beyond the code's tolerance."""
+
+
+@dataclass(frozen=True)
+class ObjectStat:
+    """What the catalog knows of one object.
+
+    Attributes:
+        catalog: Catalog name.
+        key: Object key.
+        size: Bytes.
+        coding: Coder label, e.g. ``zfec(4,6)``.
+        k: Chunks needed per segment.
+        m: Chunks stored per segment.
+        segment_size: Bytes per segment (the last may be shorter).
+        hash: xxh3-128 of the whole object.
+        placement: Per segment, the container holding each chunk index.
+        chunk_hashes: Per segment, the xxh3-64 of each chunk index.
+
+    """
+
+    catalog: str
+    key: str
+    size: int
+    coding: str
+    k: int
+    m: int
+    segment_size: int
+    hash: str
+    placement: list[list[str]] = field(default_factory=list)
+    chunk_hashes: list[list[str]] = field(default_factory=list)
+
+
+@runtime_checkable
+class ObjectStore(Protocol):
+    """A tenant's view of the storage fabric: objects in named catalogs."""
+
+    def put(self, catalog: str, key: str, source: PutSource) -> ObjectStat:
+        """Store bytes, a binary file object or a file path; visible once fully durable."""
+
+    def get(self, catalog: str, key: str) -> bytes:
+        """Read a whole object (checked against its hash)."""
+
+    def get_stream(self, catalog: str, key: str) -> Iterator[bytes]:
+        """Read an object segment by segment, with bounded memory."""
+
+    def exists(self, catalog: str, key: str) -> bool:
+        """Whether a visible object has this key."""
+
+    def delete(self, catalog: str, key: str) -> None:
+        """Remove an object and its chunks."""
+
+    def list(self, catalog: str, prefix: str = "") -> list[str]:
+        """Keys in a catalog starting with ``prefix``, sorted."""
+
+    def stat(self, catalog: str, key: str) -> ObjectStat:
+        """Size, coding, placement and hashes of an object."""

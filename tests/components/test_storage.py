@@ -1,0 +1,379 @@
+"""The storage fabric's contract, run on every container backend and every coder."""
+
+from __future__ import annotations
+
+import io
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from components.coding.base import Coder
+from components.coding.isal import IsalConfig
+from components.coding.none import NoCodingConfig
+from components.coding.replication import ReplicationConfig
+from components.coding.zfec_coder import ZfecConfig
+from components.placement.utility_factor import UtilityFactorConfig
+from components.storage.base import (
+    AccessDenied,
+    InsufficientCapacity,
+    InvalidKey,
+    ObjectNotFound,
+    ObjectUnreadable,
+    StorageError,
+)
+from components.storage.container import ContainerSpec
+from components.storage.fabric import Fabric, TenantStore
+from components.storage.network import (
+    LocalStorageConfig,
+    MemoryStorageConfig,
+    S3StorageConfig,
+    StorageConfig,
+    StorageNetwork,
+)
+
+SEGMENT = 64 * 1024
+TOKEN = "loom-dev-token"
+CODERS = {
+    "none": NoCodingConfig(),
+    "replication": ReplicationConfig(copies=3),
+    "zfec": ZfecConfig(k=4, m=6),
+    "isal": IsalConfig(k=4, m=6),
+}
+
+
+def _storage(kind: str, s3_endpoint: str, tmp_path: Path) -> StorageConfig:
+    common = {"segment_size_mb": SEGMENT / 2**20, "parallelism": 3}
+    if kind == "local":
+        return LocalStorageConfig(containers=6, root=str(tmp_path / "containers"), **common)
+    if kind == "memory":
+        return MemoryStorageConfig(containers=6, **common)
+    return S3StorageConfig(
+        containers=6,
+        bucket="loom-test",
+        prefix=f"run-{uuid.uuid4().hex[:8]}",
+        endpoint_url=s3_endpoint,
+        **common,
+    )
+
+
+@pytest.fixture(params=["local", "memory", "s3"])
+def network(
+    request: pytest.FixtureRequest, s3_endpoint: str, tmp_path: Path
+) -> Iterator[StorageNetwork]:
+    with _storage(request.param, s3_endpoint, tmp_path).build() as opened:
+        yield opened
+
+
+@pytest.fixture(params=list(CODERS))
+def coder(request: pytest.FixtureRequest) -> Coder:
+    return CODERS[request.param].build()
+
+
+@pytest.fixture
+def fabric(network: StorageNetwork, coder: Coder, tmp_path: Path) -> Iterator[Fabric]:
+    with network.fabric(coder, UtilityFactorConfig().build(), tmp_path / "catalog.sqlite") as fab:
+        yield fab
+
+
+def _store(fabric: Fabric) -> TenantStore:
+    return fabric.connect("loom", TOKEN)
+
+
+def _payload(size: int, seed: int = 1) -> bytes:
+    import numpy as np
+
+    return np.random.default_rng(seed).bytes(size)
+
+
+def test_contract_put_get_list_stat_delete(fabric: Fabric, tmp_path: Path) -> None:
+    store = _store(fabric)
+    big = _payload(5 * SEGMENT + 123)
+    file_path = tmp_path / "input.bin"
+    file_path.write_bytes(_payload(2 * SEGMENT, seed=2))
+    store.put("cat", "a/big.bin", big)
+    store.put("cat", "a/file.bin", file_path)
+    store.put("cat", "b/stream.bin", io.BytesIO(b"streamed bytes"))
+    store.put("cat", "empty", b"")
+    assert store.get("cat", "a/big.bin") == big
+    assert b"".join(store.get_stream("cat", "a/file.bin")) == file_path.read_bytes()
+    assert store.get("cat", "b/stream.bin") == b"streamed bytes"
+    assert store.get("cat", "empty") == b""
+    assert store.list("cat") == ["a/big.bin", "a/file.bin", "b/stream.bin", "empty"]
+    assert store.list("cat", "a/") == ["a/big.bin", "a/file.bin"]
+    stat = store.stat("cat", "a/big.bin")
+    assert stat.size == len(big) and len(stat.placement) == 6
+    assert all(len(seg) == fabric.coder.m for seg in stat.placement)
+    assert all(len(set(seg)) == len(seg) for seg in stat.placement)  # one chunk per container
+    store.put("cat", "a/big.bin", b"replaced")  # overwrite: the old chunks are collected
+    assert store.get("cat", "a/big.bin") == b"replaced"
+    for key in store.list("cat"):
+        store.delete("cat", key)
+    assert store.list("cat") == [] and not store.exists("cat", "a/big.bin")
+    with pytest.raises(ObjectNotFound):
+        store.get("cat", "a/big.bin")
+    assert sum(_chunk_files(fabric)) == 0  # nothing left behind
+
+
+def _chunk_files(fabric: Fabric) -> list[int]:
+    counts = []
+    for container in fabric.containers:
+        container.fs.invalidate_cache()
+        files = container.fs.find(container.root)
+        counts.append(len([f for f in files if not f.endswith(".loom-health")]))
+    return counts
+
+
+def test_losing_up_to_m_minus_k_containers_loses_nothing(fabric: Fabric) -> None:
+    store = _store(fabric)
+    data = _payload(3 * SEGMENT + 7)
+    store.put("cat", "x", data)
+    tolerance = fabric.coder.m - fabric.coder.k
+    holders = store.stat("cat", "x").placement[0]  # segment 0's containers, chunk order
+    for name in holders[:tolerance]:
+        fabric.container(name).take_down()
+    assert store.get("cat", "x") == data
+    if tolerance:
+        assert fabric.counters.degraded_reads > 0
+    # One more holder of segment 0 down: past the tolerance, reported, never wrong bytes.
+    fabric.container(holders[tolerance]).take_down()
+    with pytest.raises(ObjectUnreadable, match="needs"):
+        store.get("cat", "x")
+    for container in fabric.containers:
+        container.bring_up()
+
+
+@pytest.mark.parametrize("coding", ["zfec", "replication"])
+def test_corrupt_chunk_is_detected_read_around_and_repaired(coding: str, tmp_path: Path) -> None:
+    with (
+        MemoryStorageConfig(containers=6, segment_size_mb=SEGMENT / 2**20).build() as network,
+        network.fabric(
+            CODERS[coding].build(), UtilityFactorConfig().build(), tmp_path / "c.sqlite"
+        ) as fabric,
+    ):
+        store = _store(fabric)
+        data = _payload(2 * SEGMENT)
+        store.put("cat", "x", data)
+        row = fabric.catalog.visible("cat", "x")
+        assert row is not None
+        victim = fabric.catalog.chunks(row.id)[0]
+        fabric.container(victim.container).write(victim.path, b"\0" * victim.size)
+        assert store.get("cat", "x") == data
+        assert fabric.counters.chunk_read_failures >= 1
+        report = fabric.scrub()
+        assert report.chunks_corrupt == 1 and report.chunks_repaired == 0
+        repaired = fabric.repair()
+        assert repaired.chunks_repaired == 1
+        assert fabric.scrub().chunks_corrupt == 0
+
+
+def test_repair_restores_full_redundancy_after_container_loss(tmp_path: Path) -> None:
+    with (
+        MemoryStorageConfig(containers=8, segment_size_mb=SEGMENT / 2**20).build() as network,
+        network.fabric(
+            ZfecConfig(k=4, m=6).build(), UtilityFactorConfig().build(), tmp_path / "c.sqlite"
+        ) as fabric,
+    ):
+        store = _store(fabric)
+        data = _payload(4 * SEGMENT)
+        store.put("cat", "x", data)
+        down = fabric.containers[:2]
+        for container in down:
+            container.take_down()
+        report = fabric.repair()
+        assert report.chunks_repaired > 0 and not report.objects_unrecoverable
+        for segment in store.stat("cat", "x").placement:
+            assert len(set(segment)) == 6
+            assert not {c.name for c in down} & set(segment)
+        assert fabric.scrub().chunks_missing == 0
+        assert store.get("cat", "x") == data
+
+
+def test_container_failing_during_put_moves_its_chunks(tmp_path: Path) -> None:
+    with (
+        MemoryStorageConfig(containers=7, segment_size_mb=SEGMENT / 2**20).build() as network,
+        network.fabric(
+            ZfecConfig(k=4, m=6).build(), UtilityFactorConfig().build(), tmp_path / "c.sqlite"
+        ) as fabric,
+    ):
+        broken = fabric.containers[0]
+
+        def refuse(key: str, data: object) -> None:
+            raise OSError("disk on fire")
+
+        broken.write = refuse  # type: ignore[method-assign]
+        store = _store(fabric)
+        data = _payload(3 * SEGMENT)
+        store.put("cat", "x", data)
+        assert fabric.counters.chunk_write_failures > 0
+        assert all(broken.name not in seg for seg in store.stat("cat", "x").placement)
+        assert store.get("cat", "x") == data
+
+
+def test_interrupted_put_leaves_no_object_and_no_stray_chunks(tmp_path: Path) -> None:
+    class Exploding(io.RawIOBase):
+        def __init__(self) -> None:
+            self.calls = 0
+
+        def readable(self) -> bool:
+            return True
+
+        def read(self, size: int = -1) -> bytes:
+            self.calls += 1
+            if self.calls > 3:
+                raise ConnectionResetError("client went away")
+            return _payload(size, seed=self.calls)
+
+    with (
+        LocalStorageConfig(
+            containers=6, root=str(tmp_path / "c"), segment_size_mb=SEGMENT / 2**20
+        ).build() as network,
+        network.fabric(
+            ZfecConfig(k=4, m=6).build(), UtilityFactorConfig().build(), tmp_path / "c.sqlite"
+        ) as fabric,
+    ):
+        store = _store(fabric)
+        before = [c.used for c in fabric.containers]
+        with pytest.raises(ConnectionResetError):
+            store.put("cat", "x", Exploding())  # type: ignore[arg-type]
+        assert not store.exists("cat", "x")
+        assert sum(_chunk_files(fabric)) == 0
+        assert [c.used for c in fabric.containers] == before
+        assert fabric.catalog.garbage(exclude=set()) == []
+
+
+def test_concurrent_puts_gets_deletes_are_safe(tmp_path: Path) -> None:
+    with (
+        MemoryStorageConfig(containers=6, segment_size_mb=SEGMENT / 2**20).build() as network,
+        network.fabric(
+            ZfecConfig(k=3, m=5).build(), UtilityFactorConfig().build(), tmp_path / "c.sqlite"
+        ) as fabric,
+    ):
+        store = _store(fabric)
+        errors: list[BaseException] = []
+
+        def worker(n: int) -> None:
+            try:
+                for i in range(6):
+                    data = _payload(SEGMENT + 100 * n + i, seed=n * 10 + i)
+                    key = f"t{n}/o{i}"
+                    store.put("cat", key, data)
+                    assert store.get("cat", key) == data
+                    if i % 2:
+                        store.delete("cat", key)
+            except BaseException as exc:  # surfaced below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        assert len(store.list("cat")) == 8 * 3
+
+
+def test_tenants_reach_only_their_own_catalogs(tmp_path: Path) -> None:
+    config = MemoryStorageConfig(
+        containers=3,
+        tenants={"alice": "a-secret", "bob": "b-secret"},  # type: ignore[dict-item]
+    )
+    with (
+        config.build() as network,
+        network.fabric(
+            NoCodingConfig().build(), UtilityFactorConfig().build(), tmp_path / "c.sqlite"
+        ) as fabric,
+    ):
+        alice = fabric.connect("alice", "a-secret")
+        alice.put("alice-data", "x", b"1")
+        with pytest.raises(AccessDenied, match="wrong token"):
+            fabric.connect("alice", "b-secret")
+        with pytest.raises(AccessDenied, match="unknown tenant"):
+            fabric.connect("mallory", "x")
+        bob = fabric.connect("bob", "b-secret")
+        with pytest.raises(AccessDenied, match="belongs to another tenant"):
+            bob.get("alice-data", "x")
+        with pytest.raises(AccessDenied):
+            bob.put("alice-data", "y", b"2")
+        assert "a-secret" not in repr(config) and "a-secret" not in config.model_dump_json()
+
+
+@pytest.mark.parametrize(
+    "key", ["../escape", "a/../../b", "/etc/passwd", "a//b", "./a", "", "x" * 1025, "a\\b", "a\0b"]
+)
+def test_traversal_and_malformed_keys_are_refused(key: str, tmp_path: Path) -> None:
+    with (
+        MemoryStorageConfig(containers=2).build() as network,
+        network.fabric(
+            NoCodingConfig().build(), UtilityFactorConfig().build(), tmp_path / "c.sqlite"
+        ) as fabric,
+    ):
+        with pytest.raises(InvalidKey):
+            _store(fabric).put("cat", key, b"x")
+        with pytest.raises(InvalidKey):
+            network.containers[0].path(key)
+
+
+def test_object_larger_than_free_capacity_is_refused_before_writing(tmp_path: Path) -> None:
+    with (
+        MemoryStorageConfig(containers=6, capacity_mb=0.1).build() as network,
+        network.fabric(
+            ZfecConfig(k=4, m=6).build(), UtilityFactorConfig().build(), tmp_path / "c.sqlite"
+        ) as fabric,
+    ):
+        with pytest.raises(InsufficientCapacity, match="bytes are free"):
+            _store(fabric).put("cat", "big", _payload(600_000))
+        assert sum(_chunk_files(fabric)) == 0
+
+
+@pytest.mark.parametrize(
+    "model,fields,fragment",
+    [
+        (ZfecConfig, {"k": 7, "m": 6}, "k=7 > m=6"),
+        (ZfecConfig, {"k": 4, "m": 300}, "less than or equal to 256"),
+        (ZfecConfig, {"k": 0, "m": 6}, "greater than or equal to 1"),
+        (ContainerSpec, {"url": "nosuch://x"}, "unknown container protocol 'nosuch'"),
+        (ContainerSpec, {"url": "gcs://bucket/x"}, "pip install gcsfs"),
+    ],
+)
+def test_bad_configs_name_the_problem(
+    model: type, fields: dict[str, object], fragment: str
+) -> None:
+    with pytest.raises(ValidationError, match=fragment.replace("(", r"\(")):
+        model(**fields)
+
+
+def test_unreachable_s3_endpoint_fails_clearly(tmp_path: Path) -> None:
+    config = S3StorageConfig(endpoint_url="http://127.0.0.1:9", connect_timeout_s=1, containers=2)
+    with pytest.raises(StorageError, match=r"127\.0\.0\.1:9"), config.build():
+        pass
+
+
+def test_put_memory_is_bounded_by_segments_in_flight(tmp_path: Path) -> None:
+    """A 48 MiB file goes through 1 MiB segments without the process holding it all."""
+    import tracemalloc
+
+    source = tmp_path / "big.bin"
+    with source.open("wb") as out:
+        for i in range(48):
+            out.write(_payload(2**20, seed=i))
+    with (
+        MemoryStorageConfig(containers=6, segment_size_mb=1, parallelism=2).build() as network,
+        network.fabric(
+            ZfecConfig(k=4, m=6).build(), UtilityFactorConfig().build(), tmp_path / "c.sqlite"
+        ) as fabric,
+    ):
+        store = _store(fabric)
+        tracemalloc.start()
+        store.put("cat", "big", source)
+        _, put_peak = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        total = sum(len(part) for part in store.get_stream("cat", "big"))
+        _, get_peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    assert total == 48 * 2**20
+    # The memory containers hold the chunks themselves (72 MiB), so count the peak above that.
+    assert get_peak - put_peak < 16 * 2**20
