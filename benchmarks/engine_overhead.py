@@ -20,6 +20,8 @@ import time
 from concurrent.futures import Executor, wait
 from pathlib import Path
 
+from tables import markdown  # benchmarks/ is the script's folder
+
 from components.executors.process import ProcessExecutorConfig
 from components.executors.synthetic import noop
 from components.executors.taskpath import TaskPath
@@ -112,13 +114,6 @@ def fixed_cost_table(workdir: Path) -> list[dict[str, object]]:
         for key, value in timings.items():
             rows.append({"part": f"{label}: {key}", "seconds": round(value, 3)})
     return rows
-
-
-def markdown(rows: list[dict[str, object]]) -> str:
-    keys = list(rows[0])
-    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-    lines += ["| " + " | ".join(str(r[k]) for k in keys) + " |" for r in rows]
-    return "\n".join(lines)
 
 
 def main() -> None:

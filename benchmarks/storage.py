@@ -23,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from tables import markdown  # benchmarks/ is the script's folder
 
 from components.coding.base import Coder
 from components.coding.isal import IsalCoder
@@ -230,13 +231,6 @@ def coder_rows(quick: bool) -> list[dict[str, object]]:
                          "encode_mb_s": round(size / 1e6 / enc),
                          "decode_mb_s": round(size / 1e6 / dec)})  # fmt: skip
     return rows
-
-
-def markdown(rows: list[dict[str, object]]) -> str:
-    keys = list(rows[0])
-    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-    lines += ["| " + " | ".join(str(r[k]) for k in keys) + " |" for r in rows]
-    return "\n".join(lines)
 
 
 def main() -> None:
