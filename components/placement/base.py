@@ -90,6 +90,32 @@ class PlacementConfig(ComponentConfig):
         raise NotImplementedError
 
 
+class RankingPlacer:
+    """A fixed-(n, k) placer: rank the nodes that fit and take the first ``n``.
+
+    Nodes are distinct while enough fit; subclasses only say how to rank.
+    """
+
+    name = "ranking"
+
+    def rank(self, candidates: list[NodeInfo], size: int) -> list[NodeInfo]:
+        """The candidates in order of preference."""
+        raise NotImplementedError
+
+    def place(
+        self,
+        size: int,
+        nodes: Sequence[NodeInfo],
+        *,
+        n: int,
+        k: int,
+        reliability: float | None = None,
+    ) -> Placement:
+        """Place ``n`` chunks on the best-ranked nodes with room for one."""
+        candidates = self.rank(fitting(nodes, chunk_bytes(size, k)), size)
+        return Placement(n, k, spread(candidates, n, size, k))
+
+
 def chunk_bytes(size: int, k: int) -> int:
     """Bytes of one chunk of a ``size``-byte item cut into ``k`` data chunks."""
     return max(1, -(-size // k))

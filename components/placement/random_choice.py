@@ -4,23 +4,14 @@ from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Sequence
 from typing import Literal
 
 from pydantic import Field
 
-from components.placement.base import (
-    NodeInfo,
-    Placement,
-    PlacementConfig,
-    Placer,
-    chunk_bytes,
-    fitting,
-    spread,
-)
+from components.placement.base import NodeInfo, PlacementConfig, Placer, RankingPlacer
 
 
-class RandomPlacer:
+class RandomPlacer(RankingPlacer):
     """Draws the nodes from a seeded generator."""
 
     name = "random"
@@ -29,20 +20,11 @@ class RandomPlacer:
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
 
-    def place(
-        self,
-        size: int,
-        nodes: Sequence[NodeInfo],
-        *,
-        n: int,
-        k: int,
-        reliability: float | None = None,
-    ) -> Placement:
-        """Shuffle the nodes that can take a chunk and take ``n``."""
-        candidates = fitting(nodes, chunk_bytes(size, k))
+    def rank(self, candidates: list[NodeInfo], size: int) -> list[NodeInfo]:
+        """The candidates shuffled."""
         with self._lock:
             self._rng.shuffle(candidates)
-        return Placement(n, k, spread(candidates, n, size, k))
+        return candidates
 
 
 class RandomConfig(PlacementConfig):

@@ -2,48 +2,30 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
-from collections.abc import Sequence
 from typing import Literal
 
-from components.placement.base import (
-    NodeInfo,
-    Placement,
-    PlacementConfig,
-    Placer,
-    chunk_bytes,
-    fitting,
-    spread,
-)
+from components.placement.base import NodeInfo, PlacementConfig, Placer, RankingPlacer
 
 
-class RoundRobinPlacer:
+class RoundRobinPlacer(RankingPlacer):
     """Rotates the starting node over the nodes that can take a chunk."""
 
     name = "round_robin"
 
     def __init__(self) -> None:
-        self._next = 0
+        self._starts = itertools.count()
         self._lock = threading.Lock()
 
-    def place(
-        self,
-        size: int,
-        nodes: Sequence[NodeInfo],
-        *,
-        n: int,
-        k: int,
-        reliability: float | None = None,
-    ) -> Placement:
-        """Take ``n`` consecutive nodes from the rotating start."""
-        candidates = fitting(nodes, chunk_bytes(size, k))
+    def rank(self, candidates: list[NodeInfo], size: int) -> list[NodeInfo]:
+        """The candidates rotated by one more place than last time."""
         with self._lock:
-            start = self._next
-            self._next += 1
-        if candidates:
-            shift = start % len(candidates)
-            candidates = candidates[shift:] + candidates[:shift]
-        return Placement(n, k, spread(candidates, n, size, k))
+            start = next(self._starts)
+        if not candidates:
+            return candidates
+        shift = start % len(candidates)
+        return candidates[shift:] + candidates[:shift]
 
 
 class RoundRobinConfig(PlacementConfig):

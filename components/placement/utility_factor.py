@@ -6,38 +6,19 @@ object's size for every chunk, so nodes are ranked by fullness after taking the 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Literal
 
-from components.placement.base import (
-    NodeInfo,
-    Placement,
-    PlacementConfig,
-    Placer,
-    chunk_bytes,
-    fitting,
-    spread,
-)
+from components.placement.base import NodeInfo, PlacementConfig, Placer, RankingPlacer
 
 
-class UtilityFactorPlacer:
+class UtilityFactorPlacer(RankingPlacer):
     """Least-full-first after the item is added; ties go to the lower node id."""
 
     name = "utility_factor"
 
-    def place(
-        self,
-        size: int,
-        nodes: Sequence[NodeInfo],
-        *,
-        n: int,
-        k: int,
-        reliability: float | None = None,
-    ) -> Placement:
-        """Choose the ``n`` nodes with the lowest (used + size) / capacity."""
-        candidates = fitting(nodes, chunk_bytes(size, k))
-        candidates.sort(key=lambda node: ((node.used + size) / node.capacity, node.node_id))
-        return Placement(n, k, spread(candidates, n, size, k))
+    def rank(self, candidates: list[NodeInfo], size: int) -> list[NodeInfo]:
+        """Lowest (used + size) / capacity first."""
+        return sorted(candidates, key=lambda n: ((n.used + size) / n.capacity, n.node_id))
 
 
 class UtilityFactorConfig(PlacementConfig):

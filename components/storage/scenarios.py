@@ -101,6 +101,14 @@ def _read_back(
     return records, wall, verified[0]
 
 
+def _delete_all(fabric: Fabric, objects: list[ObjectSpec]) -> None:
+    """Delete the workload's objects that were stored."""
+    store = _connect(fabric)
+    for spec in objects:
+        if store.exists("bench", spec.key):
+            store.delete("bench", spec.key)
+
+
 def _balance(network: StorageNetwork, before: list[int]) -> tuple[int, float]:
     """Bytes added across containers and the stddev of their utilisation (used / capacity)."""
     added = sum(c.used - b for c, b in zip(network.containers, before, strict=True))
@@ -119,6 +127,7 @@ class StorageBenchmarkConfig(_StorageScenarioConfig):
         "get_latency_p99_ms",
         "storage_overhead",
         "objects_verified",
+        "put_failures",
     )
     peers: list[Literal["centralized", "redis"]] = Field(
         default_factory=list,
@@ -166,10 +175,7 @@ class StorageBenchmark:
                 }
             )
             if cfg.cleanup:
-                store = _connect(fabric)
-                for spec in objects:
-                    if store.exists("bench", spec.key):
-                        store.delete("bench", spec.key)
+                _delete_all(fabric, objects)
         ctx.write_records("operations", (r.row() for r in puts + gets))
         for peer in cfg.peers:
             self._peer(ctx, peer, objects, network)
@@ -190,10 +196,7 @@ class StorageBenchmark:
                 gets, get_wall, verified = _read_back(
                     ctx, fabric, objects, hashes, cfg.concurrency, peer
                 )
-                store = _connect(fabric)
-                for spec in objects:
-                    if store.exists("bench", spec.key):
-                        store.delete("bench", spec.key)
+                _delete_all(fabric, objects)
         else:
             from components.storage.redis_peer import redis_server
 
