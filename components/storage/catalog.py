@@ -3,7 +3,8 @@
 An object is written as ``pending`` with its chunk rows recorded *before* the chunks are
 written (an intent log), and flipped to ``committed`` in one transaction once every chunk is
 durable. Readers only see committed objects; pending, failed and replaced objects are garbage
-whose chunks :meth:`Catalog.garbage` lists for collection.
+whose chunks :meth:`Catalog.garbage` lists for collection. A chunk moved away from a
+container (repair, a failed write) leaves a *stray* row until its old copy is deleted.
 """
 
 from __future__ import annotations
@@ -28,6 +29,10 @@ CREATE TABLE IF NOT EXISTS chunks (
     object_id TEXT NOT NULL, segment INTEGER NOT NULL, idx INTEGER NOT NULL,
     container TEXT NOT NULL, path TEXT NOT NULL, size INTEGER NOT NULL, hash TEXT NOT NULL,
     segment_bytes INTEGER NOT NULL, PRIMARY KEY (object_id, segment, idx)
+);
+CREATE TABLE IF NOT EXISTS strays (
+    container TEXT NOT NULL, path TEXT NOT NULL, size INTEGER NOT NULL,
+    PRIMARY KEY (container, path)
 );
 """
 
@@ -116,13 +121,41 @@ class Catalog:
             )  # fmt: skip
 
     def record_chunks(self, chunks: Iterable[ChunkRow]) -> None:
-        """Record (or move) chunks; called before they are written."""
+        """Record (or move) chunks; called before they are written.
+
+        A chunk landing where a stray of the same path waits takes its place: the stray row
+        goes, so that no sweep deletes the new chunk.
+        """
+        rows = list(chunks)
         with self._tx() as db:
             db.executemany(
                 "INSERT OR REPLACE INTO chunks VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 [(c.object_id, c.segment, c.idx, c.container, c.path, c.size, c.hash,
-                  c.segment_bytes) for c in chunks],
+                  c.segment_bytes) for c in rows],
             )  # fmt: skip
+            db.executemany(
+                "DELETE FROM strays WHERE container = ? AND path = ?",
+                [(c.container, c.path) for c in rows],
+            )
+
+    def add_stray(self, container: str, path: str, size: int) -> None:
+        """Remember a chunk copy no row points to any more (deleted when its container is up)."""
+        with self._tx() as db:
+            db.execute("INSERT OR REPLACE INTO strays VALUES (?, ?, ?)", (container, path, size))
+
+    def strays(self) -> list[tuple[str, str, int]]:
+        """Every stray as (container, path, bytes counted on the container)."""
+        with self._lock:
+            rows = self._db.execute("SELECT container, path, size FROM strays").fetchall()
+        return [(str(c), str(p), int(n)) for c, p, n in rows]
+
+    def forget_stray(self, container: str, path: str) -> bool:
+        """Drop a stray row; False if it was gone already (a chunk took its place)."""
+        with self._tx() as db:
+            cursor = db.execute(
+                "DELETE FROM strays WHERE container = ? AND path = ?", (container, path)
+            )
+        return cursor.rowcount > 0
 
     def commit_object(self, object_id: str, size: int, digest: str) -> str | None:
         """Make a pending object visible, replacing (and returning the id of) an older one."""

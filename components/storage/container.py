@@ -115,6 +115,9 @@ class DataContainer:
         self.fs, root = fsspec.core.url_to_fs(spec.url, **options)
         self.root = root.rstrip("/")
         self.link = Link(spec.link) if spec.link else None
+        # Local files write a view as it is; other filesystems (memory keeps the object,
+        # s3fs sends it) need bytes of their own.
+        self._writes_views = url_protocol(spec.url) == "file"
         self.up = True
         self._used = 0
         self._lock = threading.Lock()
@@ -177,7 +180,9 @@ class DataContainer:
         path = self.path(key)
         if self.link:
             self.link.transfer(len(data))
-        self.fs.pipe_file(path, bytes(data) if isinstance(data, memoryview) else data)
+        if isinstance(data, memoryview) and not self._writes_views:
+            data = bytes(data)
+        self.fs.pipe_file(path, data)
 
     def read(self, key: str) -> bytes:
         """The bytes under ``key``; ``FileNotFoundError`` if absent."""

@@ -7,7 +7,6 @@ segment size × parallelism × m / k whatever the object size.
 
 from __future__ import annotations
 
-import contextlib
 import hmac
 import threading
 import time
@@ -215,6 +214,7 @@ class Fabric:
                     continue
                 self._count("chunk_write_failures")
                 failed.add(row.container)
+                self._leave_stray(row.container, row.path, 0)  # a partial write may be there
                 # Move the chunk to another container; the catalog row follows first.
                 try:
                     moved = self._replace_chunk(object_id, index, len(segment), chunk, row,
@@ -266,6 +266,7 @@ class Fabric:
     ) -> list[ChunkRow]:
         """Choose containers, reserve their bytes and record the chunk rows (before writing)."""
         chunk_size = len(chunks[0])
+        hashes = [_chunk_hash(chunk) for chunk in chunks]  # outside the lock: it takes time
         with self._place_lock:
             nodes = [
                 c.info() if c.name not in exclude else replace(c.info(), up=False)
@@ -278,15 +279,16 @@ class Fabric:
             chosen = [self.containers[i] for i in placement.node_ids[: len(chunks)]]
             for container in chosen:
                 container.reserve(chunk_size)
-        rows = [
-            ChunkRow(
-                object_id, segment, i if idx is None else idx, container.name,
-                f"{object_id}/{segment}.{i if idx is None else idx}", len(chunk),
-                _chunk_hash(chunk), segment_bytes,
-            )
-            for i, (container, chunk) in enumerate(zip(chosen, chunks, strict=True))
-        ]  # fmt: skip
-        self.catalog.record_chunks(rows)
+            rows = [
+                ChunkRow(
+                    object_id, segment, i if idx is None else idx, container.name,
+                    f"{object_id}/{segment}.{i if idx is None else idx}", len(chunk),
+                    hashes[i], segment_bytes,
+                )
+                for i, (container, chunk) in enumerate(zip(chosen, chunks, strict=True))
+            ]  # fmt: skip
+            # Recorded under the lock so that a stray sweep never races a chunk taking its path.
+            self.catalog.record_chunks(rows)
         return rows
 
     def _write_chunk(self, row: ChunkRow, chunk: bytes | memoryview) -> None:
@@ -437,13 +439,20 @@ class Fabric:
         return complete
 
     def collect_garbage(self) -> int:
-        """Delete chunks of failed, interrupted, replaced and deleted objects; return how many."""
-        return sum(self._collect(i) for i in self.catalog.garbage(exclude=set(self._active)))
+        """Delete chunks of failed, interrupted, replaced and deleted objects, and strays.
+
+        Returns:
+            How many object versions and stray chunk copies were removed.
+
+        """
+        versions = sum(self._collect(i) for i in self.catalog.garbage(exclude=set(self._active)))
+        return versions + self.sweep_strays()
 
     def scrub(self, *, repair: bool = False) -> ScrubReport:
         """Verify every chunk (present, right size and hash); optionally rebuild bad ones."""
         report = ScrubReport()
         start = time.perf_counter()
+        self.sweep_strays()  # copies left on containers that were down at the last repair
         for row in self.catalog.committed():
             lost = False
             for chunks in _by_segment(self.catalog.chunks(row.id)):
@@ -496,13 +505,40 @@ class Fabric:
             )  # fmt: skip
             self._write_chunk(moved, encoded[chunk.idx])
             holders.add(moved.container)
-            old = self._by_name.get(chunk.container)
-            if old is not None and old.name == moved.container:
-                old.reserve(-chunk.size)  # rewritten in place: counted once
-            elif old is not None and old.up:
-                with contextlib.suppress(Exception):  # left behind as a stray
-                    old.delete(chunk.path, chunk.size)
+            if chunk.container == moved.container:
+                self._by_name[moved.container].reserve(-chunk.size)  # rewritten in place
+            else:
+                self._leave_stray(chunk.container, chunk.path, chunk.size)
         return len(bad)
+
+    def _leave_stray(self, container_name: str, path: str, size: int) -> None:
+        """Record a copy no chunk row points to; delete it now if its container is up."""
+        self.catalog.add_stray(container_name, path, size)
+        container = self._by_name.get(container_name)
+        if container is not None and container.up:
+            self._sweep_stray(container, path, size)
+
+    def sweep_strays(self) -> int:
+        """Delete the stray chunk copies on containers that are up; return how many went."""
+        swept = 0
+        for name, path, size in self.catalog.strays():
+            container = self._by_name.get(name)
+            if container is not None and container.up:
+                swept += self._sweep_stray(container, path, size)
+        return swept
+
+    def _sweep_stray(self, container: DataContainer, path: str, size: int) -> bool:
+        # Under the placement lock: a chunk placed at this path after the check is recorded
+        # (and written) only after the delete.
+        with self._place_lock:
+            if not self.catalog.forget_stray(container.name, path):
+                return False  # a chunk took its path
+            try:
+                container.delete(path, size)
+            except Exception:
+                self.catalog.add_stray(container.name, path, size)  # for the next sweep
+                return False
+        return True
 
 
 class TenantStore:

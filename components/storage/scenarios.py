@@ -298,6 +298,7 @@ class StorageFaults:
             )
             for i in victims:
                 containers[i].bring_up()
+            strays = fabric.sweep_strays()  # old copies of the chunks repair moved away
             ctx.log_metrics(
                 {
                     "objects_stored": len(stored),
@@ -313,6 +314,7 @@ class StorageFaults:
                     "repair_time_s": repair.seconds,
                     "chunks_repaired": repair.chunks_repaired,
                     "objects_lost_after_repair": len(stored) - verified_after,
+                    "stray_chunks_removed": strays,
                 }
             )
             ctx.write_records("operations", (r.row() for r in puts + puts2 + gets + beyond + after))

@@ -25,6 +25,7 @@ from components.storage.base import (
     ObjectUnreadable,
     StorageError,
 )
+from components.storage.catalog import Catalog, ChunkRow
 from components.storage.container import ContainerSpec
 from components.storage.fabric import Fabric, TenantStore
 from components.storage.network import (
@@ -192,6 +193,52 @@ def test_repair_restores_full_redundancy_after_container_loss(tmp_path: Path) ->
         assert store.get("cat", "x") == data
 
 
+def test_chunks_left_on_a_down_container_by_repair_are_swept_when_it_returns(
+    tmp_path: Path,
+) -> None:
+    with (
+        LocalStorageConfig(
+            containers=8, root=str(tmp_path / "c"), segment_size_mb=SEGMENT / 2**20
+        ).build() as network,
+        network.fabric(
+            ZfecConfig(k=4, m=6).build(), UtilityFactorConfig().build(), tmp_path / "c.sqlite"
+        ) as fabric,
+    ):
+        store = _store(fabric)
+        data = _payload(4 * SEGMENT)
+        store.put("cat", "x", data)
+        down = fabric.containers[:2]
+        left = {c.name: len(fabric.container(c.name).fs.find(c.root)) for c in down}
+        for container in down:
+            container.take_down()
+        moved = fabric.repair().chunks_repaired
+        assert moved > 0
+        assert len(fabric.catalog.strays()) == moved  # the old copies, unreachable for now
+        for container in down:
+            container.bring_up()
+        assert fabric.collect_garbage() == moved
+        assert fabric.catalog.strays() == []
+        for container in down:
+            files = [f for f in container.fs.find(container.root) if ".loom-health" not in f]
+            assert len(files) < left[container.name]
+            referenced = {
+                f"{container.root}/{c.path}"
+                for row in fabric.catalog.committed()
+                for c in fabric.catalog.chunks(row.id)
+                if c.container == container.name
+            }
+            assert set(files) == referenced  # nothing unreferenced is left behind
+        assert store.get("cat", "x") == data
+
+
+def test_a_chunk_taking_a_strays_path_is_never_swept(tmp_path: Path) -> None:
+    catalog = Catalog(tmp_path / "c.sqlite")
+    catalog.add_stray("c0", "obj/0.1", 10)
+    catalog.record_chunks([ChunkRow("obj", 0, 1, "c0", "obj/0.1", 10, "h", 40)])
+    assert catalog.strays() == []
+    assert not catalog.forget_stray("c0", "obj/0.1")
+
+
 def test_container_failing_during_put_moves_its_chunks(tmp_path: Path) -> None:
     with (
         MemoryStorageConfig(containers=7, segment_size_mb=SEGMENT / 2**20).build() as network,
@@ -210,6 +257,7 @@ def test_container_failing_during_put_moves_its_chunks(tmp_path: Path) -> None:
         store.put("cat", "x", data)
         assert fabric.counters.chunk_write_failures > 0
         assert all(broken.name not in seg for seg in store.stat("cat", "x").placement)
+        assert fabric.catalog.strays() == []  # the failed copies were deleted at once
         assert store.get("cat", "x") == data
 
 
