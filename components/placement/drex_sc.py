@@ -1,0 +1,225 @@
+"""D-Rex SC: every node subset, three objectives, the best point of their Pareto front.
+
+For each subset of 2..n nodes (at most 2000 subsets: beyond that, the first
+2000 / (n − 1) of each size over the nodes sorted by free space, as the reference does), K is
+the largest value meeting the target, and the subset is valid if every node has room for
+S/K. Three objectives, all minimized:
+
+- saturation: mean over the subset of 1 − f(free_j − S/K), with f(x) = (1/n)^((x − maxNode) /
+  (minData − maxNode)) falling from 1 at the largest node's capacity to 1/n at the smallest
+  item seen so far;
+- time: encode + parallel write + parallel read + decode (the cost model);
+- storage: N·S/K.
+
+On the Pareto front each objective is scored 0–100 (100 = best) and the subset maximizing
+(1 − Sys)·time + (space + saturation)/2 wins, Sys being the same saturation curve applied
+to the whole system's free space (the reference's decision rule 1, labelled SC).
+
+Everything is vectorized over subsets with numpy: K comes from each subset's survival CDF
+(computed once per subset set, cached per target), and the Pareto front from a prefix-minimum
+sweep over time order per storage level, which leaves only front candidates for the exact
+pairwise check.
+"""
+
+from __future__ import annotations
+
+from itertools import combinations, islice
+from math import comb
+from typing import Literal
+
+import numpy as np
+from numpy.typing import NDArray
+
+from components.placement.base import CannotPlace
+from components.placement.cluster import Cluster
+from components.placement.costs import CLIENT_BANDWIDTH_MB_S, coding_seconds
+from components.placement.reliability import as_threshold, failure_pmf, max_k_matrix
+from components.placement.scheduling import (
+    Decision,
+    ReliabilityPlacementConfig,
+    Scheduler,
+    SchedulingContext,
+    no_space,
+    unreachable,
+)
+
+COMPLEXITY_THRESHOLD = 2000
+RESORT_AFTER_MB = 10_000.0
+EXACT_FRONT_BELOW = 96
+
+
+class _Subsets:
+    """Every candidate node subset as padded arrays."""
+
+    def __init__(self, cluster: Cluster, order: list[int], reduced: bool) -> None:
+        n = len(order)
+        per_size = COMPLEXITY_THRESHOLD // max(1, n - 1)
+        groups: list[tuple[int, ...]] = []
+        for r in range(2, n + 1):
+            found = combinations(range(n), r)
+            groups.extend(islice(found, per_size) if reduced else found)
+        width = max((len(g) for g in groups), default=0)
+        self.count = len(groups)
+        self.members = np.zeros((self.count, width), dtype=np.int64)
+        self.mask = np.zeros((self.count, width), dtype=bool)
+        self.sizes = np.array([len(g) for g in groups], dtype=np.int64)
+        self.cdf = np.ones((self.count, width + 1))
+        for row, group in enumerate(groups):
+            nodes = [order[pos] for pos in group]
+            self.members[row, : len(nodes)] = nodes
+            self.mask[row, : len(nodes)] = True
+            self.cdf[row, : len(nodes) + 1] = np.cumsum(failure_pmf(cluster.p_fail[nodes]))
+        padded_write = np.where(self.mask, cluster.write_bw[self.members], np.inf)
+        padded_read = np.where(self.mask, cluster.read_bw[self.members], np.inf)
+        self.min_write = padded_write.min(axis=1)
+        self.min_read = padded_read.min(axis=1)
+        self._k: dict[float, NDArray[np.int64]] = {}
+
+    def max_k(self, target: float) -> NDArray[np.int64]:
+        """K per subset for ``target`` (0 where none meets it), cached per threshold."""
+        threshold = as_threshold(target)
+        found = self._k.get(threshold)
+        if found is None:
+            if len(self._k) > 64:
+                self._k.clear()
+            found = self._k[threshold] = max_k_matrix(self.cdf, self.sizes, target)
+        return found
+
+
+def subset_count(n: int) -> int:
+    """Subsets of 2..n nodes, counted as the reference does (each size capped at 2000)."""
+    return sum(min(comb(n, r), COMPLEXITY_THRESHOLD) for r in range(2, n + 1))
+
+
+def pareto_front(objectives: NDArray[np.float64]) -> NDArray[np.int64]:
+    """Rows of ``objectives`` (time, storage, saturation; all minimized) that no row dominates.
+
+    Row i is dominated if another row is ≤ in every column and < in one. Returned in row order.
+    """
+    rows = len(objectives)
+    if rows > EXACT_FRONT_BELOW:
+        # Prefilter: a row is dominated if some row with time ≤ and storage ≤ has a strictly
+        # smaller saturation. Per storage level, a prefix minimum over time order finds it.
+        time, storage, saturation = objectives.T
+        by_time = np.argsort(time, kind="stable")
+        last = np.searchsorted(time[by_time], time, side="right") - 1
+        levels, level_of = np.unique(storage, return_inverse=True)
+        sat_by_time = np.where(
+            storage[by_time][None, :] <= levels[:, None], saturation[by_time][None, :], np.inf
+        )
+        best_below = np.minimum.accumulate(sat_by_time, axis=1)[level_of.ravel(), last]
+        keep = np.flatnonzero(best_below >= saturation)
+    else:
+        keep = np.arange(rows)
+    kept = objectives[keep]
+    # dominated[i]: some row j is no worse than row i everywhere and better somewhere.
+    no_worse = np.all(kept[None, :, :] <= kept[:, None, :], axis=2)
+    better = np.any(kept[None, :, :] < kept[:, None, :], axis=2)
+    dominated = np.any(no_worse & better, axis=1)
+    front: NDArray[np.int64] = keep[~dominated]
+    return front
+
+
+def _score(values: NDArray[np.float64]) -> NDArray[np.float64]:
+    """0–100 across the front, 100 for the smallest; all 0 when the values do not differ."""
+    spread = values.max() - values.min()
+    if spread > 0:
+        scores: NDArray[np.float64] = 100 - ((values - values.min()) * 100) / spread
+        return scores
+    return np.zeros(len(values))
+
+
+def _decay(x: NDArray[np.float64], x1: float, x2: float, y2: float) -> NDArray[np.float64]:
+    """The reference's exponential from (x1, 1) to (x2, y2)."""
+    return np.power(y2, (x - x1) / (x2 - x1))
+
+
+class DrexSC:
+    """D-Rex's saturation-and-cost scheduler (the reference's ``algorithm4``, rule 1)."""
+
+    name = "drex_sc"
+
+    def __init__(self) -> None:
+        self._subsets: _Subsets | None = None
+        self._built_for: tuple[int, ...] = ()
+        self._seen_mb = 0.0
+
+    def _candidates(self, cluster: Cluster) -> _Subsets:
+        live = tuple(i for i in range(cluster.size) if cluster.up[i])
+        reduced = subset_count(len(live)) >= COMPLEXITY_THRESHOLD
+        # Reduced sets follow free space; the reference rebuilds them for every item once
+        # 10 GB went by, and every set when nodes come or go.
+        if (
+            self._subsets is None
+            or live != self._built_for
+            or (reduced and self._seen_mb > RESORT_AFTER_MB)
+        ):
+            order = (
+                cluster.by_free_space() if reduced else [i for i in cluster.order if cluster.up[i]]
+            )
+            self._subsets = _Subsets(cluster, order, reduced)
+            self._built_for = live
+        return self._subsets
+
+    def schedule(
+        self, cluster: Cluster, size_mb: float, target: float, ctx: SchedulingContext
+    ) -> Decision:
+        """Place one item."""
+        subsets = self._candidates(cluster)
+        self._seen_mb += size_mb
+        if ctx.coding_times is None:
+            raise CannotPlace("drex_sc needs the coding time model (ec_times)")
+        k_all = subsets.max_k(target)
+        reliable = (k_all > 0) & (subsets.sizes <= ctx.limit(cluster))
+        if not reliable.any():
+            raise unreachable(target)
+        rows = np.flatnonzero(reliable)
+        k = k_all[rows]
+        n = subsets.sizes[rows]
+        chunk = size_mb / k
+        members, mask = subsets.members[rows], subsets.mask[rows]
+        free = cluster.free[members]
+        room = np.where(mask, free, np.inf).min(axis=1) >= chunk
+        if not room.any():
+            raise no_space(size_mb, " on any node subset meeting the target")
+        rows, k, n, chunk = rows[room], k[room], n[room], chunk[room]
+        members, mask, free = members[room], mask[room], free[room]
+        live = cluster.up_count
+        max_node = float(cluster.capacity.max())
+        min_data = cluster.min_item_mb
+        per_node = 1.0 - _decay(free - chunk[:, None], max_node, min_data, 1.0 / live)
+        saturation = np.zeros(len(rows))
+        for column in range(per_node.shape[1]):  # summed node by node, as the reference
+            saturation = saturation + np.where(mask[:, column], per_node[:, column], 0.0)
+        saturation = saturation / n
+        times = ctx.coding_times
+        index, reference = ctx.nearest.index, ctx.nearest.size_mb
+        link = size_mb / CLIENT_BANDWIDTH_MB_S
+        total_time = (
+            coding_seconds(times.encode[index], n, k, reference, size_mb)
+            + np.maximum(link, chunk / subsets.min_write[rows])
+            + np.maximum(link, chunk / subsets.min_read[rows])
+            + coding_seconds(times.decode[index], n, k, reference, size_mb)
+        )
+        storage = chunk * n
+        front = pareto_front(np.column_stack([total_time, storage, saturation]))
+        system = 1.0 - float(
+            _decay(np.array(cluster.total_free), cluster.total_capacity, min_data, 1.0 / live)
+        )
+        time_score, space_score, sat_score = (
+            _score(v[front]) for v in (total_time, storage, saturation)
+        )
+        scores = (1 - system) * time_score + (space_score + sat_score) / 2.0
+        best = int(front[int(np.argmax(scores))])  # the first best, as the reference
+        nodes = tuple(int(i) for i in members[best][mask[best]])
+        return Decision(int(n[best]), int(k[best]), nodes)
+
+
+class DrexSCConfig(ReliabilityPlacementConfig):
+    """D-Rex SC: all node subsets, Pareto front of saturation, time and storage."""
+
+    kind: Literal["drex_sc"] = "drex_sc"
+
+    def scheduler(self) -> Scheduler:
+        """Create the scheduler."""
+        return DrexSC()

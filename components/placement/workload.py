@@ -1,0 +1,117 @@
+"""Placement workloads: item sizes, submit times and reliability targets from a trace CSV."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from components.placement.reliability import random_target
+
+WORKLOAD_COLUMNS = ("size", "submit_time", "access_type")
+WRITE = 2
+
+
+class WorkloadError(ValueError):
+    """A workload that cannot be replayed; the message names the file, line and field."""
+
+
+@dataclass(frozen=True)
+class Workload:
+    """Items to place, in submission order.
+
+    Attributes:
+        sizes_mb: Item sizes (MB).
+        submit_s: Submission times (seconds).
+        targets: Reliability target of each item.
+
+    """
+
+    sizes_mb: NDArray[np.float64]
+    submit_s: NDArray[np.int64]
+    targets: NDArray[np.float64]
+
+    def __len__(self) -> int:
+        return len(self.sizes_mb)
+
+
+def _columns(header: list[str]) -> tuple[int, int, int]:
+    """Positions of size, submit time and access type (the reference's or our names)."""
+    names = [h.strip().lower() for h in header]
+    aliases = {
+        "size": ("size", "size(mb)", "size_mb"),
+        "submit_time": ("relative time (s)", "submit_time(s)", "submit_time", "submit_s"),
+        "access_type": ("access type", "access_type"),
+    }
+    found = []
+    for column, options in aliases.items():
+        position = next((names.index(o) for o in options if o in names), None)
+        if position is None:
+            raise WorkloadError(
+                f"missing column {column!r} (any of {', '.join(options)}); header is {header}"
+            )
+        found.append(position)
+    return found[0], found[1], found[2]
+
+
+def read_workload(
+    path: Path, replay: int, target: float | None, seed: int
+) -> Workload:  # fmt: skip
+    """Read the write items of a trace and replay them ``replay`` times.
+
+    As the reference does, sizes are read as C floats (so 124.1 is 124.09999847…), and each
+    replay shifts the submit times by the trace's last submit time plus one second.
+
+    Args:
+        path: CSV with size (MB), submit time (s) and access type (2 = write) columns.
+        replay: How many times to repeat the trace.
+        target: Reliability target of every item, or None to draw one per item.
+        seed: Seed of the per-item targets.
+
+    Raises:
+        WorkloadError: unreadable file, missing columns, bad values, or no write items.
+
+    """
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            rows = list(csv.reader(handle, skipinitialspace=True))
+    except OSError as exc:
+        raise WorkloadError(f"cannot read workload {path}: {exc.strerror}") from exc
+    if not rows:
+        raise WorkloadError(f"{path}: empty workload")
+    try:
+        size_at, time_at, access_at = _columns(rows[0])
+    except WorkloadError as exc:
+        raise WorkloadError(f"{path}: {exc}") from exc
+    sizes: list[float] = []
+    times: list[float] = []
+    for line, row in enumerate(rows[1:], start=2):
+        if not row:
+            continue
+        try:
+            access = int(float(row[access_at]))
+            size, when = float(row[size_at]), float(row[time_at])
+        except (ValueError, IndexError) as exc:
+            raise WorkloadError(f"{path}, line {line}: cannot read {row}: {exc}") from exc
+        if access != WRITE:
+            continue
+        if not size > 0:
+            raise WorkloadError(f"{path}, line {line}: size {size} MB must be > 0")
+        sizes.append(size)
+        times.append(when)
+    if not sizes:
+        raise WorkloadError(f"{path}: no write items (access type {WRITE})")
+    one_sizes = np.array(sizes, dtype=np.float32).astype(np.float64)
+    one_times = np.rint(np.array(times, dtype=np.float32)).astype(np.int64)
+    shifts = np.array([0] + [one_times[-1] * r + 1 for r in range(1, replay)], dtype=np.int64)
+    submit = (shifts[:, None] + one_times[None, :]).ravel()
+    count = len(one_sizes) * replay
+    if target is None:
+        rng = np.random.default_rng(seed)
+        targets = np.array([random_target(rng) for _ in range(count)])
+    else:
+        targets = np.full(count, target)
+    return Workload(np.tile(one_sizes, replay), submit, targets)
