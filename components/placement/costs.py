@@ -26,6 +26,10 @@ class Plane:
     slope_n: float
     slope_k: float
 
+    def ms_at(self, n: int, k: int) -> float:
+        """Predicted time (ms) of one (n, k) at the plane's reference size."""
+        return self.intercept + self.slope_n * n + self.slope_k * k
+
     def ms(self, n: int | NDArray[np.int64], k: int | NDArray[np.int64]) -> NDArray[np.float64]:
         """Predicted time (ms) at the plane's reference size."""
         return np.asarray(self.intercept + self.slope_n * n + self.slope_k * k, dtype=np.float64)

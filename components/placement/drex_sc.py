@@ -32,7 +32,12 @@ from numpy.typing import NDArray
 
 from components.placement.base import CannotPlace
 from components.placement.cluster import Cluster
-from components.placement.costs import CLIENT_BANDWIDTH_MB_S, coding_seconds
+from components.placement.costs import (
+    CLIENT_BANDWIDTH_MB_S,
+    CodingTimes,
+    NearestSize,
+    coding_seconds,
+)
 from components.placement.reliability import as_threshold, failure_pmf, max_k_matrix
 from components.placement.scheduling import (
     Decision,
@@ -73,7 +78,22 @@ class _Subsets:
         padded_read = np.where(self.mask, cluster.read_bw[self.members], np.inf)
         self.min_write = padded_write.min(axis=1)
         self.min_read = padded_read.min(axis=1)
+        self.nodes = cluster.size
         self._k: dict[float, NDArray[np.int64]] = {}
+        self._plans: dict[tuple[float, int, int], _Plan | None] = {}
+
+    def plan(
+        self, target: float, limit: int, times: CodingTimes, nearest: NearestSize
+    ) -> _Plan | None:
+        """What stays fixed for this target, limit and price bracket (None: none reliable)."""
+        key = (as_threshold(target), limit, nearest.index)
+        if key not in self._plans:
+            if len(self._plans) > 256:
+                self._plans.clear()
+            k_all = self.max_k(target)
+            rows = np.flatnonzero((k_all > 0) & (self.sizes <= limit))
+            self._plans[key] = _Plan(self, rows, k_all[rows], times, nearest) if len(rows) else None
+        return self._plans[key]
 
     def max_k(self, target: float) -> NDArray[np.int64]:
         """K per subset for ``target`` (0 where none meets it), cached per threshold."""
@@ -84,6 +104,65 @@ class _Subsets:
                 self._k.clear()
             found = self._k[threshold] = max_k_matrix(self.cdf, self.sizes, target)
         return found
+
+
+class _Plan:
+    """The reliable subsets for one target and price bracket, and their fixed orderings.
+
+    An item's time and storage are its size times a per-subset coefficient, so their order
+    across subsets does not change from item to item; only free space (room and saturation)
+    does. That lets a prefix-minimum sweep drop most dominated subsets before the exact
+    pairwise check. The sweep only uses comparisons that rounding cannot flip: a clearly
+    smaller time coefficient, and a clearly smaller N/K or the same (N, K).
+    """
+
+    def __init__(
+        self,
+        subsets: _Subsets,
+        rows: NDArray[np.int64],
+        k: NDArray[np.int64],
+        times: CodingTimes,
+        nearest: NearestSize,
+    ) -> None:
+        self.n = subsets.sizes[rows]
+        self.k = k
+        self.k_values, k_index = np.unique(k, return_inverse=True)
+        self.k_index = k_index.ravel()
+        pad = subsets.nodes  # reads +inf free space / 0 saturation
+        self.member_nodes = np.where(subsets.mask[rows], subsets.members[rows], pad)
+        cells = self.k_index[:, None] * subsets.nodes + subsets.members[rows]
+        self.member_cells = np.where(subsets.mask[rows], cells, len(self.k_values) * pad)
+        self.min_write = subsets.min_write[rows]
+        self.min_read = subsets.min_read[rows]
+        index, reference = nearest.index, nearest.size_mb
+        link = 1.0 / CLIENT_BANDWIDTH_MB_S
+        per_mb = (
+            coding_seconds(times.encode[index], self.n, k, reference, 1.0)
+            + np.maximum(link, 1.0 / (k * self.min_write))
+            + np.maximum(link, 1.0 / (k * self.min_read))
+            + coding_seconds(times.decode[index], self.n, k, reference, 1.0)
+        )
+        self.by_time = np.argsort(per_mb, kind="stable")
+        ordered = per_mb[self.by_time]
+        self.last_faster = np.searchsorted(ordered, per_mb * (1 - 1e-9), side="left") - 1
+        pair = self.n * 1000 + k
+        pairs, pair_of = np.unique(pair, return_inverse=True)
+        self.pair_of = pair_of.ravel()
+        ratio = self.n / k
+        pair_ratio = (pairs // 1000) / (pairs % 1000)
+        self.no_more_storage = (ratio[self.by_time][None, :] < pair_ratio[:, None] * (1 - 1e-9)) | (
+            pair[self.by_time][None, :] == pairs[:, None]
+        )
+
+    def undominated(self, saturation: NDArray[np.float64]) -> NDArray[np.bool_]:
+        """False for subsets a clearly faster, no larger subset beats on saturation."""
+        by_time = saturation[self.by_time]
+        best = np.minimum.accumulate(
+            np.where(self.no_more_storage, by_time[None, :], np.inf), axis=1
+        )
+        found = best[self.pair_of, np.maximum(self.last_faster, 0)]
+        kept: NDArray[np.bool_] = (self.last_faster < 0) | (found >= saturation)
+        return kept
 
 
 def subset_count(n: int) -> int:
@@ -111,11 +190,13 @@ def pareto_front(objectives: NDArray[np.float64]) -> NDArray[np.int64]:
         keep = np.flatnonzero(best_below >= saturation)
     else:
         keep = np.arange(rows)
-    kept = objectives[keep]
     # dominated[i]: some row j is no worse than row i everywhere and better somewhere.
-    no_worse = np.all(kept[None, :, :] <= kept[:, None, :], axis=2)
-    better = np.any(kept[None, :, :] < kept[:, None, :], axis=2)
-    dominated = np.any(no_worse & better, axis=1)
+    no_worse = np.ones((len(keep), len(keep)), dtype=bool)
+    better = np.zeros((len(keep), len(keep)), dtype=bool)
+    for column in objectives[keep].T:
+        no_worse &= column[None, :] <= column[:, None]
+        better |= column[None, :] < column[:, None]
+    dominated = (no_worse & better).any(axis=1)
     front: NDArray[np.int64] = keep[~dominated]
     return front
 
@@ -169,40 +250,43 @@ class DrexSC:
         self._seen_mb += size_mb
         if ctx.coding_times is None:
             raise CannotPlace("drex_sc needs the coding time model (ec_times)")
-        k_all = subsets.max_k(target)
-        reliable = (k_all > 0) & (subsets.sizes <= ctx.limit(cluster))
-        if not reliable.any():
+        plan = subsets.plan(target, ctx.limit(cluster), ctx.coding_times, ctx.nearest)
+        if plan is None:
             raise unreachable(target)
-        rows = np.flatnonzero(reliable)
-        k = k_all[rows]
-        n = subsets.sizes[rows]
-        chunk = size_mb / k
-        members, mask = subsets.members[rows], subsets.mask[rows]
-        free = cluster.free[members]
-        room = np.where(mask, free, np.inf).min(axis=1) >= chunk
-        if not room.any():
-            raise no_space(size_mb, " on any node subset meeting the target")
-        rows, k, n, chunk = rows[room], k[room], n[room], chunk[room]
-        members, mask, free = members[room], mask[room], free[room]
         live = cluster.up_count
-        max_node = float(cluster.capacity.max())
         min_data = cluster.min_item_mb
-        per_node = 1.0 - _decay(free - chunk[:, None], max_node, min_data, 1.0 / live)
-        saturation = np.zeros(len(rows))
-        for column in range(per_node.shape[1]):  # summed node by node, as the reference
-            saturation = saturation + np.where(mask[:, column], per_node[:, column], 0.0)
-        saturation = saturation / n
+        chunk_k = size_mb / plan.k_values
+        chunk = chunk_k[plan.k_index]
+        # Room: the fullest member can take a chunk (padding reads as +inf).
+        free = np.append(cluster.free, np.inf)
+        valid = free[plan.member_nodes].min(axis=1) >= chunk
+        if not valid.any():
+            raise no_space(size_mb, " on any node subset meeting the target")
+        # Saturation of each node after a chunk of each K, then summed per subset node by
+        # node, in the reference's order (padding reads as 0).
+        after = cluster.free[None, :] - chunk_k[:, None]
+        per_node = 1.0 - _decay(after, float(cluster.capacity.max()), min_data, 1.0 / live)
+        table = np.append(per_node.ravel(), 0.0)[plan.member_cells]
+        saturation = np.zeros(len(plan.n))
+        for column in range(table.shape[1]):
+            saturation = saturation + table[:, column]
+        saturation = saturation / plan.n
         times = ctx.coding_times
         index, reference = ctx.nearest.index, ctx.nearest.size_mb
         link = size_mb / CLIENT_BANDWIDTH_MB_S
+        n, k = plan.n, plan.k
         total_time = (
             coding_seconds(times.encode[index], n, k, reference, size_mb)
-            + np.maximum(link, chunk / subsets.min_write[rows])
-            + np.maximum(link, chunk / subsets.min_read[rows])
+            + np.maximum(link, chunk / plan.min_write)
+            + np.maximum(link, chunk / plan.min_read)
             + coding_seconds(times.decode[index], n, k, reference, size_mb)
         )
         storage = chunk * n
-        front = pareto_front(np.column_stack([total_time, storage, saturation]))
+        candidates = plan.undominated(np.where(valid, saturation, np.inf)) & valid
+        rows = np.flatnonzero(candidates)
+        front = rows[
+            pareto_front(np.column_stack([total_time[rows], storage[rows], saturation[rows]]))
+        ]
         system = 1.0 - float(
             _decay(np.array(cluster.total_free), cluster.total_capacity, min_data, 1.0 / live)
         )
@@ -211,7 +295,7 @@ class DrexSC:
         )
         scores = (1 - system) * time_score + (space_score + sat_score) / 2.0
         best = int(front[int(np.argmax(scores))])  # the first best, as the reference
-        nodes = tuple(int(i) for i in members[best][mask[best]])
+        nodes = tuple(int(i) for i in plan.member_nodes[best] if i < cluster.size)
         return Decision(int(n[best]), int(k[best]), nodes)
 
 

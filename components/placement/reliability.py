@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from functools import lru_cache
 
 import numpy as np
 from numpy.typing import NDArray
@@ -56,7 +57,13 @@ def meets(p_fail: Sequence[float] | FloatArray, k: int, target: float) -> bool:
     n = len(p_fail)
     if not 1 <= k <= n:
         return False
-    return bool(survival_cdf(p_fail)[n - k] >= as_threshold(target))
+    return _cached_cdf(tuple(float(p) for p in p_fail))[n - k] >= as_threshold(target)
+
+
+@lru_cache(maxsize=1 << 16)
+def _cached_cdf(p_fail: tuple[float, ...]) -> tuple[float, ...]:
+    """Survival CDF of a node set; the baselines ask about the same few sets again and again."""
+    return tuple(float(v) for v in survival_cdf(p_fail))
 
 
 def max_k_from_cdf(cdf: FloatArray, n: int, target: float) -> int | None:

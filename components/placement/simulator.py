@@ -13,12 +13,9 @@ from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import numpy as np
-from numpy.typing import NDArray
-
 from components.placement.base import CannotPlace
 from components.placement.cluster import Cluster
-from components.placement.costs import CLIENT_BANDWIDTH_MB_S, CodingTimes, coding_seconds
+from components.placement.costs import CLIENT_BANDWIDTH_MB_S, CodingTimes
 from components.placement.scheduling import Decision, Scheduler, SchedulingContext
 from components.placement.workload import Workload
 
@@ -169,21 +166,33 @@ class Simulator:
             result.rejections[reason] += 1
             self._record(item, size, None, 0.0, 0.0, 0.0, 0.0, elapsed, f"rejected ({reason})")
             return False
-        written = decision.written(size)
-        nodes = list(decision.nodes)
-        for node, amount in zip(nodes, written, strict=True):
-            cluster.free[node] -= amount
-        # The reference charges N·(S/K), and 3·S for replication however the copies split.
-        if decision.amounts is None:
-            stored = size / decision.k * decision.n
-        else:
-            stored = float(written.sum())
-        write = _transfer(size, written, cluster.write_bw[nodes])
-        read = _transfer(size, written, cluster.read_bw[nodes])
-        index, reference = self.context.nearest.index, self.context.nearest.size_mb
+        nodes = decision.nodes
         n, k = decision.n, decision.k
-        encode = float(coding_seconds(self.coding_times.encode[index], n, k, reference, size))
-        decode = float(coding_seconds(self.coding_times.decode[index], n, k, reference, size))
+        free, write_bw, read_bw = cluster.free, cluster.write_bw, cluster.read_bw
+        link = size / CLIENT_BANDWIDTH_MB_S
+        # Plain floats: this runs a million times per replay. The reference charges N·(S/K),
+        # and 3·S for replication however the copies split.
+        if decision.amounts is None:
+            chunk = size / k
+            for node in nodes:
+                free[node] -= chunk
+            stored = chunk * n
+            write = max(link, chunk / min(write_bw[i] for i in nodes))
+            read = max(link, chunk / min(read_bw[i] for i in nodes))
+        else:
+            for node, amount in zip(nodes, decision.amounts, strict=True):
+                free[node] -= amount
+            stored = sum(decision.amounts)
+            write = max(
+                link, *(a / write_bw[i] for i, a in zip(nodes, decision.amounts, strict=True))
+            )
+            read = max(
+                link, *(a / read_bw[i] for i, a in zip(nodes, decision.amounts, strict=True))
+            )
+        index, reference = self.context.nearest.index, self.context.nearest.size_mb
+        scale = size / reference / 1000.0
+        encode = self.coding_times.encode[index].ms_at(n, k) * scale
+        decode = self.coding_times.decode[index].ms_at(n, k) * scale
         if outcome == "stored":
             result.items_stored += 1
             result.data_stored_mb += size
@@ -243,8 +252,3 @@ class Simulator:
         r.decode_s.append(decode)
         r.schedule_us.append(elapsed * 1e6)
         r.outcome.append(outcome)
-
-
-def _transfer(size: float, written: NDArray[np.float64], bandwidth: NDArray[np.float64]) -> float:
-    """Parallel transfer time: the slowest piece, or the client's link if that is slower."""
-    return max(size / CLIENT_BANDWIDTH_MB_S, float(np.max(written / bandwidth)))
