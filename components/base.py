@@ -142,3 +142,16 @@ class ScenarioConfig(ComponentConfig):
     def build(self) -> Scenario:
         """Create the scenario."""
         raise NotImplementedError
+
+    @classmethod
+    def comparison(
+        cls, runs: list[dict[str, Any]]
+    ) -> tuple[str, list[dict[str, Any]]] | None:  # fmt: skip
+        """An extra table for ``loom report``: a title and its rows, or None.
+
+        Args:
+            runs: One dict per finished job: its params (dotted keys) and metrics.
+
+        """
+        del runs
+        return None

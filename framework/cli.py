@@ -130,7 +130,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         inv = run_invocation(
             jobs,
             root=composer.root,
-            sweep=args.multirun,
+            sweep=args.multirun or bool(composer.recipe_sweep(list(args.overrides))),
             cli_overrides=list(args.overrides),
             verbose=args.verbose,
             console=err,
@@ -285,9 +285,14 @@ def cmd_report(args: argparse.Namespace) -> int:
     from framework.report import make_report
 
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
-    csv_path, png_path, table = make_report(args.recipe, args.tracking_uri, Path(args.out), metrics)
+    report = make_report(args.recipe, args.tracking_uri, Path(args.out), metrics)
+    csv_path, png_path, table, extra = report
     out.print(table)
+    if extra is not None:
+        out.print(extra[1])
     out.print(f"Table: {csv_path}\nPlot:  {png_path}", highlight=False)
+    if extra is not None:
+        out.print(f"Comparison: {extra[0]}", highlight=False)
     return 0
 
 

@@ -32,10 +32,59 @@ def _headline(scenario: str | None) -> list[str]:
     return list(model.headline_metrics) if issubclass(model, ScenarioConfig) else []
 
 
+def _comparison(
+    scenario: str | None, runs: Any, out_dir: Path, slug: str
+) -> tuple[Path, Table] | None:
+    """The scenario's own comparison table (e.g. items stored vs the best baseline)."""
+    from components.base import ScenarioConfig
+    from framework import registry
+
+    if not scenario:
+        return None
+    try:
+        model = registry.config_model("scenario", scenario)
+    except LoomError:
+        return None
+    if not issubclass(model, ScenarioConfig):
+        return None
+    rows = [
+        {
+            **{c[len("params.") :]: row[c] for c in runs.columns if c.startswith("params.")},
+            **{c[len("metrics.") :]: row[c] for c in runs.columns if c.startswith("metrics.")},
+        }
+        for _, row in runs.iterrows()
+    ]
+    found = model.comparison(rows)
+    if not found or not found[1]:
+        return None
+    title, table_rows = found
+    import pandas as pd
+
+    path = out_dir / f"{slug}_comparison.csv"
+    pd.DataFrame(table_rows).to_csv(path, index=False)
+    table = Table(title=title)
+    columns = list(table_rows[0])
+    for column in columns:
+        table.add_column(
+            column, justify="left" if isinstance(table_rows[0][column], str) else "right"
+        )
+    for row in table_rows:
+        table.add_row(
+            *(f"{row[c]:.4g}" if isinstance(row[c], float) else str(row[c]) for c in columns)
+        )
+    return path, table
+
+
 def make_report(
     recipe: str, uri: str, out_dir: Path, metrics: list[str] | None
-) -> tuple[Path, Path, Table]:
-    """Build the comparison; return the CSV path, the PNG path and a printable table."""
+) -> tuple[Path, Path, Table, tuple[Path, Table] | None]:
+    """Build the comparison.
+
+    Returns:
+        The CSV path, the PNG path, a printable table, and the scenario's own comparison
+        (its CSV path and table) if it has one.
+
+    """
     quiet_mlflow(False)
     runs = job_runs(uri, recipe)
     if runs.empty:
@@ -92,13 +141,15 @@ def make_report(
         recipe,
     )
 
+    scenario = runs["tags.scenario"].dropna().iloc[0] if "tags.scenario" in runs else None
+    extra = _comparison(scenario, runs, out_dir, slug)
     table = Table(title=f"{recipe}: {len(frame)} runs")
     keys = [c[len("params.") :] for c in params] or ["run"]
     for column in (*keys, *metrics):
         table.add_column(column, justify="right" if column in metrics else "left")
     for _, row in frame.iterrows():
         table.add_row(*(str(row[k]) for k in keys), *(_cell(row, m) for m in metrics))
-    return csv_path, png_path, table
+    return csv_path, png_path, table, extra
 
 
 def _cell(row: Any, metric: str) -> str:

@@ -23,6 +23,7 @@ pairwise check.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from itertools import combinations, islice
 from math import comb
 from typing import Literal
@@ -73,7 +74,9 @@ class _Subsets:
             nodes = [order[pos] for pos in group]
             self.members[row, : len(nodes)] = nodes
             self.mask[row, : len(nodes)] = True
-            self.cdf[row, : len(nodes) + 1] = np.cumsum(failure_pmf(cluster.p_fail[nodes]))
+            self.cdf[row, : len(nodes) + 1] = _subset_cdf(
+                tuple(float(p) for p in cluster.p_fail[nodes])
+            )
         padded_write = np.where(self.mask, cluster.write_bw[self.members], np.inf)
         padded_read = np.where(self.mask, cluster.read_bw[self.members], np.inf)
         self.min_write = padded_write.min(axis=1)
@@ -163,6 +166,12 @@ class _Plan:
         found = best[self.pair_of, np.maximum(self.last_faster, 0)]
         kept: NDArray[np.bool_] = (self.last_faster < 0) | (found >= saturation)
         return kept
+
+
+@lru_cache(maxsize=1 << 15)
+def _subset_cdf(p_fail: tuple[float, ...]) -> NDArray[np.float64]:
+    """A subset's survival CDF; reduced subset sets are rebuilt per item from the same nodes."""
+    return np.cumsum(failure_pmf(p_fail))
 
 
 def subset_count(n: int) -> int:

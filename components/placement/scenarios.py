@@ -6,13 +6,14 @@ import csv
 import gzip
 import random
 from pathlib import Path
-from typing import Annotated, ClassVar, Literal, Self
+from typing import Annotated, Any, ClassVar, Literal, Self
 
 from pydantic import Field, model_validator
 
 from components.base import LoomModel, RunContext, Scenario, ScenarioConfig
 from components.placement.base import Placer
 from components.placement.cluster import Cluster, NodeSpec, read_nodes
+from components.placement.comparison import relative_to_best_baseline
 from components.placement.costs import CodingTimes
 from components.placement.reliability import daily_failure_rate
 from components.placement.scheduling import PlacerScheduler, Scheduler, SchedulingContext
@@ -168,6 +169,18 @@ class PlacementSimulationConfig(ScenarioConfig):
     def build(self) -> Scenario:
         """Create the scenario."""
         return PlacementSimulation(self)
+
+    @classmethod
+    def comparison(
+        cls, runs: list[dict[str, Any]]
+    ) -> tuple[str, list[dict[str, Any]]] | None:  # fmt: skip
+        """Items stored per placer relative to the best state-of-the-art baseline."""
+        rows = relative_to_best_baseline(runs)
+        title = (
+            "items stored relative to the best baseline "
+            "(HDFS 3-rep, EC(3,2), EC(6,3), GlusterFS, DAOS)"
+        )
+        return title, rows
 
 
 class PlacementSimulation:

@@ -19,7 +19,7 @@ from pydantic import Field
 from components.placement.base import CannotPlace, NodeInfo, Placement, PlacementConfig, Placer
 from components.placement.cluster import MB, Cluster
 from components.placement.costs import CodingTimes, NearestSize
-from components.placement.reliability import failure_pmf, max_k_from_cdf
+from components.placement.reliability import max_k_from_cdf
 
 
 @dataclass(frozen=True)
@@ -102,10 +102,13 @@ class PrefixReliability:
         if found is None:
             if len(self._cache) >= self._capacity:
                 self._cache.clear()
+            # One node folded in at a time: the same operations as a DP per prefix.
             found = [np.ones(1)]
-            p = cluster.p_fail
-            for count in range(1, len(key) + 1):
-                found.append(np.cumsum(failure_pmf(p[list(key[:count])])))
+            pmf = np.ones(1)
+            for node in key:
+                p = float(cluster.p_fail[node])
+                pmf = np.append(pmf * (1.0 - p), 0.0) + np.append(0.0, pmf * p)
+                found.append(np.cumsum(pmf))
             self._cache[key] = found
         return found
 

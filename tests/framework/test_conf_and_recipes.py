@@ -53,3 +53,12 @@ def test_flat_params_are_dotted() -> None:
     flat = COMPOSER.compose(["recipe=taps/failures"]).flat()
     assert flat["scenario.failures.rate"] == "0.2"
     assert flat["executor.kind"] == "thread"
+
+
+def test_a_recipe_declares_its_sweep_and_the_command_line_narrows_it() -> None:
+    jobs = COMPOSER.expand(["recipe=drex/reliability_sweep", "scenario.replay=1"], multirun=False)
+    assert len(jobs) == 11 * 5  # placers x targets, declared in the recipe
+    assert all("scenario.replay=1" in job for job in jobs)
+    narrowed = COMPOSER.expand(["recipe=drex/reliability_sweep", "placement=drex_lb"], False)
+    assert len(narrowed) == 5 and all("placement=drex_lb" in job for job in narrowed)
+    assert COMPOSER.recipe_sweep(["recipe=quickstart"]) == []
