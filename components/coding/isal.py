@@ -22,6 +22,7 @@ class IsalCoder:
                 "(or use coding=zfec)"
             ) from exc
         self.k, self.m = k, m
+        self.technique = technique
         self.name = f"isal({k},{m})"
         self._driver: Any = ECDriver(k=k, m=m - k, ec_type=f"isa_l_rs_{technique}")
 

@@ -142,8 +142,11 @@ class ReliabilityPlacer:
     """A :class:`Scheduler` seen through the ``Placer`` protocol (the storage fabric's view).
 
     Sizes come in bytes and node snapshots as :class:`NodeInfo`; the scheduler picks (N, K)
-    itself, so the requested ``n`` and ``k`` only serve as the fallback target's shape.
+    itself, so the requested ``n`` and ``k`` are ignored. ``chooses_shape`` tells the storage
+    fabric to ask once per object and code it with the returned (N, K).
     """
+
+    chooses_shape = True
 
     def __init__(self, scheduler: Scheduler, default_target: float, duration_days: float) -> None:
         self.scheduler = scheduler

@@ -75,8 +75,13 @@ class ObjectStat:
 class ObjectStore(Protocol):
     """A tenant's view of the storage fabric: objects in named catalogs."""
 
-    def put(self, catalog: str, key: str, source: PutSource) -> ObjectStat:
-        """Store bytes, a binary file object or a file path; visible once fully durable."""
+    def put(
+        self, catalog: str, key: str, source: PutSource, *, reliability: float | None = None
+    ) -> ObjectStat:
+        """Store bytes, a binary file object or a file path; visible once fully durable.
+
+        ``reliability`` is the object's durability target for placers that choose (n, k).
+        """
 
     def get(self, catalog: str, key: str) -> bytes:
         """Read a whole object (checked against its hash)."""

@@ -21,6 +21,7 @@ from typing import BinaryIO
 import xxhash
 
 from components.coding.base import Coder
+from components.coding.reshape import reshape
 from components.placement.base import CannotPlace, Placer
 from components.storage.base import (
     AccessDenied,
@@ -107,6 +108,7 @@ class Fabric:
         self.parallelism = parallelism
         self.tenants = dict(tenants or {})
         self.counters = FabricCounters()
+        self._coders: dict[str, Coder] = {f"{coder.k},{coder.m}": coder}
         self._health = {c.name: _Health() for c in containers}
         self._place_lock = threading.Lock()
         self._count_lock = threading.Lock()
@@ -146,13 +148,24 @@ class Fabric:
             setattr(self.counters, name, getattr(self.counters, name) + delta)
 
     # -- put -------------------------------------------------------------------------------
-    def put(self, catalog: str, key: str, source: PutSource) -> ObjectStat:
-        """Store an object; visible only once every chunk is written."""
+    def put(
+        self, catalog: str, key: str, source: PutSource, *, reliability: float | None = None
+    ) -> ObjectStat:
+        """Store an object; visible only once every chunk is written.
+
+        Args:
+            catalog: The catalog.
+            key: The object's key.
+            source: Bytes, a file path, or a binary stream.
+            reliability: The object's durability target, for placers that choose (n, k)
+                per object (D-Rex's); others ignore it.
+
+        """
         size_hint = _size_of(source)
         if size_hint is not None:
             self._check_capacity(size_hint)
         object_id = uuid.uuid4().hex
-        coder = self.coder
+        coder, stripe = self._shape(size_hint, reliability)
         self.catalog.begin_object(
             ObjectRow(object_id, catalog, key, 0, "", coder.name, coder.k, coder.m,
                       self.segment_size, "pending")
@@ -167,7 +180,9 @@ class Fabric:
                     hasher.update(segment)
                     total += len(segment)
                     in_flight.append(
-                        self._segments_pool.submit(self._put_segment, object_id, index, segment)
+                        self._segments_pool.submit(
+                            self._put_segment, object_id, index, segment, coder, stripe
+                        )
                     )
                     if len(in_flight) >= self.parallelism:
                         in_flight.popleft().result()
@@ -197,9 +212,41 @@ class Fabric:
                 f"{free} bytes are free on {len(up)} up container(s)"
             )
 
-    def _put_segment(self, object_id: str, index: int, segment: bytes | memoryview) -> None:
-        chunks = self.coder.encode(segment)
-        rows = self._place(object_id, index, len(segment), chunks, exclude=set())
+    def _shape(
+        self, size: int | None, reliability: float | None
+    ) -> tuple[Coder, list[DataContainer] | None]:
+        """The object's coder, and its nodes when the placer chooses (n, k) per object.
+
+        A D-Rex placer decides once per object, on its whole size, as the paper places
+        items; every segment then goes to the same nodes.
+        """
+        if not getattr(self.placer, "chooses_shape", False):
+            return self.coder, None
+        with self._place_lock:
+            nodes = [c.info() for c in self.containers]
+            try:
+                placement = self.placer.place(
+                    size or self.segment_size, nodes, n=self.coder.m, k=self.coder.k,
+                    reliability=reliability,
+                )  # fmt: skip
+            except CannotPlace as exc:
+                raise InsufficientCapacity(str(exc)) from exc
+        coder = self._coders.setdefault(
+            f"{placement.k},{placement.n}", reshape(self.coder, placement.k, placement.n)
+        )
+        by_id = {c.node_id: c for c in self.containers}
+        return coder, [by_id[i] for i in placement.node_ids]
+
+    def _put_segment(
+        self,
+        object_id: str,
+        index: int,
+        segment: bytes | memoryview,
+        coder: Coder,
+        stripe: list[DataContainer] | None,
+    ) -> None:
+        chunks = coder.encode(segment)
+        rows = self._place(object_id, index, len(segment), chunks, exclude=set(), stripe=stripe)
         pending = {
             self._io_pool.submit(self._write_chunk, row, chunk): (row, chunk)
             for row, chunk in zip(rows, chunks, strict=True)
@@ -263,20 +310,19 @@ class Fabric:
         *,
         exclude: set[str],
         idx: int | None = None,
+        stripe: list[DataContainer] | None = None,
     ) -> list[ChunkRow]:
-        """Choose containers, reserve their bytes and record the chunk rows (before writing)."""
+        """Choose containers, reserve their bytes and record the chunk rows (before writing).
+
+        ``stripe`` gives the containers outright (a per-object placement).
+        """
         chunk_size = len(chunks[0])
         hashes = [_chunk_hash(chunk) for chunk in chunks]  # outside the lock: it takes time
         with self._place_lock:
-            nodes = [
-                c.info() if c.name not in exclude else replace(c.info(), up=False)
-                for c in self.containers
-            ]
-            try:
-                placement = self.placer.place(segment_bytes, nodes, n=len(chunks), k=self.coder.k)
-            except CannotPlace as exc:
-                raise InsufficientCapacity(str(exc)) from exc
-            chosen = [self.containers[i] for i in placement.node_ids[: len(chunks)]]
+            if stripe is not None:
+                chosen = stripe[: len(chunks)]
+            else:
+                chosen = self._choose(segment_bytes, len(chunks), exclude)
             for container in chosen:
                 container.reserve(chunk_size)
             rows = [
@@ -290,6 +336,19 @@ class Fabric:
             # Recorded under the lock so that a stray sweep never races a chunk taking its path.
             self.catalog.record_chunks(rows)
         return rows
+
+    def _choose(self, segment_bytes: int, count: int, exclude: set[str]) -> list[DataContainer]:
+        """Ask the placer for ``count`` containers, none in ``exclude`` (placement lock held)."""
+        nodes = [
+            c.info() if c.name not in exclude else replace(c.info(), up=False)
+            for c in self.containers
+        ]
+        try:
+            placement = self.placer.place(segment_bytes, nodes, n=count, k=self.coder.k)
+        except CannotPlace as exc:
+            raise InsufficientCapacity(str(exc)) from exc
+        by_id = {c.node_id: c for c in self.containers}
+        return [by_id[i] for i in placement.node_ids[:count]]
 
     def _write_chunk(self, row: ChunkRow, chunk: bytes | memoryview) -> None:
         container = self._by_name[row.container]
@@ -374,12 +433,15 @@ class Fabric:
         return self._coder_for(row).decode(got, chunks[0].segment_bytes)
 
     def _coder_for(self, row: ObjectRow) -> Coder:
-        if row.coding != self.coder.name:
+        coder = self._coders.get(f"{row.k},{row.m}")
+        if coder is None:
+            coder = self._coders.setdefault(f"{row.k},{row.m}", reshape(self.coder, row.k, row.m))
+        if coder.name != row.coding:
             raise StorageError(
                 f"object {row.key!r} was coded with {row.coding}; this fabric uses "
                 f"{self.coder.name}"
             )
-        return self.coder
+        return coder
 
     def _read_chunk(self, chunk: ChunkRow) -> bytes | None:
         """The chunk's bytes if present and intact, else None (counted against the container)."""
@@ -561,10 +623,14 @@ class TenantStore:
             raise AccessDenied(f"catalog {catalog!r} belongs to another tenant; access refused")
         return catalog
 
-    def put(self, catalog: str, key: str, source: PutSource) -> ObjectStat:
+    def put(
+        self, catalog: str, key: str, source: PutSource, *, reliability: float | None = None
+    ) -> ObjectStat:
         """Store an object (the catalog is created for this tenant if new)."""
         check_key(key)
-        return self.fabric.put(self._catalog(catalog, create=True), key, source)
+        return self.fabric.put(
+            self._catalog(catalog, create=True), key, source, reliability=reliability
+        )
 
     def get(self, catalog: str, key: str) -> bytes:
         """Read a whole object."""

@@ -37,12 +37,20 @@ class _StorageScenarioConfig(ScenarioConfig):
     source_dir: str | None = Field(None, description="put these real files instead")
     concurrency: int = Field(2, ge=1, le=256, description="objects in flight")
     seed: int | None = Field(None, ge=0, description="object bytes seed (default: run seed)")
+    reliability: list[float] = Field(
+        default_factory=list,
+        description="per-object durability targets, cycled over the objects (for placers "
+        "that choose (n, k) per object, such as drex_lb)",
+    )
 
     @model_validator(mode="after")
     def _sizes(self) -> Self:
         bad = [s for s in self.object_size_mb if not 0 <= s <= 65536]
         if bad:
             raise ValueError(f"object_size_mb values must be within 0..65536 MiB, got {bad}")
+        off = [r for r in self.reliability if not 0 < r < 1]
+        if off:
+            raise ValueError(f"reliability targets must lie strictly between 0 and 1, got {off}")
         if self.source_dir is not None and not Path(self.source_dir).is_dir():
             raise ValueError(f"source_dir={self.source_dir!r} is not a readable folder")
         return self
@@ -65,7 +73,7 @@ def _store_objects(
     def put(spec: ObjectSpec) -> None:
         data = spec.data()
         hashes[spec.key] = digest(data)
-        store.put("bench", spec.key, data)
+        store.put("bench", spec.key, data, reliability=spec.reliability)
 
     with ctx.progress.bar(f"trial {ctx.trial}: {label} put", len(objects)) as bar:
         records, wall = timed_ops("put", objects, put, concurrency, bar.update)
@@ -151,7 +159,9 @@ class StorageBenchmark:
         """One trial."""
         cfg = self.config
         seed = ctx.seed if cfg.seed is None else cfg.seed
-        objects = make_objects(cfg.objects, cfg.object_size_mb, seed, cfg.source_dir)
+        objects = make_objects(
+            cfg.objects, cfg.object_size_mb, seed, cfg.source_dir, cfg.reliability
+        )
         network, fabric = _open(ctx)
         with fabric:
             before = [c.used for c in network.containers]
@@ -161,6 +171,14 @@ class StorageBenchmark:
                 ctx, fabric, objects, hashes, cfg.concurrency, "fabric"
             )
             put_bytes = sum(r.size for r in puts if r.ok)
+            shapes = [fabric.stat("bench", o.key) for o in objects if fabric.exists("bench", o.key)]
+            if shapes:  # (n, k) per object: fixed by the coder, or chosen by the placer
+                ctx.log_metrics(
+                    {
+                        "mean_chunks_per_object": statistics.fmean(s.m for s in shapes),
+                        "mean_data_chunks": statistics.fmean(s.k for s in shapes),
+                    }
+                )
             ctx.log_metrics(throughput_metrics("put", puts, put_wall))
             ctx.log_metrics(throughput_metrics("get", gets, get_wall))
             ctx.log_metrics(

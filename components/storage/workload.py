@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ class ObjectSpec:
     size: int
     seed: int
     path: Path | None = None
+    reliability: float | None = None
 
     def data(self) -> bytes:
         """The object's bytes (generated from the seed, or read from its file)."""
@@ -32,19 +33,30 @@ class ObjectSpec:
 
 
 def make_objects(
-    count: int, sizes_mb: Sequence[float], seed: int, source_dir: str | None
+    count: int,
+    sizes_mb: Sequence[float],
+    seed: int,
+    source_dir: str | None,
+    targets: Sequence[float] = (),
 ) -> list[ObjectSpec]:
-    """``count`` objects cycling through ``sizes_mb``, or the files of ``source_dir``."""
+    """``count`` objects cycling through ``sizes_mb``, or the files of ``source_dir``.
+
+    ``targets`` (reliability per object) are cycled over the objects too.
+    """
     if source_dir is not None:
         files = sorted(p for p in Path(source_dir).rglob("*") if p.is_file())
-        return [
+        specs = [
             ObjectSpec(f"files/{p.relative_to(source_dir).as_posix()}", p.stat().st_size, 0, p)
             for p in files[:count]
         ]
-    return [
-        ObjectSpec(f"obj-{i:05d}", int(sizes_mb[i % len(sizes_mb)] * MIB), seed * 100_003 + i)
-        for i in range(count)
-    ]
+    else:
+        specs = [
+            ObjectSpec(f"obj-{i:05d}", int(sizes_mb[i % len(sizes_mb)] * MIB), seed * 100_003 + i)
+            for i in range(count)
+        ]
+    if targets:
+        specs = [replace(s, reliability=targets[i % len(targets)]) for i, s in enumerate(specs)]
+    return specs
 
 
 def digest(data: bytes) -> str:

@@ -258,3 +258,38 @@ BAD_NODE = {"node_id": 0, "capacity_mb": -1, "write_mb_s": 1, "read_mb_s": 1, "a
 def test_bad_simulation_configs_are_refused(overrides: dict[str, object], message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         PlacementSimulationConfig(**overrides)  # type: ignore[arg-type]
+
+
+def test_drex_places_live_objects_in_the_fabric_with_their_own_n_and_k(tmp_path: Path) -> None:
+    from components.coding.isal import IsalConfig
+    from components.storage.container import ContainerSpec, LinkSpec
+    from components.storage.network import MixedStorageConfig
+
+    containers = [
+        ContainerSpec(url=f"memory://loom-test-drex/c{i}", name=f"c{i}", capacity_mb=400,
+                      afr_pct=afr, link=LinkSpec(bandwidth_mb_s=bw))
+        for i, (afr, bw) in enumerate([(1.35, 281), (0.8, 209), (0.97, 208), (1.18, 197),
+                                       (1.8, 193), (0.64, 190), (0.31, 168), (1.84, 164)])
+    ]  # fmt: skip
+    config = MixedStorageConfig(containers=containers, segment_size_mb=0.25)
+    placer = DrexLBConfig(reliability=0.999).build()
+    with (
+        config.build() as network,
+        network.fabric(IsalConfig(k=4, m=6).build(), placer, tmp_path / "c.sqlite") as fabric,
+    ):
+        store = fabric.connect(*next(iter(fabric.tenants.items())))
+        data = np.random.default_rng(7).bytes(1_000_000)
+        loose = store.put("cat", "loose", data, reliability=0.9)
+        strict = store.put("cat", "strict", data, reliability=0.9999999)
+        assert (loose.m - loose.k) < (strict.m - strict.k)  # more parity for the higher target
+        for stat in (loose, strict):
+            assert all(len(set(seg)) == stat.m for seg in stat.placement)  # distinct containers
+            assert meets(
+                [1 - np.exp(-c.spec.afr_pct / 100) for c in fabric.containers
+                 if c.name in stat.placement[0]],
+                stat.k, 0.9 if stat is loose else 0.9999999,
+            )  # fmt: skip
+        # Lose as many containers as the strict object tolerates: it still reads back.
+        for name in strict.placement[0][: strict.m - strict.k]:
+            fabric.container(name).take_down()
+        assert store.get("cat", "strict") == data
