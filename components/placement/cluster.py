@@ -8,7 +8,6 @@ the previous order, and reproducing its choices needs the same tie-breaking.
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from components.placement.base import CannotPlace, NodeInfo
+from components.placement.csv_rows import read_rows
 from components.placement.reliability import failure_probability
 
 NODE_COLUMNS = ("id", "storage_size", "write_bandwidth", "read_bandwidth", "annual_failure_rate")
@@ -56,13 +56,7 @@ def read_nodes(path: Path) -> list[NodeSpec]:
         NodeSetError: missing file or columns, unparsable or out-of-range values, no nodes.
 
     """
-    try:
-        with path.open(newline="", encoding="utf-8") as handle:
-            rows = list(csv.reader(handle, skipinitialspace=True))
-    except OSError as exc:
-        raise NodeSetError(f"cannot read node set {path}: {exc.strerror}") from exc
-    if not rows:
-        raise NodeSetError(f"{path}: empty file; expected the header {','.join(NODE_COLUMNS)}")
+    rows = read_rows(path, "node set", NodeSetError)
     header = [h.strip() for h in rows[0]]
     missing = [c for c in NODE_COLUMNS if c not in header]
     if missing:

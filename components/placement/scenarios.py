@@ -15,6 +15,7 @@ from components.placement.base import Placer
 from components.placement.cluster import Cluster, NodeSpec, read_nodes
 from components.placement.comparison import relative_to_best_baseline
 from components.placement.costs import CodingTimes
+from components.placement.csv_rows import read_rows
 from components.placement.reliability import daily_failure_rate
 from components.placement.scheduling import PlacerScheduler, Scheduler, SchedulingContext
 from components.placement.simulator import FailurePlan, SimulationResult, Simulator
@@ -94,9 +95,11 @@ class _Daily(FailurePlan):
 
 class _Trace(FailurePlan):
     def __init__(self, path: Path) -> None:
-        with path.open(newline="", encoding="utf-8") as handle:
-            rows = list(csv.reader(handle, skipinitialspace=True))[1:]
-        self.pending = sorted((int(float(t)), int(float(i))) for i, t in rows if i and t)
+        rows = read_rows(path, "failure trace", ValueError)[1:]
+        try:
+            self.pending = sorted((int(float(t)), int(float(i))) for i, t, *_ in rows)
+        except ValueError as exc:
+            raise ValueError(f"{path}: expected rows of node id, failure time (s): {exc}") from exc
 
     def due(self, item: int, submit_s: int, cluster: Cluster) -> list[int]:
         failed = []

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
 
+from components.placement.csv_rows import read_rows
 from components.placement.reliability import random_target
 
 WORKLOAD_COLUMNS = ("size", "submit_time", "access_type")
@@ -75,13 +75,7 @@ def read_workload(
         WorkloadError: unreadable file, missing columns, bad values, or no write items.
 
     """
-    try:
-        with path.open(newline="", encoding="utf-8") as handle:
-            rows = list(csv.reader(handle, skipinitialspace=True))
-    except OSError as exc:
-        raise WorkloadError(f"cannot read workload {path}: {exc.strerror}") from exc
-    if not rows:
-        raise WorkloadError(f"{path}: empty workload")
+    rows = read_rows(path, "workload", WorkloadError)
     try:
         size_at, time_at, access_at = _columns(rows[0])
     except WorkloadError as exc:

@@ -293,3 +293,43 @@ def test_drex_places_live_objects_in_the_fabric_with_their_own_n_and_k(tmp_path:
         for name in strict.placement[0][: strict.m - strict.k]:
             fabric.container(name).take_down()
         assert store.get("cat", "strict") == data
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("prefect_harness")
+def test_failures_recipe_re_places_a_lost_nodes_items(workdir: Path) -> None:
+    import json
+
+    from framework.cli import main
+
+    status = main(
+        ["run", "recipe=drex/failures", "placement=drex_lb", "scenario.replay=1",
+         "scenario.failures.item=1000"]
+    )  # fmt: skip
+    assert status == 0
+    (run,) = Path("results", "drex", "failures").glob("*/metrics.json")
+    metrics = json.loads(run.read_text())["aggregate"]
+    assert metrics["nodes_failed"] == 1
+    assert metrics["items_replaced"] > 0 and metrics["items_lost"] == 0
+    assert metrics["items_stored"] + metrics["items_rejected"] == 4157
+    (trial,) = run.parent.glob("trial-*")
+    assert (trial / "items.csv.gz").is_file() and (trial / "storage_over_time.png").is_file()
+
+
+def test_trace_failures_take_nodes_down_at_their_time(tmp_path: Path) -> None:
+    from components.placement.scenarios import _Trace
+
+    trace = tmp_path / "failures.csv"
+    trace.write_text("id,failed_time(s)\n1,100\n6,5000\n")
+    cluster = Cluster.from_specs(MOST_USED)
+    sim = Simulator(cluster, GreedyLeastUsed(), SchedulingContext(coding_times=TIMES), TIMES,
+                    _Trace(trace))  # fmt: skip
+    result = sim.run(read_workload(MEVA, 1, 0.99, seed=0))
+    assert result.nodes_failed == 2 and not cluster.up[1] and not cluster.up[6]
+    assert result.items_stored + result.items_rejected == 4157
+    # The lost node's items were placed again, never back on a failed node.
+    replaced = [n.split() for n, o in zip(result.records.nodes, result.records.outcome,
+                                          strict=True) if o == "replaced"]  # fmt: skip
+    assert result.items_replaced == len(replaced) > 0
+    assert not any("1" in nodes for nodes in replaced)  # node 1 failed first
+    assert not any("6" in nodes for nodes in replaced[-10:])  # re-placed after node 6 failed
