@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ EPILOG = """examples:
   loom run recipe=quickstart executor=process scenario.tasks=1000
   loom run -m recipe=taps/structures executor=thread,process scenario.structure=bag,reduce
   loom run -m recipe=taps/structures executor=thread,process resume=true
+  loom run -j 2 recipe=drex/reliability_sweep scenario.replay=25
   loom show recipe=taps/failures
   loom list executor
   loom report taps/structures --metrics tasks_per_s,overhead_per_task_ms
@@ -59,6 +61,15 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="show Prefect and MLflow log lines and tracebacks",
     )
+    run.add_argument(
+        "-j",
+        "--jobs",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run a sweep's jobs in N worker processes (CPU-bound trials use N cores)",
+    )
+    run.add_argument("--slice", default=None, help=argparse.SUPPRESS)  # a worker's share
     run.add_argument(
         "overrides",
         nargs="*",
@@ -118,6 +129,14 @@ def _jobs(args: argparse.Namespace) -> tuple[Composer, list[Any]]:
         raise ConfigError("a sweep runs one recipe at a time; run each recipe separately")
     if len({j.config.root.tracking.uri for j in jobs}) > 1:
         raise ConfigError("all jobs of a sweep must use one tracking.uri")
+    if getattr(args, "slice", None):
+        from framework.parallel import parse_slice
+
+        try:
+            part, total = parse_slice(args.slice)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        jobs = [j for j in jobs if j.index % total == part]
     return composer, jobs
 
 
@@ -125,12 +144,24 @@ def cmd_run(args: argparse.Namespace) -> int:
     """``loom run``."""
     from framework.engine import run_invocation
 
+    if args.jobs < 1:
+        raise ConfigError(f"--jobs {args.jobs}: need at least 1 worker process")
     composer, jobs = _jobs(args)
+    declared = bool(composer.declared_sweep(list(args.overrides)))
+    sweep = args.multirun or declared or bool(args.slice)
+    if args.jobs > 1 and len(jobs) > 1 and not args.slice:
+        from framework.parallel import run_in_workers
+
+        argv = [*(["-m"] if args.multirun else []), *(["-v"] if args.verbose else [])]
+        workers = min(args.jobs, len(jobs))
+        return run_in_workers([*argv, *args.overrides], workers, jobs[0].config, err, out)
+    if not jobs:
+        return 0  # a worker whose slice is empty
     try:
         inv = run_invocation(
             jobs,
             root=composer.root,
-            sweep=args.multirun or bool(composer.recipe_sweep(list(args.overrides))),
+            sweep=sweep,
             cli_overrides=list(args.overrides),
             verbose=args.verbose,
             console=err,
@@ -143,6 +174,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise LoomError(
             f"the run could not start: {type(exc).__name__}: {exc} (add -v for details)"
         ) from None
+    from framework.parallel import SLICE_ENV
+
+    if os.environ.get(SLICE_ENV):  # tell the parent where this worker's results went
+        Path(os.environ[SLICE_ENV]).write_text(str(inv.run_dir))
     _print_summary(inv, jobs)
     return 1 if any(r.status == "failed" for r in inv.results) else 0
 

@@ -86,33 +86,38 @@ class Composer:
         )
 
     # ----- composing ------------------------------------------------------------------
-    def recipe_sweep(self, overrides: list[str]) -> list[str]:
-        """Sweep overrides a recipe declares (Hydra's ``hydra.sweeper.params``).
-
-        A key the command line sets itself is left out, so ``placement=drex_lb`` on the
-        command line narrows a recipe's sweep over placers to that one.
-        """
-        name, rest = self._recipe_override(overrides)
+    def declared_sweep(self, overrides: list[str]) -> dict[str, str]:
+        """The sweep a recipe declares (Hydra's ``hydra.sweeper.params``), key → values."""
+        name, _ = self._recipe_override(overrides)
         if not name:
-            return []
+            return {}
         path = Path(name) if name.endswith((".yaml", ".yml")) else self.recipes_dir / f"{name}.yaml"
         if not path.is_file():
-            return []
+            return {}
         import yaml
 
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         params = ((data.get("hydra") or {}).get("sweeper") or {}).get("params") or {}
+        return {str(k): str(v) for k, v in params.items()}
+
+    def recipe_sweep(self, overrides: list[str]) -> list[str]:
+        """Sweep overrides a recipe declares, less the keys the command line sets itself.
+
+        So ``placement=drex_lb`` on the command line narrows a recipe's sweep over placers
+        to that one.
+        """
+        _, rest = self._recipe_override(overrides)
         given = {item.split("=", 1)[0].lstrip("+~") for item in rest}
-        return [f"{key}={value}" for key, value in params.items() if key not in given]
+        declared = self.declared_sweep(overrides)
+        return [f"{key}={value}" for key, value in declared.items() if key not in given]
 
     def expand(self, overrides: list[str], multirun: bool) -> list[list[str]]:
         """Split sweep overrides (``a=1,2 b=x,y``) into one override list per job.
 
         A recipe that declares a sweep (``hydra.sweeper.params``) always runs as one.
         """
-        declared = self.recipe_sweep(overrides)
-        if declared:
-            overrides, multirun = [*overrides, *declared], True
+        if self.declared_sweep(overrides):
+            overrides, multirun = [*overrides, *self.recipe_sweep(overrides)], True
         from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
         from hydra.core.override_parser.overrides_parser import OverridesParser
         from hydra.errors import HydraException

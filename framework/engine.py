@@ -124,6 +124,7 @@ def run_invocation(
     console = console or Console(stderr=True)
     timings: dict[str, float] = {}
     first = jobs[0].config
+    by_index = {job.index: job for job in jobs}  # a worker of `loom run -j` has some jobs only
     recipe = first.recipe
     results_dir = Path(first.root.results_dir)
 
@@ -153,7 +154,7 @@ def run_invocation(
 
     @stage("setup")
     def setup(index: int, parent_run_id: str | None) -> str:
-        job = jobs[index]
+        job = by_index[index]
         cfg = job.config
         job_dir = invocation_dir / f"job-{index:03d}" if sweep else invocation_dir
         job_dir.mkdir(parents=True, exist_ok=True)

@@ -134,3 +134,21 @@ def test_plugin_executor_runs_a_real_scenario(workdir: Path, plugin: str) -> Non
     assert job["params.executor.kind"] == "inline"
     assert job["metrics.result_verified"] == 1.0
     assert job["metrics.workers"] == 2.0
+
+
+@pytest.mark.slow
+def test_sweep_jobs_shared_among_worker_processes(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PREFECT_HOME", str(workdir / "prefect-home"))  # a fresh local database
+    status = main(
+        ["run", "-j", "2", "recipe=drex/reliability_sweep", "placement=drex_lb",
+         "scenario.replay=1", "scenario.reliability=0.9,0.999,0.99999"]
+    )  # fmt: skip
+    assert status == 0
+    sweeps = sorted(Path("results", "drex", "reliability_sweep").glob("*/sweep.json"))
+    assert len(sweeps) == 2  # one per worker process
+    jobs = [row for path in sweeps for row in json.loads(path.read_text())]
+    assert sorted(row["job"] for row in jobs) == [0, 1, 2]
+    assert all(row["status"] == "finished" for row in jobs)
+    assert all(row["metrics"]["items_stored"] == 4157 for row in jobs)
