@@ -12,14 +12,14 @@ from pydantic import Field, model_validator
 
 from components.base import LoomModel, RunContext, Scenario, ScenarioConfig
 from components.placement.base import Placer
-from components.placement.cluster import Cluster, NodeSpec, read_nodes
+from components.placement.cluster import Cluster, NodeSetError, NodeSpec, read_nodes
 from components.placement.comparison import relative_to_best_baseline
 from components.placement.costs import CodingTimes
 from components.placement.csv_rows import read_rows
 from components.placement.reliability import daily_failure_rate
 from components.placement.scheduling import PlacerScheduler, Scheduler, SchedulingContext
 from components.placement.simulator import FailurePlan, SimulationResult, Simulator
-from components.placement.workload import read_workload
+from components.placement.workload import WorkloadError, read_workload
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DATA_DIR = "data/drex"
@@ -167,6 +167,13 @@ class PlacementSimulationConfig(ScenarioConfig):
         for name, value in paths:
             if not data_path(value).exists():
                 raise ValueError(f"{name}={value!r}: no such file or folder")
+        # Read the inputs now, so a malformed file stops the run before anything starts.
+        try:
+            if self.node_list is None:
+                read_nodes(data_path(self.nodes))
+            read_workload(data_path(self.workload), 1, 0.5, 0)
+        except (NodeSetError, WorkloadError) as exc:
+            raise ValueError(str(exc)) from None
         return self
 
     def build(self) -> Scenario:

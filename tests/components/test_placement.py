@@ -333,3 +333,10 @@ def test_trace_failures_take_nodes_down_at_their_time(tmp_path: Path) -> None:
     assert result.items_replaced == len(replaced) > 0
     assert not any("1" in nodes for nodes in replaced)  # node 1 failed first
     assert not any("6" in nodes for nodes in replaced[-10:])  # re-placed after node 6 failed
+
+
+def test_a_malformed_node_set_is_refused_at_validation(tmp_path: Path) -> None:
+    nodes = tmp_path / "nodes.csv"
+    nodes.write_text("id,storage_size\n0,10\n")
+    with pytest.raises(ValidationError, match=r"missing column.*write_bandwidth"):
+        PlacementSimulationConfig(nodes=str(nodes))
