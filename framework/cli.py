@@ -154,7 +154,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         argv = [*(["-m"] if args.multirun else []), *(["-v"] if args.verbose else [])]
         workers = min(args.jobs, len(jobs))
-        return run_in_workers([*argv, *args.overrides], workers, jobs[0].config, err, out)
+        return run_in_workers(
+            [*argv, *args.overrides], workers, jobs[0].config, jobs[0].overrides, err, out
+        )
     if not jobs:
         return 0  # a worker whose slice is empty
     try:

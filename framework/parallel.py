@@ -37,32 +37,33 @@ def parse_slice(text: str) -> tuple[int, int]:
     return part, total
 
 
-def _warm_up(config: RunConfig) -> None:
+def _warm_up(overrides: list[str]) -> None:
     """Create MLflow's and Prefect's local databases once, before workers share them.
 
-    Two processes creating the same SQLite schema at once fail; afterwards they only add rows.
+    Two processes creating the same SQLite schema at once fail; afterwards they only add
+    rows. It runs in a process of its own, so that it meets exactly the databases the
+    workers will (not ones this process has cached).
     """
+    code = "import sys, json; from framework.parallel import warm; warm(json.loads(sys.argv[1]))"
+    done = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(overrides)], capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"preparing the workers failed: {done.stderr.strip()[-400:]}")
+
+
+def warm(overrides: list[str]) -> None:
+    """Open the job's MLflow store and run an empty Prefect flow (both create their tables)."""
+    from framework.compose import Composer
     from framework.engine import configure_prefect
     from framework.tracking import Tracker, quiet_mlflow
 
+    config = Composer().compose(overrides)
     quiet_mlflow(False)
     Tracker(config.root.tracking, Path(config.root.results_dir)).experiment_id(config.recipe)
     configure_prefect(verbose=False)
     if os.environ.get("PREFECT_API_URL"):
         return  # a real server: nothing local to prepare
-    # In a process of its own, so that it meets exactly the database the workers will.
-    subprocess.run(
-        [sys.executable, "-c", "from framework.parallel import warm_prefect; warm_prefect()"],
-        check=True,
-        capture_output=True,
-    )
-
-
-def warm_prefect() -> None:
-    """Run an empty flow: Prefect creates (migrates) its local database."""
-    from framework.engine import configure_prefect
-
-    configure_prefect(verbose=False)
     from prefect import flow
 
     @flow(name="loom-warm-up", persist_result=False)
@@ -73,14 +74,20 @@ def warm_prefect() -> None:
 
 
 def run_in_workers(
-    argv: list[str], workers: int, config: RunConfig, console: Console, out: Console
+    argv: list[str],
+    workers: int,
+    config: RunConfig,
+    overrides: list[str],
+    console: Console,
+    out: Console,
 ) -> int:
     """Run ``loom run <argv>`` as ``workers`` processes, each with a slice of the jobs.
 
     Args:
         argv: The command line after ``loom run``.
         workers: How many processes.
-        config: The first job's config (where MLflow and results live).
+        config: The first job's config (its headline metrics).
+        overrides: The first job's overrides (to prepare its MLflow store).
         console: Where progress and errors go.
         out: Where the summary goes.
 
@@ -88,7 +95,7 @@ def run_in_workers(
         The worst exit status of the workers.
 
     """
-    _warm_up(config)
+    _warm_up(overrides)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="loom-workers-") as tmp:
         folder = Path(tmp)

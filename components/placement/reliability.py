@@ -57,7 +57,16 @@ def meets(p_fail: Sequence[float] | FloatArray, k: int, target: float) -> bool:
     n = len(p_fail)
     if not 1 <= k <= n:
         return False
-    return _cached_cdf(tuple(float(p) for p in p_fail))[n - k] >= as_threshold(target)
+    if isinstance(p_fail, np.ndarray):
+        key = tuple(p_fail.tolist())
+    else:
+        key = tuple(float(p) for p in p_fail)
+    return _cached_cdf(key)[n - k] >= _threshold(target)
+
+
+@lru_cache(maxsize=1024)
+def _threshold(target: float) -> float:
+    return as_threshold(target)
 
 
 @lru_cache(maxsize=1 << 16)

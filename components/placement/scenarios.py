@@ -122,6 +122,7 @@ class PlacementSimulationConfig(ScenarioConfig):
         "read_throughput_mb_s",
         "scheduling_time_per_item_ms",
         "items_lost",
+        "items_below_target",
     )
     nodes: str = Field(
         f"{DATA_DIR}/nodes/10_most_used_nodes.csv",

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from components.placement.base import CannotPlace
 from components.placement.cluster import Cluster
 from components.placement.costs import CLIENT_BANDWIDTH_MB_S, CodingTimes
+from components.placement.reliability import meets
 from components.placement.scheduling import Decision, Scheduler, SchedulingContext
 from components.placement.workload import Workload
 
@@ -61,6 +62,7 @@ class SimulationResult:
     nodes_failed: int = 0
     items_replaced: int = 0
     items_lost: int = 0
+    items_below_target: int = 0
     rejections: Counter[str] = field(default_factory=Counter)
     storage_curve: list[tuple[int, float]] = field(default_factory=list)
     records: ItemRecords = field(default_factory=ItemRecords)
@@ -83,6 +85,7 @@ class SimulationResult:
             "nodes_failed": self.nodes_failed,
             "items_replaced": self.items_replaced,
             "items_lost": self.items_lost,
+            "items_below_target": self.items_below_target,
         }
 
 
@@ -193,6 +196,8 @@ class Simulator:
         scale = size / reference / 1000.0
         encode = self.coding_times.encode[index].ms_at(n, k) * scale
         decode = self.coding_times.decode[index].ms_at(n, k) * scale
+        if not meets(cluster.p_fail[list(nodes)], k, target):
+            result.items_below_target += 1  # placers that do not choose (n, k) ignore targets
         if outcome == "stored":
             result.items_stored += 1
             result.data_stored_mb += size

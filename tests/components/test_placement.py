@@ -307,7 +307,7 @@ def test_failures_recipe_re_places_a_lost_nodes_items(workdir: Path) -> None:
          "scenario.failures.item=1000"]
     )  # fmt: skip
     assert status == 0
-    (run,) = Path("results", "drex", "failures").glob("*/metrics.json")
+    (run,) = Path("results", "drex", "failures").glob("*/job-*/metrics.json")  # a sweep
     metrics = json.loads(run.read_text())["aggregate"]
     assert metrics["nodes_failed"] == 1
     assert metrics["items_replaced"] > 0 and metrics["items_lost"] == 0
