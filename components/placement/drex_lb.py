@@ -18,7 +18,7 @@ from components.placement.cluster import Cluster
 from components.placement.reliability import as_threshold
 from components.placement.scheduling import (
     Decision,
-    PrefixReliability,
+    FreeSpaceScheduler,
     ReliabilityPlacementConfig,
     Scheduler,
     SchedulingContext,
@@ -27,19 +27,20 @@ from components.placement.scheduling import (
 )
 
 
-class DrexLB:
+class DrexLB(FreeSpaceScheduler):
     """D-Rex's load-balancing scheduler (the reference's ``balance_penalty_algorithm``)."""
 
     name = "drex_lb"
 
-    def __init__(self) -> None:
-        self._reliability = PrefixReliability()
-
-    def schedule(
-        self, cluster: Cluster, size_mb: float, target: float, ctx: SchedulingContext
+    def choose(
+        self,
+        cluster: Cluster,
+        order: list[int],
+        size_mb: float,
+        target: float,
+        ctx: SchedulingContext,
     ) -> Decision:
-        """Place one item."""
-        order = cluster.by_free_space()
+        """Place one item on the freest-first ``order``."""
         free = [float(cluster.free[i]) for i in order]
         average = sum(free) / len(free)
         # Running minimum of the first C nodes' free space: "each has room" in O(1).
@@ -47,7 +48,7 @@ class DrexLB:
         for j in range(1, len(room)):
             room[j] = min(room[j - 1], room[j])
         rest = [abs(f - average) for f in free]
-        cdfs = self._reliability.cdfs(cluster, order)
+        cdfs = self.reliability.cdfs(cluster, order)
         threshold = as_threshold(target)
         max_n = ctx.limit(cluster)
         reliable = False

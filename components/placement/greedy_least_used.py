@@ -7,7 +7,7 @@ from typing import Literal
 from components.placement.cluster import Cluster
 from components.placement.scheduling import (
     Decision,
-    PrefixReliability,
+    FreeSpaceScheduler,
     ReliabilityPlacementConfig,
     Scheduler,
     SchedulingContext,
@@ -17,22 +17,23 @@ from components.placement.scheduling import (
 )
 
 
-class GreedyLeastUsed:
+class GreedyLeastUsed(FreeSpaceScheduler):
     """For N = 2 upward on the N freest nodes, the first N with a valid K that fits."""
 
     name = "greedy_least_used"
 
-    def __init__(self) -> None:
-        self._reliability = PrefixReliability()
-
-    def schedule(
-        self, cluster: Cluster, size_mb: float, target: float, ctx: SchedulingContext
+    def choose(
+        self,
+        cluster: Cluster,
+        order: list[int],
+        size_mb: float,
+        target: float,
+        ctx: SchedulingContext,
     ) -> Decision:
-        """Place one item."""
-        order = cluster.by_free_space()
+        """Place one item on the freest-first ``order``."""
         reliable = False
         for n in range(2, ctx.limit(cluster) + 1):
-            k = self._reliability.max_k(cluster, order, n, target)
+            k = self.reliability.max_k(cluster, order, n, target)
             if k is None:
                 continue
             reliable = True

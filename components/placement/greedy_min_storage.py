@@ -7,7 +7,7 @@ from typing import Literal
 from components.placement.cluster import Cluster
 from components.placement.scheduling import (
     Decision,
-    PrefixReliability,
+    FreeSpaceScheduler,
     ReliabilityPlacementConfig,
     Scheduler,
     SchedulingContext,
@@ -17,7 +17,7 @@ from components.placement.scheduling import (
 )
 
 
-class GreedyMinStorage:
+class GreedyMinStorage(FreeSpaceScheduler):
     """For N = max_N down to 2 on the N freest nodes, keep the valid (N, K) of least N·S/K.
 
     Ties keep the larger N (found first), as the reference's strict comparison does.
@@ -25,18 +25,19 @@ class GreedyMinStorage:
 
     name = "greedy_min_storage"
 
-    def __init__(self) -> None:
-        self._reliability = PrefixReliability()
-
-    def schedule(
-        self, cluster: Cluster, size_mb: float, target: float, ctx: SchedulingContext
+    def choose(
+        self,
+        cluster: Cluster,
+        order: list[int],
+        size_mb: float,
+        target: float,
+        ctx: SchedulingContext,
     ) -> Decision:
-        """Place one item."""
-        order = cluster.by_free_space()
+        """Place one item on the freest-first ``order``."""
         best: tuple[float, int, int] | None = None
         reliable = False
         for n in range(ctx.limit(cluster), 1, -1):
-            k = self._reliability.max_k(cluster, order, n, target)
+            k = self.reliability.max_k(cluster, order, n, target)
             if k is None:
                 continue
             reliable = True

@@ -117,6 +117,36 @@ class PrefixReliability:
         return max_k_from_cdf(self.cdfs(cluster, order)[n], n, target)
 
 
+class FreeSpaceScheduler:
+    """Base of the schedulers that stripe over the first N nodes by free space.
+
+    Subclasses implement :meth:`choose` on the freest-first order (GreedyMinStorage,
+    GreedyLeastUsed and D-Rex LB), sharing the prefix reliability cache.
+    """
+
+    name = "free_space"
+
+    def __init__(self) -> None:
+        self.reliability = PrefixReliability()
+
+    def schedule(
+        self, cluster: Cluster, size_mb: float, target: float, ctx: SchedulingContext
+    ) -> Decision:
+        """Place one item on the freest-first order."""
+        return self.choose(cluster, cluster.by_free_space(), size_mb, target, ctx)
+
+    def choose(
+        self,
+        cluster: Cluster,
+        order: list[int],
+        size_mb: float,
+        target: float,
+        ctx: SchedulingContext,
+    ) -> Decision:
+        """Pick (N, K) and the first N nodes of ``order``."""
+        raise NotImplementedError
+
+
 def fits(cluster: Cluster, nodes: Sequence[int], chunk_mb: float) -> bool:
     """Whether every node has room for a chunk."""
     free = cluster.free
