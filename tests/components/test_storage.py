@@ -6,6 +6,7 @@ import io
 import threading
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -37,6 +38,7 @@ from components.storage.network import (
 )
 
 SEGMENT = 64 * 1024
+SEGMENT_MB = SEGMENT / 2**20
 TOKEN = "loom-dev-token"
 CODERS = {
     "none": NoCodingConfig(),
@@ -47,7 +49,7 @@ CODERS = {
 
 
 def _storage(kind: str, s3_endpoint: str, tmp_path: Path) -> StorageConfig:
-    common = {"segment_size_mb": SEGMENT / 2**20, "parallelism": 3}
+    common = {"segment_size_mb": SEGMENT_MB, "parallelism": 3}
     if kind == "local":
         return LocalStorageConfig(containers=6, root=str(tmp_path / "containers"), **common)
     if kind == "memory":
@@ -78,6 +80,18 @@ def coder(request: pytest.FixtureRequest) -> Coder:
 def fabric(network: StorageNetwork, coder: Coder, tmp_path: Path) -> Iterator[Fabric]:
     with network.fabric(coder, UtilityFactorConfig().build(), tmp_path / "catalog.sqlite") as fab:
         yield fab
+
+
+@contextmanager
+def _zfec_fabric(config: StorageConfig, tmp_path: Path) -> Iterator[Fabric]:
+    """A fabric with zfec (4, 6) and utility-factor placement over ``config``'s network."""
+    with (
+        config.build() as network,
+        network.fabric(
+            ZfecConfig(k=4, m=6).build(), UtilityFactorConfig().build(), tmp_path / "c.sqlite"
+        ) as fabric,
+    ):
+        yield fabric
 
 
 def _store(fabric: Fabric) -> TenantStore:
@@ -150,7 +164,7 @@ def test_losing_up_to_m_minus_k_containers_loses_nothing(fabric: Fabric) -> None
 @pytest.mark.parametrize("coding", ["zfec", "replication"])
 def test_corrupt_chunk_is_detected_read_around_and_repaired(coding: str, tmp_path: Path) -> None:
     with (
-        MemoryStorageConfig(containers=6, segment_size_mb=SEGMENT / 2**20).build() as network,
+        MemoryStorageConfig(containers=6, segment_size_mb=SEGMENT_MB).build() as network,
         network.fabric(
             CODERS[coding].build(), UtilityFactorConfig().build(), tmp_path / "c.sqlite"
         ) as fabric,
@@ -172,12 +186,8 @@ def test_corrupt_chunk_is_detected_read_around_and_repaired(coding: str, tmp_pat
 
 
 def test_repair_restores_full_redundancy_after_container_loss(tmp_path: Path) -> None:
-    with (
-        MemoryStorageConfig(containers=8, segment_size_mb=SEGMENT / 2**20).build() as network,
-        network.fabric(
-            ZfecConfig(k=4, m=6).build(), UtilityFactorConfig().build(), tmp_path / "c.sqlite"
-        ) as fabric,
-    ):
+    config = MemoryStorageConfig(containers=8, segment_size_mb=SEGMENT_MB)
+    with _zfec_fabric(config, tmp_path) as fabric:
         store = _store(fabric)
         data = _payload(4 * SEGMENT)
         store.put("cat", "x", data)
@@ -196,14 +206,8 @@ def test_repair_restores_full_redundancy_after_container_loss(tmp_path: Path) ->
 def test_chunks_left_on_a_down_container_by_repair_are_swept_when_it_returns(
     tmp_path: Path,
 ) -> None:
-    with (
-        LocalStorageConfig(
-            containers=8, root=str(tmp_path / "c"), segment_size_mb=SEGMENT / 2**20
-        ).build() as network,
-        network.fabric(
-            ZfecConfig(k=4, m=6).build(), UtilityFactorConfig().build(), tmp_path / "c.sqlite"
-        ) as fabric,
-    ):
+    config = LocalStorageConfig(containers=8, root=str(tmp_path / "c"), segment_size_mb=SEGMENT_MB)
+    with _zfec_fabric(config, tmp_path) as fabric:
         store = _store(fabric)
         data = _payload(4 * SEGMENT)
         store.put("cat", "x", data)
@@ -240,12 +244,8 @@ def test_a_chunk_taking_a_strays_path_is_never_swept(tmp_path: Path) -> None:
 
 
 def test_container_failing_during_put_moves_its_chunks(tmp_path: Path) -> None:
-    with (
-        MemoryStorageConfig(containers=7, segment_size_mb=SEGMENT / 2**20).build() as network,
-        network.fabric(
-            ZfecConfig(k=4, m=6).build(), UtilityFactorConfig().build(), tmp_path / "c.sqlite"
-        ) as fabric,
-    ):
+    config = MemoryStorageConfig(containers=7, segment_size_mb=SEGMENT_MB)
+    with _zfec_fabric(config, tmp_path) as fabric:
         broken = fabric.containers[0]
 
         def refuse(key: str, data: object) -> None:
@@ -275,14 +275,8 @@ def test_interrupted_put_leaves_no_object_and_no_stray_chunks(tmp_path: Path) ->
                 raise ConnectionResetError("client went away")
             return _payload(size, seed=self.calls)
 
-    with (
-        LocalStorageConfig(
-            containers=6, root=str(tmp_path / "c"), segment_size_mb=SEGMENT / 2**20
-        ).build() as network,
-        network.fabric(
-            ZfecConfig(k=4, m=6).build(), UtilityFactorConfig().build(), tmp_path / "c.sqlite"
-        ) as fabric,
-    ):
+    config = LocalStorageConfig(containers=6, root=str(tmp_path / "c"), segment_size_mb=SEGMENT_MB)
+    with _zfec_fabric(config, tmp_path) as fabric:
         store = _store(fabric)
         before = [c.used for c in fabric.containers]
         with pytest.raises(ConnectionResetError):
@@ -295,7 +289,7 @@ def test_interrupted_put_leaves_no_object_and_no_stray_chunks(tmp_path: Path) ->
 
 def test_concurrent_puts_gets_deletes_are_safe(tmp_path: Path) -> None:
     with (
-        MemoryStorageConfig(containers=6, segment_size_mb=SEGMENT / 2**20).build() as network,
+        MemoryStorageConfig(containers=6, segment_size_mb=SEGMENT_MB).build() as network,
         network.fabric(
             ZfecConfig(k=3, m=5).build(), UtilityFactorConfig().build(), tmp_path / "c.sqlite"
         ) as fabric,
@@ -366,12 +360,8 @@ def test_traversal_and_malformed_keys_are_refused(key: str, tmp_path: Path) -> N
 
 
 def test_object_larger_than_free_capacity_is_refused_before_writing(tmp_path: Path) -> None:
-    with (
-        MemoryStorageConfig(containers=6, capacity_mb=0.1).build() as network,
-        network.fabric(
-            ZfecConfig(k=4, m=6).build(), UtilityFactorConfig().build(), tmp_path / "c.sqlite"
-        ) as fabric,
-    ):
+    config = MemoryStorageConfig(containers=6, capacity_mb=0.1)
+    with _zfec_fabric(config, tmp_path) as fabric:
         with pytest.raises(InsufficientCapacity, match="bytes are free"):
             _store(fabric).put("cat", "big", _payload(600_000))
         assert sum(_chunk_files(fabric)) == 0
@@ -408,12 +398,8 @@ def test_put_memory_is_bounded_by_segments_in_flight(tmp_path: Path) -> None:
     with source.open("wb") as out:
         for i in range(48):
             out.write(_payload(2**20, seed=i))
-    with (
-        MemoryStorageConfig(containers=6, segment_size_mb=1, parallelism=2).build() as network,
-        network.fabric(
-            ZfecConfig(k=4, m=6).build(), UtilityFactorConfig().build(), tmp_path / "c.sqlite"
-        ) as fabric,
-    ):
+    config = MemoryStorageConfig(containers=6, segment_size_mb=1, parallelism=2)
+    with _zfec_fabric(config, tmp_path) as fabric:
         store = _store(fabric)
         tracemalloc.start()
         store.put("cat", "big", source)
