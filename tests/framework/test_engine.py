@@ -152,3 +152,13 @@ def test_sweep_jobs_shared_among_worker_processes(
     assert sorted(row["job"] for row in jobs) == [0, 1, 2]
     assert all(row["status"] == "finished" for row in jobs)
     assert all(row["metrics"]["items_stored"] == 4157 for row in jobs)
+
+
+def test_octopus_acl_recipe_refuses_serves_and_refuses_again(workdir: Path) -> None:
+    assert main(["run", "recipe=octopus/acl", "scenario.events=50"]) == 0
+    job = _runs("octopus/acl").query("`tags.loom.run_type` == 'job'").iloc[0]
+    assert job["metrics.unexpected_outcomes"] == 0
+    assert job["metrics.checks_passed"] == 8
+    assert job["metrics.events_read_with_grant"] == 50
+    rows = (Path(job["tags.loom.run_dir"]) / "trial-000" / "access.jsonl").read_text()
+    assert rows.count('"allowed":false') == 7

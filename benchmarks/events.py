@@ -1,0 +1,240 @@
+"""Event fabric figures (issue 5): fabric clients vs bare confluent-kafka on the same broker.
+
+Run:  python benchmarks/events.py [--quick]
+Prints the tables and writes results/benchmarks/events.{md,json}.
+
+1. produce events/s, 100 B / 1 KiB / 10 KiB, one producer: fabric vs bare (ratio; goal ≥ 0.9)
+2. consume events/s of the same backlog, one consumer, group join excluded: fabric vs bare
+3. end-to-end latency p50/p99 at 2,000 events/s (1 KiB): fabric vs bare
+Both sides use the same librdkafka settings (idempotent, acks=all, linger 5 ms) on one
+embedded tansu broker, alternating, best of ``--rounds``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import struct
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from confluent_kafka import Consumer, Producer
+from tables import markdown  # benchmarks/ is the script's folder
+
+from components.events.embedded import EmbeddedEventsConfig
+from components.events.fabric import KafkaFabric
+
+ROOT = Path(__file__).resolve().parent.parent
+SIZES = (100, 1024, 10240)
+GROUPS = {"session_timeout_ms": 2000, "heartbeat_interval_ms": 100}
+
+
+def _events(size: int, quick: bool) -> int:
+    full = {100: 200_000, 1024: 100_000, 10240: 20_000}[size]
+    return full // 10 if quick else full
+
+
+def _bare_settings(fabric: KafkaFabric) -> dict[str, Any]:
+    settings = fabric.client_settings()
+    settings.pop("logger")
+    return settings
+
+
+def produce_bare(
+    fabric: KafkaFabric, topic: str, n: int, payload: bytes, keys: list[bytes]
+) -> float:
+    client = Producer({**_bare_settings(fabric), **fabric.config.producer.librdkafka()})
+    began = time.perf_counter()
+    for i in range(n):
+        while True:
+            try:
+                client.produce(topic, payload, keys[i & 63])
+                break
+            except BufferError:
+                client.poll(0.05)
+        if i % 1000 == 0:
+            client.poll(0)
+    assert client.flush(60) == 0
+    return n / (time.perf_counter() - began)
+
+
+def produce_fabric(
+    fabric: KafkaFabric, topic: str, n: int, payload: bytes, keys: list[bytes]
+) -> float:
+    producer = fabric.session("loom").producer()
+    began = time.perf_counter()
+    for i in range(n):
+        producer.produce(topic, payload, key=keys[i & 63])
+    producer.flush()
+    return n / (time.perf_counter() - began)
+
+
+def consume_bare(fabric: KafkaFabric, topic: str, n: int) -> float:
+    client = Consumer(
+        {
+            **_bare_settings(fabric),
+            **fabric.config.consumer.librdkafka(),
+            "group.id": f"bare-{uuid.uuid4().hex[:6]}",
+        }
+    )
+    client.subscribe([topic])
+    got, began = 0, 0.0
+    while got < n:
+        messages = client.consume(1000, 1.0)
+        if messages and not began:
+            began = time.perf_counter()
+        for m in messages:
+            if m.error() is None:
+                m.value()
+                got += 1
+        client.commit(asynchronous=True)
+    rate = n / (time.perf_counter() - began)
+    client.close()
+    return rate
+
+
+def consume_fabric(fabric: KafkaFabric, topic: str, n: int) -> float:
+    consumer = fabric.session("loom").consumer([topic], group=f"fab-{uuid.uuid4().hex[:6]}")
+    got, began = 0, 0.0
+    while got < n:
+        batch = consumer.poll(1000, 1.0)
+        if batch and not began:
+            began = time.perf_counter()
+        got += len(batch.values())
+        consumer.commit(asynchronous=True)
+    rate = n / (time.perf_counter() - began)
+    consumer.close()
+    return rate
+
+
+def latency(
+    fabric: KafkaFabric, topic: str, n: int, rate: float, bare: bool
+) -> tuple[float, float]:
+    """p50 and p99 in ms of produce → consume at ``rate`` events/s, 1 KiB events."""
+    lat: list[int] = []
+    assigned = threading.Event()
+    done = threading.Event()
+    if bare:
+        consumer: Any = Consumer(
+            {
+                **_bare_settings(fabric),
+                **fabric.config.consumer.librdkafka(),
+                "group.id": f"lb-{topic}",
+            }
+        )
+        consumer.subscribe([topic], on_assign=lambda c, p: assigned.set())
+        poll = lambda: [m.value() for m in consumer.consume(1000, 0.1) if m.error() is None]  # noqa: E731
+        producer: Any = Producer({**_bare_settings(fabric), **fabric.config.producer.librdkafka()})
+        send = lambda v: producer.produce(topic, v)  # noqa: E731
+    else:
+        session = fabric.session("loom")
+        consumer = session.consumer([topic], group=f"lf-{topic}")
+        poll = lambda: consumer.poll(1000, 0.1).values()  # noqa: E731
+        producer = session.producer()
+        send = lambda v: producer.produce(topic, v)  # noqa: E731
+    while not (assigned.is_set() or (not bare and consumer.assigned)):
+        poll()
+
+    def drain() -> None:
+        while len(lat) < n:
+            values = poll()
+            now = time.time_ns()
+            lat.extend(now - struct.unpack_from("<Q", v)[0] for v in values)
+        done.set()
+
+    thread = threading.Thread(target=drain, daemon=True)
+    thread.start()
+    pad = b"x" * 1016
+    began = time.perf_counter()
+    for i in range(n):
+        delay = began + i / rate - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        send(struct.pack("<Q", time.time_ns()) + pad)
+        if bare and i % 100 == 0:
+            producer.poll(0)
+    producer.flush()
+    done.wait(60)
+    consumer.close()
+    ms = np.asarray(lat, dtype=np.float64) / 1e6
+    return float(np.percentile(ms, 50)), float(np.percentile(ms, 99))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="a tenth of the events")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (best kept)")
+    args = parser.parse_args()
+    config = EmbeddedEventsConfig(principals=["loom"], consumer=GROUPS)
+    produce_rows, consume_rows = [], []
+    with config.build() as fabric:
+        session = fabric.session("loom")
+        keys = [f"k{i}".encode() for i in range(64)]
+        for size in SIZES:
+            n = _events(size, args.quick)
+            payload = b"x" * size
+            best = {"bare": 0.0, "fabric": 0.0}
+            backlog = ""
+            for _ in range(args.rounds):
+                for side, run in (("bare", produce_bare), ("fabric", produce_fabric)):
+                    topic = session.create_topic(f"p{size}-{uuid.uuid4().hex[:6]}", partitions=4)
+                    best[side] = max(best[side], run(fabric, topic, n, payload, keys))
+                    backlog = topic
+            produce_rows.append(_row(size, n, best))
+            best = {"bare": 0.0, "fabric": 0.0}
+            for _ in range(args.rounds):
+                best["bare"] = max(best["bare"], consume_bare(fabric, backlog, n))
+                best["fabric"] = max(best["fabric"], consume_fabric(fabric, backlog, n))
+            consume_rows.append(_row(size, n, best))
+        n = 2000 if args.quick else 6000
+        lat_rows = []
+        for side in ("bare", "fabric"):
+            topic = session.create_topic(f"lat-{side}", partitions=4)
+            p50, p99 = latency(fabric, topic, n, 2000.0, side == "bare")
+            lat_rows.append(
+                {
+                    "client": side,
+                    "events": n,
+                    "rate/s": 2000,
+                    "p50 ms": f"{p50:.1f}",
+                    "p99 ms": f"{p99:.1f}",
+                }
+            )
+    octopus = [
+        {"figure": "produced events/s", "Octopus (paper, many clients on AWS MSK)": "4.2 M",
+         "Loom, one client on 2 cores (100 B)": produce_rows[0]["fabric/s"]},
+        {"figure": "consumed events/s", "Octopus (paper, many clients on AWS MSK)": "9.6 M",
+         "Loom, one client on 2 cores (100 B)": consume_rows[0]["fabric/s"]},
+    ]  # fmt: skip
+    tables = {
+        "1. produce events/s, one producer (ratio = fabric / bare; goal ≥ 0.9)": produce_rows,
+        "2. consume events/s of a backlog, one consumer (ratio as above)": consume_rows,
+        "3. end-to-end latency, 1 KiB events at 2,000/s": lat_rows,
+        "4. beside Octopus's reported figures": octopus,
+    }
+    text = "\n\n".join(f"## {title}\n\n{markdown(rows)}" for title, rows in tables.items()) + "\n"
+    print(text)
+    out = ROOT / "results" / "benchmarks"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "events.md").write_text(text)
+    (out / "events.json").write_text(json.dumps(tables, indent=2))
+    print(f"written: {out / 'events.md'}")
+
+
+def _row(size: int, n: int, best: dict[str, float]) -> dict[str, object]:
+    return {
+        "event size": size,
+        "events": n,
+        "bare/s": f"{best['bare']:,.0f}",
+        "fabric/s": f"{best['fabric']:,.0f}",
+        "ratio": f"{best['fabric'] / best['bare']:.2f}",
+        "fabric MB/s": f"{best['fabric'] * size / 1e6:.1f}",
+    }
+
+
+if __name__ == "__main__":
+    main()

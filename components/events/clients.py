@@ -1,0 +1,377 @@
+"""Producers and consumers of one principal: grant checks, encoding, at-least-once defaults.
+
+Both wrap confluent-kafka clients and add as little as possible per event: the grant check
+is a set lookup revalidated when the grant table changes, values are encoded only for
+``json``, and consumed events wrap the client's messages instead of copying them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, Literal, overload
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+
+from components.events.access import AccessControl, full_name
+from components.events.base import Access, AccessDenied, Event, EventsError
+
+log = logging.getLogger(__name__)
+
+ValueFormat = Literal["bytes", "json"]
+Headers = Mapping[str, str | bytes] | Sequence[tuple[str, str | bytes]]
+POLL_EVERY = 1000  # serve delivery reports this often while producing
+
+# Headers a dead-lettered event carries, besides its own.
+DLQ_ERROR, DLQ_TOPIC, DLQ_PARTITION, DLQ_OFFSET = (
+    "loom.error",
+    "loom.source_topic",
+    "loom.source_partition",
+    "loom.source_offset",
+)
+
+
+def _encode_json(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
+class _Grants:
+    """Cached grant checks of one principal that notice grant changes."""
+
+    def __init__(self, acl: AccessControl, principal: str, needed: Access) -> None:
+        self.acl = acl
+        self.principal = principal
+        self.needed = needed
+        self.allowed: set[str] = set()
+        self.version = -1
+
+    def check(self, topic: str) -> None:
+        if self.version != self.acl.version:
+            self.allowed.clear()
+            self.version = self.acl.version
+        self.acl.require(self.principal, topic, self.needed)
+        self.allowed.add(topic)
+
+
+class FabricProducer:
+    """A principal's producer: idempotent, ``acks=all`` by default; checks write grants.
+
+    Delivery failures (after librdkafka's own retries) are counted and raised by
+    :meth:`flush`, so nothing is lost silently.
+    """
+
+    def __init__(
+        self,
+        acl: AccessControl,
+        principal: str,
+        settings: Mapping[str, Any],
+        *,
+        value_format: ValueFormat = "bytes",
+        flush_timeout_s: float = 60.0,
+    ) -> None:
+        self.principal = principal
+        self.value_format = value_format
+        self.flush_timeout_s = flush_timeout_s
+        self._grants = _Grants(acl, principal, Access.WRITE)
+        self._names: dict[str, str] = {}
+        self._lock = threading.Lock()
+        self.failed = 0
+        self.last_error: str | None = None
+        self._since_poll = 0
+        self._client = Producer({**settings, "on_delivery": self._failed})
+
+    def _failed(self, err: KafkaError | None, message: Any) -> None:
+        if err is not None:
+            with self._lock:
+                self.failed += 1
+                self.last_error = f"{err.str()} (topic {message.topic()})"
+
+    def resolve(self, topic: str) -> str:
+        """The full name of ``topic`` (a short name is in the principal's namespace)."""
+        name = self._names.get(topic)
+        if name is None:
+            name = self._names[topic] = full_name(self.principal, topic)
+        return name
+
+    def produce(
+        self,
+        topic: str,
+        value: Any,
+        *,
+        key: str | bytes | None = None,
+        headers: Headers | None = None,
+        partition: int | None = None,
+    ) -> None:
+        """Queue one event; blocks (serving delivery reports) while the local queue is full.
+
+        Raises:
+            AccessDenied: The principal holds no write grant on ``topic``.
+
+        """
+        name = self._names.get(topic) or self.resolve(topic)
+        grants = self._grants
+        if name not in grants.allowed or grants.version != grants.acl.version:
+            grants.check(name)
+        data = _encode_json(value) if self.value_format == "json" else value
+        client = self._client
+        extra: dict[str, Any] = {}
+        if headers is not None:
+            extra["headers"] = headers
+        if partition is not None:
+            extra["partition"] = partition
+        while True:
+            try:
+                client.produce(name, data, key, **extra)
+                break
+            except BufferError:  # the local queue is full: let deliveries drain it
+                client.poll(0.05)
+        self._since_poll += 1
+        if self._since_poll >= POLL_EVERY:
+            self._since_poll = 0
+            client.poll(0)
+
+    def poll(self, timeout_s: float = 0.0) -> None:
+        """Serve delivery reports."""
+        self._client.poll(timeout_s)
+
+    def flush(self, timeout_s: float | None = None) -> None:
+        """Wait until every queued event is acknowledged.
+
+        Raises:
+            EventsError: Events were still queued after the timeout (an unreachable
+                broker), or some could not be delivered.
+
+        """
+        timeout = self.flush_timeout_s if timeout_s is None else timeout_s
+        left = self._client.flush(timeout)
+        if left:
+            raise EventsError(
+                f"{left} events were still unacknowledged after {timeout:g} s: is the "
+                "broker reachable?"
+            )
+        if self.failed:
+            raise EventsError(f"{self.failed} events could not be delivered: {self.last_error}")
+
+    def close(self) -> None:
+        """Flush what is queued."""
+        self.flush()
+
+    def __enter__(self) -> FabricProducer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.flush()
+
+
+class EventBatch(Sequence[Event]):
+    """Events returned by one poll; :class:`Event` objects are made on access."""
+
+    __slots__ = ("_messages", "_values")
+
+    def __init__(self, messages: list[Any], values: list[Any]) -> None:
+        self._messages = messages
+        self._values = values
+
+    def __len__(self) -> int:
+        return len(self._messages)
+
+    @overload
+    def __getitem__(self, index: int) -> Event: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Event]: ...
+
+    def __getitem__(self, index: int | slice) -> Event | list[Event]:
+        if isinstance(index, slice):
+            return [
+                Event(m, v) for m, v in zip(self._messages[index], self._values[index], strict=True)
+            ]
+        return Event(self._messages[index], self._values[index])
+
+    def __iter__(self) -> Iterator[Event]:
+        return map(Event, self._messages, self._values)
+
+    def values(self) -> list[Any]:
+        """The decoded values, in order (the fast path for throughput work)."""
+        return self._values
+
+
+DeadLetterSink = Callable[[Any, str], None]  # (message, reason) → None
+
+
+class FabricConsumer:
+    """A principal's consumer in a group: checks read grants; commits only when asked.
+
+    Poll, process, then :meth:`commit`: what was committed was processed, so delivery is
+    at-least-once. Offsets of returned events are stored as they are returned and committed
+    on :meth:`commit`, when partitions are revoked, and on :meth:`close`. An undecodable
+    event goes to ``dead_letter`` (when given) and never stops the consumer.
+    """
+
+    def __init__(
+        self,
+        acl: AccessControl,
+        principal: str,
+        topics: Sequence[str],
+        settings: Mapping[str, Any],
+        *,
+        value_format: ValueFormat = "bytes",
+        dead_letter: DeadLetterSink | None = None,
+    ) -> None:
+        self.principal = principal
+        self.value_format = value_format
+        self.topics = [full_name(principal, t) for t in topics]
+        self._grants = _Grants(acl, principal, Access.READ)
+        for topic in self.topics:
+            self._grants.check(topic)
+        self._dead_letter = dead_letter
+        self.malformed = 0
+        self.assigned: set[tuple[str, int]] = set()
+        self.rebalances = 0
+        self._closed = False
+        self._client = Consumer(dict(settings))
+        self._client.subscribe(self.topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
+
+    def _on_assign(self, client: Consumer, partitions: list[TopicPartition]) -> None:
+        self.rebalances += 1
+        self.assigned |= {(p.topic, p.partition) for p in partitions}
+
+    def _on_revoke(self, client: Consumer, partitions: list[TopicPartition]) -> None:
+        # Called inside poll, after the previous batch was processed: keep its progress.
+        self._commit_quietly()
+        self.assigned -= {(p.topic, p.partition) for p in partitions}
+
+    def _recheck_grants(self) -> None:
+        try:
+            for topic in self.topics:
+                self._grants.check(topic)
+        except AccessDenied:
+            self._client.unsubscribe()
+            raise
+
+    def poll(self, max_events: int = 500, timeout_s: float = 1.0) -> EventBatch:
+        """Up to ``max_events`` events, waiting at most ``timeout_s`` for the first.
+
+        Raises:
+            AccessDenied: The read grant was revoked (the consumer unsubscribes).
+
+        """
+        if self._grants.version != self._grants.acl.version:
+            self._recheck_grants()
+        messages = self._client.consume(max_events, timeout_s)
+        if not messages:
+            return EventBatch([], [])
+        if any(m.error() is not None for m in messages):
+            messages = self._drop_errors(messages)
+        if self.value_format == "bytes":
+            return EventBatch(messages, [m.value() for m in messages])
+        good: list[Any] = []
+        values: list[Any] = []
+        for message in messages:
+            raw = message.value()
+            try:
+                values.append(json.loads(raw if raw is not None else b""))
+                good.append(message)
+            except ValueError as exc:
+                self._reject(message, f"value is not JSON: {exc}")
+        return EventBatch(good, values)
+
+    def _drop_errors(self, messages: list[Any]) -> list[Any]:
+        kept = []
+        for message in messages:
+            err = message.error()
+            if err is None:
+                kept.append(message)
+            elif err.code() != KafkaError._PARTITION_EOF:
+                if err.fatal():
+                    raise EventsError(f"consumer failed: {err.str()}")
+                log.warning("consumer: %s", err.str())
+        return kept
+
+    def _reject(self, message: Any, reason: str) -> None:
+        self.malformed += 1
+        if self._dead_letter is not None:
+            self._dead_letter(message, reason)
+        else:
+            log.warning(
+                "skipped malformed event %s[%d]@%d: %s",
+                message.topic(),
+                message.partition(),
+                message.offset(),
+                reason,
+            )
+
+    def commit(self, *, asynchronous: bool = False) -> None:
+        """Commit the offsets of every event returned so far (call after processing them).
+
+        Args:
+            asynchronous: Do not wait for the broker's answer (faster; a failed commit
+                means those events are read again, which at-least-once allows).
+
+        """
+        try:
+            if asynchronous:
+                self._client.commit(asynchronous=True)
+            else:
+                self._client.commit(asynchronous=False)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError._NO_OFFSET:
+                raise EventsError(f"commit failed: {exc.args[0].str()}") from None
+
+    def _commit_quietly(self) -> None:
+        try:
+            self.commit()
+        except EventsError as exc:
+            log.warning("%s", exc)
+
+    def wait_assigned(self, partitions: int, timeout_s: float = 30.0) -> EventBatch:
+        """Poll until ``partitions`` are assigned to this consumer, for measurements.
+
+        Returns:
+            Whatever events arrived meanwhile (none, when producers start afterwards).
+
+        """
+        deadline = time.monotonic() + timeout_s
+        early: list[Event] = []
+        while len(self.assigned) < partitions:
+            if time.monotonic() > deadline:
+                raise EventsError(
+                    f"the consumer group did not assign {partitions} partitions within "
+                    f"{timeout_s:g} s (got {len(self.assigned)})"
+                )
+            early += self.poll(500, 0.05)
+        return EventBatch([e.message for e in early], [e.value for e in early])
+
+    def close(self) -> None:
+        """Commit what was returned and leave the group."""
+        if self._closed:
+            return
+        self._closed = True
+        self._commit_quietly()
+        self._client.close()
+
+    def __enter__(self) -> FabricConsumer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def dead_letter_sink(producer: FabricProducer, topic: str) -> DeadLetterSink:
+    """A sink that copies a rejected message to ``topic`` with the reason in its headers."""
+
+    def send(message: Any, reason: str) -> None:
+        headers = list(message.headers() or ())
+        headers += [
+            (DLQ_ERROR, reason[:1000].encode()),
+            (DLQ_TOPIC, str(message.topic()).encode()),
+            (DLQ_PARTITION, str(message.partition()).encode()),
+            (DLQ_OFFSET, str(message.offset()).encode()),
+        ]
+        raw = message.value()
+        producer.produce(topic, raw, key=message.key(), headers=headers)
+
+    return send
