@@ -132,7 +132,7 @@ def latency(
         send = lambda v: producer.produce(topic, v)  # noqa: E731
     else:
         session = fabric.session("loom")
-        consumer = session.consumer([topic], group=f"lf-{topic}")
+        consumer = session.consumer([topic], group="lat-fabric")
         poll = lambda: consumer.poll(1000, 0.1).values()  # noqa: E731
         producer = session.producer()
         send = lambda v: producer.produce(topic, v)  # noqa: E731
