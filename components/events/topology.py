@@ -35,6 +35,12 @@ class ProducerSettings(LoomModel):
         60.0, gt=0, le=3600, description="give up on an unacknowledged event after this"
     )
 
+    @field_validator("acks", mode="before")
+    @classmethod
+    def _acks_as_text(cls, value: Any) -> Any:
+        # Hydra reads `acks=1` from the command line as a number.
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
     @model_validator(mode="after")
     def _idempotence_needs_acks(self) -> Self:
         if self.idempotent and self.acks != "all":
