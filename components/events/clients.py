@@ -14,16 +14,25 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, Literal, overload
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import (
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
 
 from components.events.access import AccessControl, full_name
 from components.events.base import Access, AccessDenied, Event, EventsError
+from components.events.offsets import ReturnedOffsets
 
 log = logging.getLogger(__name__)
 
 ValueFormat = Literal["bytes", "json"]
 Headers = Mapping[str, str | bytes] | Sequence[tuple[str, str | bytes]]
 POLL_EVERY = 1000  # serve delivery reports this often while producing
+_error, _value = Message.error, Message.value  # mapped over whole batches: no per-event lookups
 
 # Headers a dead-lettered event carries, besides its own.
 DLQ_ERROR, DLQ_TOPIC, DLQ_PARTITION, DLQ_OFFSET = (
@@ -208,7 +217,9 @@ class FabricConsumer:
     Poll, process, then :meth:`commit`: what was committed was processed, so delivery is
     at-least-once. Offsets of returned events are stored as they are returned and committed
     on :meth:`commit`, when partitions are revoked, and on :meth:`close`. An undecodable
-    event goes to ``dead_letter`` (when given) and never stops the consumer.
+    event goes to ``dead_letter`` (when given) and never stops the consumer. With
+    ``gap_wait_s`` > 0 a partition whose offsets jump is read again from the jump
+    (:mod:`components.events.offsets`).
     """
 
     def __init__(
@@ -220,6 +231,7 @@ class FabricConsumer:
         *,
         value_format: ValueFormat = "bytes",
         dead_letter: DeadLetterSink | None = None,
+        gap_wait_s: float = 0.0,
     ) -> None:
         self.principal = principal
         self.value_format = value_format
@@ -233,16 +245,26 @@ class FabricConsumer:
         self.rebalances = 0
         self._closed = False
         self._client = Consumer(dict(settings))
+        self._offsets = ReturnedOffsets(
+            self._client, gap_wait_s, single_topic=len(self.topics) == 1
+        )
         self._client.subscribe(self.topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
 
     def _on_assign(self, client: Consumer, partitions: list[TopicPartition]) -> None:
         self.rebalances += 1
         self.assigned |= {(p.topic, p.partition) for p in partitions}
+        self._offsets.assigned(partitions)
 
     def _on_revoke(self, client: Consumer, partitions: list[TopicPartition]) -> None:
         # Called inside poll, after the previous batch was processed: keep its progress.
         self._commit_quietly()
         self.assigned -= {(p.topic, p.partition) for p in partitions}
+        self._offsets.revoked(partitions)
+
+    @property
+    def rereads(self) -> int:
+        """Times a partition whose offsets jumped was read again (see ``offsets.py``)."""
+        return self._offsets.rereads
 
     def _recheck_grants(self) -> None:
         try:
@@ -264,10 +286,13 @@ class FabricConsumer:
         messages = self._client.consume(max_events, timeout_s)
         if not messages:
             return EventBatch([], [])
-        if any(m.error() is not None for m in messages):
+        if list(map(_error, messages)).count(None) != len(messages):
             messages = self._drop_errors(messages)
+            if not messages:
+                return EventBatch([], [])
+        messages = self._offsets.returned(messages)
         if self.value_format == "bytes":
-            return EventBatch(messages, [m.value() for m in messages])
+            return EventBatch(messages, list(map(_value, messages)))
         good: list[Any] = []
         values: list[Any] = []
         for message in messages:
@@ -320,6 +345,16 @@ class FabricConsumer:
         except KafkaException as exc:
             if exc.args[0].code() != KafkaError._NO_OFFSET:
                 raise EventsError(f"commit failed: {exc.args[0].str()}") from None
+
+    def committed(self, timeout_s: float = 10.0) -> dict[tuple[str, int], int]:
+        """The group's committed offset of every assigned partition (-1001: none yet)."""
+        partitions = [TopicPartition(t, p) for t, p in sorted(self.assigned)]
+        if not partitions:
+            return {}
+        return {
+            (tp.topic, tp.partition): tp.offset
+            for tp in self._client.committed(partitions, timeout=timeout_s)
+        }
 
     def _commit_quietly(self) -> None:
         try:

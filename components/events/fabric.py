@@ -33,6 +33,8 @@ from components.events.clients import (
 )
 from components.events.topology import EventsConfig
 
+EMBEDDED_GAP_WAIT_MS = 5000
+
 if TYPE_CHECKING:
     from components.events.acl_mirror import AclMirror
     from components.events.broker import TansuBroker
@@ -90,6 +92,17 @@ class KafkaFabric:
             return self.broker.bootstrap_servers
         assert self._bootstrap is not None
         return self._bootstrap
+
+    def gap_wait_s(self) -> float:
+        """How long consumers re-read a partition whose offsets jump (see ``offsets.py``).
+
+        On by default only with the embedded broker: tansu can show a later batch of a
+        partition before an earlier one; a Kafka cluster never does.
+        """
+        wait_ms = self.config.consumer.gap_wait_ms
+        if wait_ms is None:
+            wait_ms = EMBEDDED_GAP_WAIT_MS if self.broker is not None else 0
+        return wait_ms / 1000
 
     def client_settings(self, principal: str | None = None) -> dict[str, Any]:
         """The librdkafka settings every client of ``principal`` starts from."""
@@ -407,6 +420,7 @@ class Session:
             merged,
             value_format=value_format,
             dead_letter=sink,
+            gap_wait_s=self.fabric.gap_wait_s(),
         )
         self.fabric.on_close(consumer.close)
         return consumer

@@ -99,6 +99,8 @@ class EventThroughput:
             )
             self._produce_and_drain(ctx, fabric, topic, tally)
             ctx.log_metric("group_join_s", join_s)
+            # Jumps in a partition's offsets that the consumers read again (offsets.py).
+            ctx.log_metric("offset_rereads", sum(c.rereads for c in consumers))
         finally:
             stop.set()
             for thread in threads:
@@ -158,6 +160,7 @@ class EventThroughput:
         results = [ProducerResult() for _ in range(pspec.count)]
         errors: list[BaseException] = []
         sent = [0] * pspec.count
+        start = threading.Barrier(pspec.count)
 
         def produce(index: int) -> None:
             try:
@@ -171,9 +174,11 @@ class EventThroughput:
                     keys,
                     at_fraction=restart if index == 0 else None,
                     progress=lambda n: sent.__setitem__(index, n),
+                    start=start,
                 )
             except BaseException as exc:  # raised below, in the scenario's thread
                 errors.append(exc)
+                start.abort()  # the other producers stop waiting for this one
 
         producers = [
             threading.Thread(target=produce, args=(i,), daemon=True) for i in range(pspec.count)

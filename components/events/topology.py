@@ -77,6 +77,15 @@ class ConsumerSettings(LoomModel):
     fetch_wait_max_ms: int = Field(
         10, ge=0, le=60_000, description="longest a fetch waits for data (latency bound)"
     )
+    gap_wait_ms: int | None = Field(
+        None,
+        ge=0,
+        le=600_000,
+        description=(
+            "re-read a partition whose offsets jump for up to this long; 0: off; "
+            "null: on (5 s) with the embedded broker, off on a Kafka cluster"
+        ),
+    )
 
     @model_validator(mode="after")
     def _heartbeat_below_session(self) -> Self:
@@ -88,12 +97,13 @@ class ConsumerSettings(LoomModel):
         return self
 
     def librdkafka(self) -> dict[str, Any]:
-        """These settings under librdkafka's names (commits are always explicit)."""
+        """These settings under librdkafka's names (offsets are stored and committed explicitly)."""
         return {
             "session.timeout.ms": self.session_timeout_ms,
             "heartbeat.interval.ms": self.heartbeat_interval_ms,
             "auto.offset.reset": self.auto_offset_reset,
             "enable.auto.commit": False,
+            "enable.auto.offset.store": False,  # stored as returned: components.events.offsets
             "enable.partition.eof": False,
             "fetch.wait.max.ms": self.fetch_wait_max_ms,
         }

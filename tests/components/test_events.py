@@ -178,7 +178,7 @@ def _trigger(name: str, topic: str, **extra: Any) -> TriggerSpec:
     return TriggerSpec(name=name, topic=topic, **extra)
 
 
-def test_trigger_filters_retries_and_dead_letters() -> None:
+def test_trigger_filters_retries_and_dead_letters(tmp_path: Path) -> None:
     config = EmbeddedEventsConfig(
         principals=["alice"],
         consumer=FAST_GROUPS,
@@ -198,7 +198,7 @@ def test_trigger_filters_retries_and_dead_letters() -> None:
     )
     with config.build() as fabric, ThreadPoolExecutor(2) as executor:
         ctx = RunContext(
-            components={"events": fabric, "executor": executor}, seed=3, trial=0, run_dir=Path(".")
+            components={"events": fabric, "executor": executor}, seed=3, trial=0, run_dir=tmp_path
         )
         scenario = EventTriggersConfig(
             events=300, poison_share=0.05, flaky_share=0.1, malformed_share=0.03
