@@ -12,6 +12,7 @@ from components.base import RunContext, ScenarioConfig
 from components.events.base import EventsError
 from components.events.filters import compile_filter
 from components.events.scenarios import fabric_of
+from components.events.topology import EventsConfig
 from components.events.triggers import Trigger
 
 EVENT_TYPES = ("created", "updated", "deleted")
@@ -86,6 +87,9 @@ class EventTriggers:
         events = mixed_events(self.config, ctx.seed + ctx.trial)
         producer = fabric.session(topic.split(".", 1)[0]).producer(value_format="json")
         raw = fabric.session(topic.split(".", 1)[0]).producer()
+        # Latency is measured from emission to handling, so the groups settle first (and the
+        # producers get their idempotent producer ids meanwhile).
+        ctx.log_metric("trigger_join_s", _wait_joined(triggers, topo, self.config.drain_timeout_s))
         expected_matches = 0
         for trigger in triggers:
             if topo.full_topic(trigger.spec.topic) == topic:
@@ -137,3 +141,18 @@ class EventTriggers:
                 for t in triggers
             ),
         )
+
+
+def _wait_joined(triggers: list[Trigger], topo: EventsConfig, timeout_s: float) -> float:
+    """Wait until every trigger's consumer holds all partitions of its topic; the seconds."""
+    began = time.monotonic()
+    partitions = [topo.declared()[topo.full_topic(t.spec.topic)].partitions for t in triggers]
+    while any(len(t.consumer.assigned) < n for t, n in zip(triggers, partitions, strict=True)):
+        if any(t.error for t in triggers):
+            break  # raised when the trigger stops
+        if time.monotonic() - began > timeout_s:
+            raise EventsError(
+                f"the triggers' consumer groups did not settle within {timeout_s:g} s"
+            )
+        time.sleep(0.02)
+    return time.monotonic() - began

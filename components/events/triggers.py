@@ -11,12 +11,15 @@ stopped: at-least-once, nothing skipped.
 
 from __future__ import annotations
 
+import heapq
 import importlib
 import logging
+import queue
 import threading
 import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from components.events.base import Event, EventsError
@@ -29,6 +32,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+Chunk = list[tuple[Event, dict[str, Any]]]  # one handler call's events and their records
+
 
 def invoke(
     handler: str, records: list[dict[str, Any]], context: dict[str, Any], args: dict[str, Any]
@@ -36,6 +41,16 @@ def invoke(
     """Import ``module:function`` and call it (runs on the executor, any process)."""
     module, _, function = handler.partition(":")
     return getattr(importlib.import_module(module), function)(records, context, **args)
+
+
+def _put(
+    finished: queue.SimpleQueue[tuple[Future[Any], int, int, Chunk]],
+    order: int,
+    attempt: int,
+    chunk: Chunk,
+    future: Future[Any],
+) -> None:
+    finished.put((future, order, attempt, chunk))
 
 
 @dataclass
@@ -72,6 +87,11 @@ class Trigger:
             value_format=spec.value_format,
             dead_letter_topic=self.dead_letter_topic,
         )
+        # Read whole polls, not one call's worth: a trigger whose filter matches few events
+        # would otherwise commit once per handful of events read.
+        self._poll_events = max(
+            spec.batch_size * spec.concurrency, session.fabric.config.consumer.max_poll_events
+        )
         self._stop = threading.Event()
         self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name=f"trigger-{spec.name}", daemon=True)
@@ -87,7 +107,7 @@ class Trigger:
         spec = self.spec
         try:
             while not self._stop.is_set():
-                batch = self.consumer.poll(spec.batch_size * spec.concurrency, 0.1)
+                batch = self.consumer.poll(self._poll_events, 0.1)
                 self.stats.malformed = self.consumer.malformed
                 if not batch:
                     continue
@@ -100,39 +120,57 @@ class Trigger:
             log.exception("trigger %s stopped", spec.name)
 
     def _handle(self, events: list[Event]) -> None:
+        """Handle a poll's matching events; return once each was handled or dead-lettered.
+
+        At most ``concurrency`` calls run at once. A failed call waits out its backoff
+        while the other calls go on, so one poison event delays only its own batch.
+        """
         records = [(e, e.as_record()) for e in events]
         matched = [(e, r) for e, r in records if self._match(r)]
         self.stats.matched += len(matched)
         size = self.spec.batch_size
-        pending = [matched[i : i + size] for i in range(0, len(matched), size)]
-        attempt = 0
-        while pending:
-            futures = [(chunk, self._submit(chunk, attempt)) for chunk in pending]
-            failed: list[tuple[list[tuple[Event, dict[str, Any]]], BaseException]] = []
-            for chunk, future in futures:
-                error = future.exception()
-                if error is None:
-                    self.stats.handled += len(chunk)
-                    done_ms = time.time() * 1000
-                    self.stats.latencies_ms += [done_ms - r["timestamp"] for _, r in chunk]
-                else:
-                    self.stats.handler_failures += 1
-                    failed.append((chunk, error))
-            if not failed:
-                return
-            if attempt >= self.spec.max_retries:
-                for chunk, error in failed:
-                    reason = f"handler failed {attempt + 1} times: {type(error).__name__}: {error}"
-                    for event, _ in chunk:
-                        self._dlq(event.message, reason)
-                    self.stats.dead_lettered += len(chunk)
-                return
-            time.sleep(self.spec.retry_backoff_s * 2**attempt)
-            attempt += 1
-            self.stats.retries += len(failed)
-            pending = [chunk for chunk, _ in failed]
+        # (ready at, order, attempt, chunk): the earliest ready first, then in offset order
+        waiting: list[tuple[float, int, int, Chunk]] = [
+            (0.0, i, 0, matched[i : i + size]) for i in range(0, len(matched), size)
+        ]
+        finished: queue.SimpleQueue[tuple[Future[Any], int, int, Chunk]] = queue.SimpleQueue()
+        running = 0
+        while waiting or running:
+            now = time.monotonic()
+            while running < self.spec.concurrency and waiting and waiting[0][0] <= now:
+                _, order, attempt, chunk = heapq.heappop(waiting)
+                future = self._submit(chunk, attempt)
+                future.add_done_callback(partial(_put, finished, order, attempt, chunk))
+                running += 1
+            if not running:
+                time.sleep(max(0.0, waiting[0][0] - now))
+                continue
+            future, order, attempt, chunk = finished.get()
+            running -= 1
+            self._settle(future, order, attempt, chunk, waiting)
 
-    def _submit(self, chunk: list[tuple[Event, dict[str, Any]]], attempt: int) -> Future[Any]:
+    def _settle(
+        self, future: Future[Any], order: int, attempt: int, chunk: Chunk, waiting: list[Any]
+    ) -> None:
+        """Count a finished call; queue a failed one for retry, or dead-letter it."""
+        error = future.exception()
+        if error is None:
+            self.stats.handled += len(chunk)
+            done_ms = time.time() * 1000
+            self.stats.latencies_ms += [done_ms - r["timestamp"] for _, r in chunk]
+            return
+        self.stats.handler_failures += 1
+        if attempt < self.spec.max_retries:
+            self.stats.retries += 1
+            ready = time.monotonic() + self.spec.retry_backoff_s * 2**attempt
+            heapq.heappush(waiting, (ready, order, attempt + 1, chunk))
+            return
+        reason = f"handler failed {attempt + 1} times: {type(error).__name__}: {error}"
+        for event, _ in chunk:
+            self._dlq(event.message, reason)
+        self.stats.dead_lettered += len(chunk)
+
+    def _submit(self, chunk: Chunk, attempt: int) -> Future[Any]:
         context = {"trigger": self.spec.name, "attempt": attempt}
         future: Future[Any] = self.executor.submit(
             invoke, self.spec.handler, [r for _, r in chunk], context, self.spec.handler_args

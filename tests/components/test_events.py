@@ -8,6 +8,7 @@ started), so the same confluent-kafka path is tested both ways.
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -216,6 +217,59 @@ def test_trigger_filters_retries_and_dead_letters(tmp_path: Path) -> None:
         assert len(dead) == m["dead_lettered"]
         reasons = {e.headers[DLQ_ERROR].split(b":")[0] for e in dead}
         assert reasons == {b"handler failed 3 times", b"value is not JSON"}
+
+
+_CALLS: list[tuple[str, int, int]] = []  # (event id or "poison", attempt, calls in flight)
+_IN_FLIGHT = [0]
+_LOCK = threading.Lock()
+
+
+def _tracking_handler(events: list[dict[str, Any]], context: dict[str, Any]) -> int:
+    with _LOCK:
+        _IN_FLIGHT[0] += 1
+        _CALLS.append((events[0]["value"]["id"], context["attempt"], _IN_FLIGHT[0]))
+    try:
+        time.sleep(0.005)
+        if events[0]["value"]["id"] == 0:
+            raise RuntimeError("poison")
+        return len(events)
+    finally:
+        with _LOCK:
+            _IN_FLIGHT[0] -= 1
+
+
+def test_a_retrying_batch_does_not_hold_up_the_others() -> None:
+    _CALLS.clear()
+    config = EmbeddedEventsConfig(
+        principals=["alice"], consumer=FAST_GROUPS, topics=[{"name": "jobs", "partitions": 1}]
+    )
+    spec = _trigger(
+        "slow",
+        "jobs",
+        handler=f"{__name__}:_tracking_handler",
+        batch_size=1,
+        concurrency=2,
+        max_retries=2,
+        retry_backoff_s=0.5,
+    )
+    with config.build() as fabric, ThreadPoolExecutor(4) as executor:
+        alice = fabric.session("alice")
+        producer = alice.producer(value_format="json")
+        for i in range(40):
+            producer.produce("jobs", {"id": i})
+        producer.flush()
+        trigger = alice.trigger(spec, executor)
+        for _ in range(600):
+            if trigger.stats.handled + trigger.stats.dead_lettered >= 40:
+                break
+            time.sleep(0.01)
+        trigger.stop()
+    assert trigger.stats.handled == 39 and trigger.stats.dead_lettered == 1
+    assert max(in_flight for _, _, in_flight in _CALLS) == 2  # never more than concurrency
+    # The poison event (id 0, first in the poll) is retried after 0.5 s and 1 s; the other
+    # 39 events are all handled while it waits, not after its retries.
+    order = [(i, attempt) for i, attempt, _ in _CALLS]
+    assert order.index((0, 1)) > max(order.index((i, 0)) for i in range(1, 40))
 
 
 def test_trigger_resumes_where_it_stopped(tmp_path: Path) -> None:
