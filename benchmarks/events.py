@@ -6,6 +6,7 @@ Prints the tables and writes results/benchmarks/events.{md,json}.
 1. produce events/s, 100 B / 1 KiB / 10 KiB, one producer: fabric vs bare (ratio; goal ≥ 0.9)
 2. consume events/s of the same backlog, one consumer, group join excluded: fabric vs bare
 3. end-to-end latency p50/p99 at 2,000 events/s (1 KiB): fabric vs bare
+5. 1, 2 and 4 bare producers (100 B) as threads of one process vs as processes
 Both sides use the same librdkafka settings (idempotent, acks=all, linger 5 ms) on one
 embedded tansu broker, alternating, best of ``--rounds``.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing as mp
 import struct
 import threading
 import time
@@ -60,6 +62,74 @@ def produce_bare(
             client.poll(0)
     assert client.flush(60) == 0
     return n / (time.perf_counter() - began)
+
+
+def _timed_producer(
+    settings: dict[str, Any], topic: str, n: int, start: Any
+) -> tuple[float, float]:
+    """Warm up (producer id), wait for the others, send ``n`` 100 B events; (began, ended)."""
+    client = Producer(settings)
+    client.produce(topic, b"warm-up")
+    client.flush()
+    start.wait()
+    began = time.perf_counter()  # CLOCK_MONOTONIC: comparable between processes
+    for i in range(n):
+        while True:
+            try:
+                client.produce(topic, b"x" * 100, f"k{i & 63}".encode())
+                break
+            except BufferError:
+                client.poll(0.05)
+        if i % 1000 == 0:
+            client.poll(0)
+    client.flush()
+    return began, time.perf_counter()
+
+
+def _process_producer(settings: dict[str, Any], topic: str, n: int, start: Any, out: Any) -> None:
+    out.put(_timed_producer(settings, topic, n, start))
+
+
+def producer_scaling(fabric: KafkaFabric, n: int) -> list[dict[str, object]]:
+    """Events/s of 1, 2 and 4 bare producers as threads and as processes (same broker)."""
+    settings = {**_bare_settings(fabric), **fabric.config.producer.librdkafka()}
+    session = fabric.session("loom")
+    rows: list[dict[str, object]] = []
+    for count in (1, 2, 4):
+        row: dict[str, object] = {"producers": count, "events each": n}
+        for mode in ("threads", "processes"):
+            topic = session.create_topic(f"s{count}{mode[0]}-{uuid.uuid4().hex[:6]}", partitions=4)
+            spans: list[tuple[float, float]] = []
+            if mode == "threads":
+                barrier: Any = threading.Barrier(count)
+                workers = [
+                    threading.Thread(
+                        target=lambda t, b, got: got.append(_timed_producer(settings, t, n, b)),
+                        args=(topic, barrier, spans),
+                    )
+                    for _ in range(count)
+                ]
+                for w in workers:
+                    w.start()
+                for w in workers:
+                    w.join()
+            else:
+                spawn = mp.get_context("spawn")  # no fork of a process running librdkafka threads
+                barrier, out = spawn.Barrier(count), spawn.Queue()
+                procs = [
+                    spawn.Process(target=_process_producer, args=(settings, topic, n, barrier, out))
+                    for _ in range(count)
+                ]
+                for proc in procs:
+                    proc.start()
+                spans = [out.get(timeout=300) for _ in procs]
+                for proc in procs:
+                    proc.join()
+            span = max(e for _, e in spans) - min(b for b, _ in spans)
+            row[f"{mode} events/s"] = f"{count * n / span:,.0f}"
+            session.delete_topic(topic)
+        rows.append(row)
+    return rows
 
 
 def produce_fabric(
@@ -208,6 +278,7 @@ def main() -> None:
                     "p99 ms": f"{p99:.1f}",
                 }
             )
+        scaling = producer_scaling(fabric, 10_000 if args.quick else 100_000)
     octopus = [
         {"figure": "produced events/s", "Octopus (paper, many clients on AWS MSK)": "4.2 M",
          "Loom, one client on 2 cores (100 B)": produce_rows[0]["fabric/s"]},
@@ -219,6 +290,7 @@ def main() -> None:
         "2. consume events/s of a backlog, one consumer (ratio as above)": consume_rows,
         "3. end-to-end latency, 1 KiB events at 2,000/s": lat_rows,
         "4. beside Octopus's reported figures": octopus,
+        "5. bare producers (100 B): threads of one process vs processes": scaling,
     }
     text = "\n\n".join(f"## {title}\n\n{markdown(rows)}" for title, rows in tables.items()) + "\n"
     print(text)

@@ -246,7 +246,10 @@ class FabricConsumer:
         self._closed = False
         self._client = Consumer(dict(settings))
         self._offsets = ReturnedOffsets(
-            self._client, gap_wait_s, single_topic=len(self.topics) == 1
+            self._client,
+            gap_wait_s,
+            single_topic=len(self.topics) == 1,
+            from_log_start=settings.get("auto.offset.reset", "latest") in ("earliest", "smallest"),
         )
         self._client.subscribe(self.topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
 

@@ -35,18 +35,28 @@ Key = tuple[str, int]  # (topic, partition)
 class ReturnedOffsets:
     """The next offset of every assigned partition of one consumer, and its pending jumps."""
 
-    def __init__(self, client: Consumer, gap_wait_s: float, *, single_topic: bool) -> None:
+    def __init__(
+        self,
+        client: Consumer,
+        gap_wait_s: float,
+        *,
+        single_topic: bool,
+        from_log_start: bool,
+    ) -> None:
         """Track ``client``'s partitions.
 
         Args:
             client: The consumer; created with ``enable.auto.offset.store=false``.
             gap_wait_s: How long to re-read a partition whose offsets jump (0: never).
             single_topic: The consumer reads one topic (checks need not compare topics).
+            from_log_start: A group without committed offsets starts at the log start
+                (``auto.offset.reset=earliest``); otherwise its first event sets the start.
 
         """
         self.client = client
         self.gap_wait_s = gap_wait_s
         self.single_topic = single_topic
+        self.from_log_start = from_log_start
         self.next: dict[Key, int] = {}
         self.jumps: dict[Key, float] = {}  # partition → when its jump was first seen
         self.rereads = 0
@@ -59,7 +69,7 @@ class ReturnedOffsets:
             committed = self.client.committed(list(partitions), timeout=10)
             for tp in committed:
                 offset = tp.offset
-                if offset == OFFSET_INVALID:
+                if offset == OFFSET_INVALID and self.from_log_start:
                     offset, _ = self.client.get_watermark_offsets(tp, timeout=10, cached=False)
                 if offset >= 0:
                     self.next[(tp.topic, tp.partition)] = offset
