@@ -11,7 +11,8 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Sized
+from itertools import repeat
 from typing import Any, Literal, overload
 
 from confluent_kafka import (
@@ -90,7 +91,9 @@ class FabricProducer:
         self.failed = 0
         self.last_error: str | None = None
         self._since_poll = 0
+        self._json = value_format == "json"
         self._client = Producer({**settings, "on_delivery": self._failed})
+        self._produce = self._client.produce  # bound once: produce is the hot path
 
     def _failed(self, err: KafkaError | None, message: Any) -> None:
         if err is not None:
@@ -124,23 +127,86 @@ class FabricProducer:
         grants = self._grants
         if name not in grants.allowed or grants.version != grants.acl.version:
             grants.check(name)
-        data = _encode_json(value) if self.value_format == "json" else value
-        client = self._client
+        if self._json:
+            value = _encode_json(value)
+        try:
+            if headers is None and partition is None:  # the common case: no keyword arguments
+                self._produce(name, value, key)
+            else:
+                self._produce_with(name, value, key, headers, partition)
+        except BufferError:  # the local queue is full: let deliveries drain it
+            self._produce_when_room(name, value, key, headers, partition)
+        self._since_poll += 1
+        if self._since_poll >= POLL_EVERY:
+            self._since_poll = 0
+            self._client.poll(0)
+
+    def produce_many(
+        self, topic: str, values: Iterable[Any], keys: Iterable[str | bytes | None] | None = None
+    ) -> int:
+        """Queue many events to one topic: the fast path for throughput work.
+
+        One grant check for the call (a revoke takes effect on the next call), then a tight
+        loop over the client; the events are the same as :meth:`produce` would send.
+
+        Returns:
+            How many events were queued.
+
+        Raises:
+            AccessDenied: The principal holds no write grant on ``topic``.
+            ValueError: ``keys`` and ``values`` differ in length (checked before sending
+                when both have a length, else when the shorter one ends).
+
+        """
+        if isinstance(values, Sized) and isinstance(keys, Sized) and len(values) != len(keys):
+            raise ValueError(f"{len(values)} values but {len(keys)} keys: give one key per value")
+        name = self._names.get(topic) or self.resolve(topic)
+        self._grants.check(name)
+        if self._json:
+            values = map(_encode_json, values)
+        produce, poll = self._produce, self._client.poll
+        sent = 0
+        pairs = zip(values, repeat(None)) if keys is None else zip(values, keys, strict=True)
+        for value, key in pairs:
+            try:
+                produce(name, value, key)
+            except BufferError:
+                self._produce_when_room(name, value, key, None, None)
+            sent += 1
+            if sent % POLL_EVERY == 0:
+                poll(0)
+        return sent
+
+    def _produce_with(
+        self,
+        name: str,
+        value: Any,
+        key: str | bytes | None,
+        headers: Headers | None,
+        partition: int | None,
+    ) -> None:
         extra: dict[str, Any] = {}
         if headers is not None:
             extra["headers"] = headers
         if partition is not None:
             extra["partition"] = partition
+        self._produce(name, value, key, **extra)
+
+    def _produce_when_room(
+        self,
+        name: str,
+        value: Any,
+        key: str | bytes | None,
+        headers: Headers | None,
+        partition: int | None,
+    ) -> None:
         while True:
+            self._client.poll(0.05)
             try:
-                client.produce(name, data, key, **extra)
-                break
-            except BufferError:  # the local queue is full: let deliveries drain it
-                client.poll(0.05)
-        self._since_poll += 1
-        if self._since_poll >= POLL_EVERY:
-            self._since_poll = 0
-            client.poll(0)
+                self._produce_with(name, value, key, headers, partition)
+                return
+            except BufferError:
+                continue
 
     def poll(self, timeout_s: float = 0.0) -> None:
         """Serve delivery reports."""

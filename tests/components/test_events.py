@@ -137,6 +137,21 @@ def test_json_values_and_malformed_events_go_to_the_dead_letter_topic(fabric: Ka
     assert b"not JSON" in dead[0].headers[DLQ_ERROR]
 
 
+def test_produce_many_sends_the_same_events_and_checks_grants(fabric: KafkaFabric) -> None:
+    alice, bob = fabric.session("alice"), fabric.session("bob")
+    topic = alice.create_topic(_name(), partitions=2)
+    with pytest.raises(AccessDenied, match="may not write"):
+        bob.producer().produce_many(topic, [b"denied"])
+    producer = alice.producer(value_format="json")
+    assert producer.produce_many(topic, ({"n": i} for i in range(300)), [b"a", b"b"] * 150) == 300
+    producer.flush()
+    events = _drain(alice.consumer([topic], group="m", value_format="json"), 300)
+    assert sorted(e.value["n"] for e in events) == list(range(300))
+    assert {e.key for e in events if e.value["n"] % 2} == {b"b"}
+    with pytest.raises(ValueError, match="2 values but 1 keys"):  # checked before sending
+        producer.produce_many(topic, [{"n": 0}, {"n": 1}], [b"a"])
+
+
 def test_two_consumers_share_partitions_and_take_over_on_leave(fabric: KafkaFabric) -> None:
     alice = fabric.session("alice")
     topic = alice.create_topic(_name(), partitions=4)
