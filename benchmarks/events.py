@@ -9,7 +9,8 @@ Prints the tables and writes results/benchmarks/events.{md,json}.
 3. end-to-end latency p50/p99 at 2,000 events/s (1 KiB): fabric vs bare
 5. 1, 2 and 4 bare producers (100 B) as threads of one process vs as processes
 Both sides use the same librdkafka settings (idempotent, acks=all, linger 5 ms) on one
-embedded tansu broker, alternating; a figure is the median of ``--rounds`` (single runs vary
+embedded tansu broker, pinned to the first core and the clients to the others (tables 1-3),
+alternating; a figure is the median of ``--rounds`` (single runs vary
 by ±15 %). Producers are timed after a warm-up event: an idempotent producer first waits up
 to 0.5 s for its producer id.
 """
@@ -19,12 +20,13 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
+import os
 import statistics
 import struct
 import threading
 import time
 import uuid
-from itertools import repeat
+from itertools import cycle, islice, repeat
 from pathlib import Path
 from typing import Any
 
@@ -160,7 +162,7 @@ def produce_fabric_many(
     producer.produce(topic, b"warm-up")
     producer.flush()
     began = time.perf_counter()
-    producer.produce_many(topic, repeat(payload, n), (keys[i & 63] for i in range(n)))
+    producer.produce_many(topic, repeat(payload, n), islice(cycle(keys), n))
     producer.flush()
     return n / (time.perf_counter() - began)
 
@@ -266,6 +268,7 @@ def main() -> None:
     config = EmbeddedEventsConfig(principals=["loom"], consumer=GROUPS)
     produce_rows, consume_rows = [], []
     with config.build() as fabric:
+        pinned = _pin(fabric)
         session = fabric.session("loom")
         keys = [f"k{i}".encode() for i in range(64)]
         for size in SIZES:
@@ -317,6 +320,7 @@ def main() -> None:
                     "p99 ms": f"{p99:.1f}",
                 }
             )
+        _unpin(fabric, pinned)  # producers as processes need every core
         scaling = producer_scaling(fabric, 10_000 if args.quick else 100_000)
     octopus = [
         {"figure": "produced events/s", "Octopus (paper, many clients on AWS MSK)": "4.2 M",
@@ -339,6 +343,25 @@ def main() -> None:
     (out / "events.md").write_text(text)
     (out / "events.json").write_text(json.dumps(tables, indent=2))
     print(f"written: {out / 'events.md'}")
+
+
+def _pin(fabric: KafkaFabric) -> set[int]:
+    """Broker on the first core, this process on the others: steadier figures on 2 cores."""
+    cores = os.sched_getaffinity(0)
+    broker = fabric.broker
+    if len(cores) < 2 or broker is None or broker.pid is None:
+        return cores
+    first = min(cores)
+    os.sched_setaffinity(broker.pid, {first})
+    os.sched_setaffinity(0, cores - {first})
+    print(f"pinned: broker on core {first}, clients on {sorted(cores - {first})}")
+    return cores
+
+
+def _unpin(fabric: KafkaFabric, cores: set[int]) -> None:
+    os.sched_setaffinity(0, cores)
+    if fabric.broker is not None and fabric.broker.pid is not None:
+        os.sched_setaffinity(fabric.broker.pid, cores)
 
 
 def _row(size: int, n: int, median: dict[str, float]) -> dict[str, object]:

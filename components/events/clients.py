@@ -167,13 +167,12 @@ class FabricProducer:
         produce, poll = self._produce, self._client.poll
         sent = 0
         pairs = zip(values, repeat(None)) if keys is None else zip(values, keys, strict=True)
-        for value, key in pairs:
+        for sent, (value, key) in enumerate(pairs, 1):
             try:
                 produce(name, value, key)
             except BufferError:
                 self._produce_when_room(name, value, key, None, None)
-            sent += 1
-            if sent % POLL_EVERY == 0:
+            if not sent % POLL_EVERY:
                 poll(0)
         return sent
 
