@@ -133,9 +133,9 @@ class FabricProducer:
             if headers is None and partition is None:  # the common case: no keyword arguments
                 self._produce(name, value, key)
             else:
-                self._produce_with(name, value, key, headers, partition)
+                self._produce(name, value, key, **self._options(headers, partition))
         except BufferError:  # the local queue is full: let deliveries drain it
-            self._produce_when_room(name, value, key, headers, partition)
+            self._produce_when_room(name, value, key, self._options(headers, partition))
         self._since_poll += 1
         if self._since_poll >= POLL_EVERY:
             self._since_poll = 0
@@ -171,38 +171,27 @@ class FabricProducer:
             try:
                 produce(name, value, key)
             except BufferError:
-                self._produce_when_room(name, value, key, None, None)
+                self._produce_when_room(name, value, key, {})
             if not sent % POLL_EVERY:
                 poll(0)
         return sent
 
-    def _produce_with(
-        self,
-        name: str,
-        value: Any,
-        key: str | bytes | None,
-        headers: Headers | None,
-        partition: int | None,
-    ) -> None:
-        extra: dict[str, Any] = {}
+    @staticmethod
+    def _options(headers: Headers | None, partition: int | None) -> dict[str, Any]:
+        options: dict[str, Any] = {}
         if headers is not None:
-            extra["headers"] = headers
+            options["headers"] = headers
         if partition is not None:
-            extra["partition"] = partition
-        self._produce(name, value, key, **extra)
+            options["partition"] = partition
+        return options
 
     def _produce_when_room(
-        self,
-        name: str,
-        value: Any,
-        key: str | bytes | None,
-        headers: Headers | None,
-        partition: int | None,
+        self, name: str, value: Any, key: str | bytes | None, options: dict[str, Any]
     ) -> None:
         while True:
             self._client.poll(0.05)
             try:
-                self._produce_with(name, value, key, headers, partition)
+                self._produce(name, value, key, **options)
                 return
             except BufferError:
                 continue

@@ -152,6 +152,18 @@ def test_produce_many_sends_the_same_events_and_checks_grants(fabric: KafkaFabri
         producer.produce_many(topic, [{"n": 0}, {"n": 1}], [b"a"])
 
 
+def test_a_full_local_queue_waits_instead_of_failing(fabric: KafkaFabric) -> None:
+    alice = fabric.session("alice")
+    topic = alice.create_topic(_name())
+    producer = alice.producer(**{"queue.buffering.max.messages": 5})
+    for i in range(100):
+        producer.produce(topic, f"one-{i}".encode(), headers={"h": b"1"})
+    assert producer.produce_many(topic, (f"many-{i}".encode() for i in range(100))) == 100
+    producer.flush()
+    events = _drain(alice.consumer([topic], group="q"), 200)
+    assert len({e.value for e in events}) == 200
+
+
 def test_two_consumers_share_partitions_and_take_over_on_leave(fabric: KafkaFabric) -> None:
     alice = fabric.session("alice")
     topic = alice.create_topic(_name(), partitions=4)
