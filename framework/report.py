@@ -159,6 +159,11 @@ def _cell(row: Any, metric: str) -> str:
 
 
 def _plot(frame: Any, keys: list[str], metrics: list[str], path: Path, title: str) -> Path:
+    """One panel per metric against the first key; one line per value of the other keys.
+
+    Runs with the same keys (re-runs, earlier sweeps) are averaged, with their spread as
+    error bars; the legend sits under the panels, where it hides no data.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -167,36 +172,83 @@ def _plot(frame: Any, keys: list[str], metrics: list[str], path: Path, title: st
 
     columns = min(3, len(metrics))
     rows = (len(metrics) + columns - 1) // columns
-    fig, axes = plt.subplots(rows, columns, figsize=(4.6 * columns, 3.4 * rows), squeeze=False)
-    x_key = keys[0]
+    x_key, series_keys = keys[0], keys[1:]
     numeric_x = pd.to_numeric(frame[x_key], errors="coerce").notna().all()
-    series_keys = keys[1:]
-    groups = frame.groupby(series_keys, dropna=False) if series_keys else [("", frame)]
+    groups = list(frame.groupby(series_keys, dropna=False)) if series_keys else [("", frame)]
+    prefix = _common_prefix(series_keys)
+    legend_rows = (len(groups) + 2) // 3 if series_keys else 0
+    height = 3.4 * rows + 0.28 * legend_rows + (0.4 if legend_rows else 0.0)
+    fig, axes = plt.subplots(rows, columns, figsize=(4.6 * columns, height), squeeze=False)
     for ax, metric in zip(axes.flat, metrics, strict=False):
         for label, part in groups:
-            part = part.sort_values(x_key, key=(lambda s: pd.to_numeric(s)) if numeric_x else None)
-            xs = pd.to_numeric(part[x_key]) if numeric_x else part[x_key].astype(str)
-            std = part.get(f"{metric}_std")
+            xs, ys, errors = _points(part, x_key, metric, numeric=bool(numeric_x))
+            values = label if isinstance(label, tuple) else (label,)
             name = ", ".join(
-                f"{k}={v}"
-                for k, v in zip(
-                    series_keys, label if isinstance(label, tuple) else (label,), strict=False
-                )
+                f"{k[len(prefix) :]}={v}" for k, v in zip(series_keys, values, strict=False)
             )
-            ax.errorbar(xs, part[metric], yerr=std, marker="o", capsize=3, label=name or None)
+            ax.errorbar(xs, ys, yerr=errors, marker="o", capsize=3, label=name or None)
         ax.set_title(metric, fontsize=10)
         ax.set_xlabel(x_key)
-        if numeric_x and pd.to_numeric(frame[x_key]).max() > 50 * max(
-            1e-9, pd.to_numeric(frame[x_key]).min()
-        ):
-            ax.set_xscale("log")
+        if numeric_x:
+            _numeric_ticks(ax, pd.to_numeric(frame[x_key]))
         ax.tick_params(axis="x", labelrotation=20, labelsize=8)
-        if series_keys:
-            ax.legend(fontsize=7)
     for ax in list(axes.flat)[len(metrics) :]:
         ax.set_visible(False)
     fig.suptitle(title)
-    fig.tight_layout()
+    bottom = 0.0
+    if series_keys:
+        handles, labels = axes.flat[0].get_legend_handles_labels()
+        fig.legend(
+            handles,
+            labels,
+            loc="lower center",
+            ncol=min(3, len(labels)),
+            fontsize=8,
+            frameon=False,
+            title=prefix.rstrip(".") or None,
+            title_fontsize=8,
+        )
+        bottom = (0.28 * legend_rows + 0.4) / height
+    fig.tight_layout(rect=(0.0, bottom, 1.0, 1.0))
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def _points(part: Any, x_key: str, metric: str, *, numeric: bool) -> tuple[Any, Any, Any]:
+    """x, the mean of ``metric`` per x, and its error: the spread of runs, else a run's std."""
+    import pandas as pd
+
+    data = part.assign(_x=pd.to_numeric(part[x_key]) if numeric else part[x_key].astype(str))
+    stats = data.groupby("_x", sort=True)[metric].agg(["mean", "std", "count"])
+    errors = stats["std"].where(stats["count"] > 1)
+    if f"{metric}_std" in data:
+        errors = errors.fillna(data.groupby("_x", sort=True)[f"{metric}_std"].mean())
+    return stats.index, stats["mean"], errors.fillna(0.0)
+
+
+def _numeric_ticks(ax: Any, xs: Any) -> None:
+    """A log axis for values spanning decades; ticks at the values when they are few."""
+    from matplotlib.ticker import FixedFormatter, FixedLocator
+
+    low, high = float(xs.min()), float(xs.max())
+    if low > 0 and high > 50 * low:
+        ax.set_xscale("log")
+    unique = sorted(set(xs.tolist()))
+    if len(unique) <= 12:
+        ax.xaxis.set_major_locator(FixedLocator(unique))
+        ax.xaxis.set_major_formatter(FixedFormatter([f"{v:g}" for v in unique]))
+        ax.xaxis.set_minor_locator(FixedLocator([]))
+
+
+def _common_prefix(keys: list[str]) -> str:
+    """The dotted path the keys share (``events.producers.``), to shorten the legend."""
+    if len(keys) < 2:
+        return keys[0].rsplit(".", 1)[0] + "." if keys and "." in keys[0] else ""
+    parts = [k.split(".") for k in keys]
+    shared: list[str] = []
+    for names in zip(*(p[:-1] for p in parts), strict=False):
+        if len(set(names)) > 1:
+            break
+        shared.append(names[0])
+    return ".".join(shared) + "." if shared else ""
