@@ -176,41 +176,51 @@ def _plot(frame: Any, keys: list[str], metrics: list[str], path: Path, title: st
     numeric_x = pd.to_numeric(frame[x_key], errors="coerce").notna().all()
     groups = list(frame.groupby(series_keys, dropna=False)) if series_keys else [("", frame)]
     prefix = _common_prefix(series_keys)
-    legend_rows = (len(groups) + 2) // 3 if series_keys else 0
-    height = 3.4 * rows + 0.28 * legend_rows + (0.4 if legend_rows else 0.0)
-    fig, axes = plt.subplots(rows, columns, figsize=(4.6 * columns, height), squeeze=False)
+    # Many lines: 20 colours, then another marker for each further 20.
+    colours = plt.get_cmap("tab20" if len(groups) > 10 else "tab10")
+    fig, axes = plt.subplots(rows, columns, figsize=(4.6 * columns, 3.4 * rows), squeeze=False)
     for ax, metric in zip(axes.flat, metrics, strict=False):
-        for label, part in groups:
+        for i, (label, part) in enumerate(groups):
             xs, ys, errors = _points(part, x_key, metric, numeric=bool(numeric_x))
             values = label if isinstance(label, tuple) else (label,)
             name = ", ".join(
                 f"{k[len(prefix) :]}={v}" for k, v in zip(series_keys, values, strict=False)
             )
-            ax.errorbar(xs, ys, yerr=errors, marker="o", capsize=3, label=name or None)
+            ax.errorbar(
+                xs,
+                ys,
+                yerr=errors,
+                color=colours(i % colours.N),
+                marker="osD^vPX*"[(i // colours.N) % 8],
+                linestyle="-" if numeric_x else "none",  # categories have no order to draw
+                capsize=3,
+                label=name or None,
+            )
         ax.set_title(metric, fontsize=10)
         ax.set_xlabel(x_key)
         if numeric_x:
             _numeric_ticks(ax, pd.to_numeric(frame[x_key]))
-        ax.tick_params(axis="x", labelrotation=20, labelsize=8)
+            ax.tick_params(axis="x", labelsize=8)
+        else:  # names: slanted, each ending under its own point
+            plt.setp(ax.get_xticklabels(), rotation=30, ha="right", fontsize=8)
     for ax in list(axes.flat)[len(metrics) :]:
         ax.set_visible(False)
     fig.suptitle(title)
-    bottom = 0.0
+    fig.tight_layout()
     if series_keys:
         handles, labels = axes.flat[0].get_legend_handles_labels()
         fig.legend(
             handles,
             labels,
-            loc="lower center",
+            loc="upper center",
+            bbox_to_anchor=(0.5, 0.0),  # under the panels; the saved image grows to hold it
             ncol=min(3, len(labels)),
             fontsize=8,
             frameon=False,
             title=prefix.rstrip(".") or None,
             title_fontsize=8,
         )
-        bottom = (0.28 * legend_rows + 0.4) / height
-    fig.tight_layout(rect=(0.0, bottom, 1.0, 1.0))
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return path
 
