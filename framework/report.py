@@ -184,7 +184,8 @@ def _plot(frame: Any, keys: list[str], metrics: list[str], path: Path, title: st
             xs, ys, errors = _points(part, x_key, metric, numeric=bool(numeric_x))
             values = label if isinstance(label, tuple) else (label,)
             name = ", ".join(
-                f"{k[len(prefix) :]}={v}" for k, v in zip(series_keys, values, strict=False)
+                f"{k[len(prefix) :]}={'unset' if v != v else v}"  # NaN: the job had no such key
+                for k, v in zip(series_keys, values, strict=False)
             )
             ax.errorbar(
                 xs,
