@@ -18,7 +18,6 @@ to 0.5 s for its producer id.
 from __future__ import annotations
 
 import argparse
-import json
 import multiprocessing as mp
 import os
 import statistics
@@ -27,17 +26,15 @@ import threading
 import time
 import uuid
 from itertools import cycle, islice, repeat
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 from confluent_kafka import Consumer, Producer
-from tables import markdown  # benchmarks/ is the script's folder
+from tables import publish  # benchmarks/ is the script's folder
 
 from components.events.embedded import EmbeddedEventsConfig
 from components.events.fabric import KafkaFabric
 
-ROOT = Path(__file__).resolve().parent.parent
 SIZES = (100, 1024, 10240)
 GROUPS = {"session_timeout_ms": 2000, "heartbeat_interval_ms": 100}
 
@@ -336,13 +333,7 @@ def main() -> None:
         "4. beside Octopus's reported figures": octopus,
         "5. bare producers (100 B): threads of one process vs processes": scaling,
     }
-    text = "\n\n".join(f"## {title}\n\n{markdown(rows)}" for title, rows in tables.items()) + "\n"
-    print(text)
-    out = ROOT / "results" / "benchmarks"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "events.md").write_text(text)
-    (out / "events.json").write_text(json.dumps(tables, indent=2))
-    print(f"written: {out / 'events.md'}")
+    publish("events", tables)
 
 
 def _pin(fabric: KafkaFabric) -> set[int]:

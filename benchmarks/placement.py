@@ -15,7 +15,6 @@ Prints the tables and writes results/benchmarks/placement.{md,json}.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
@@ -23,7 +22,7 @@ from itertools import combinations
 from pathlib import Path
 
 import numpy as np
-from tables import markdown  # benchmarks/ is the script's folder
+from tables import publish  # benchmarks/ is the script's folder
 
 from components.placement.cluster import Cluster, NodeSpec, read_nodes
 from components.placement.comparison import relative_to_best_baseline
@@ -232,13 +231,7 @@ def main() -> None:
         title = (f"3. reliability sweep, MEVA x {args.replay}, {args.workers} worker processes: "
                  f"{wall / 60:.1f} min wall")  # fmt: skip
         tables[title] = rows
-    text = "\n\n".join(f"## {title}\n\n{markdown(rows)}" for title, rows in tables.items()) + "\n"
-    print(text)
-    out = ROOT / "results" / "benchmarks"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "placement.md").write_text(text)
-    (out / "placement.json").write_text(json.dumps(tables, indent=2, default=str))
-    print(f"written: {out / 'placement.md'}")
+    publish("placement", tables)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ Prints the tables and writes results/benchmarks/storage.{md,json}.
 from __future__ import annotations
 
 import argparse
-import json
 import resource
 import subprocess
 import sys
@@ -24,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from tables import markdown  # benchmarks/ is the script's folder
+from tables import publish  # benchmarks/ is the script's folder
 
 from components.coding.base import Coder
 from components.coding.isal import IsalCoder
@@ -249,14 +248,10 @@ def main() -> None:
         "4. peak memory of a big file (RSS growth in a child process)": memory_rows(args.quick),
         "5. zfec vs isal, one thread, 4 MiB segments, decode from parity": coder_rows(args.quick),
     }
-    text = "\n\n".join(f"## {title}\n\n{markdown(rows)}" for title, rows in tables.items()) + "\n"
-    print(text)
-    out = ROOT / "results" / "benchmarks"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "storage.md").write_text(text)
-    (out / "storage.json").write_text(json.dumps(tables, indent=2))
-    print(f"written: {out / 'storage.md'}  (max RSS of this process: "
-          f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024} MiB)")  # fmt: skip
+    publish("storage", tables)
+    print(
+        f"max RSS of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024} MiB"
+    )
 
 
 if __name__ == "__main__":
