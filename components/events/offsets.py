@@ -105,6 +105,7 @@ class ReturnedOffsets:
     def _each(self, messages: list[Any]) -> list[Any]:
         kept: list[Any] = []
         rereading: set[Key] = set()
+        read: set[Key] = set()
         now = time.monotonic()
         for message in messages:
             key = (message.topic(), message.partition())
@@ -125,7 +126,7 @@ class ReturnedOffsets:
             self.jumps.pop(key, None)
             self.next[key] = offset + 1
             kept.append(message)
-        read = {(m.topic(), m.partition()) for m in kept}
+            read.add(key)
         if read:
             self.client.store_offsets(
                 offsets=[TopicPartition(t, p, self.next[(t, p)]) for t, p in read]
