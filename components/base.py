@@ -11,9 +11,10 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
+from typing import Any, ClassVar, Protocol, TypeVar, get_args, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic_core import PydanticCustomError
 
 T = TypeVar("T")
 
@@ -22,6 +23,31 @@ class LoomModel(BaseModel):
     """Base of every Loom config model: unknown keys are errors, defaults are validated."""
 
     model_config = ConfigDict(extra="forbid", validate_default=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_bool_for_numbers(cls, data: Any) -> Any:
+        # pydantic reads True as 1 for a number; `scenario.tasks=true` is a mistake, not 1.
+        if isinstance(data, Mapping):
+            for name, value in data.items():
+                field_info = cls.model_fields.get(name) if isinstance(name, str) else None
+                if isinstance(value, bool) and field_info is not None:
+                    types = _leaf_types(field_info.annotation)
+                    if bool not in types and types & {int, float}:
+                        raise PydanticCustomError(
+                            "bool_for_number",
+                            "{field}={value}: expected a number, not a boolean",
+                            {"field": name, "value": str(value).lower()},
+                        )
+        return data
+
+
+def _leaf_types(annotation: Any) -> set[Any]:
+    """The plain types inside an annotation (``int | None`` → {int, NoneType})."""
+    args = get_args(annotation)
+    if not args:
+        return {annotation}
+    return set().union(*(_leaf_types(a) for a in args))
 
 
 class ComponentConfig(LoomModel):

@@ -171,6 +171,12 @@ def describe_errors(exc: ValidationError, model: type[BaseModel], prefix: str = 
             lines.append(f"unknown key '{key}'{suggest(key, known)}")
         elif kind == "missing":
             lines.append(f"missing required value '{key}'")
+        elif kind == "bool_for_number":  # raised for the section: name the key inside it
+            field = err["ctx"]["field"]
+            lines.append(
+                f"{key + '.' if key else ''}{field}={err['ctx']['value']}: "
+                "expected a number, not a boolean"
+            )
         else:
             message = err["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
             if err["loc"]:

@@ -19,6 +19,11 @@ BAD = [
     (["executor.max_wrkers=3"], ["executor.max_wrkers", "executor.max_workers"]),
     (["scenario.tasks=abc"], ["scenario.tasks='abc'", "valid integer"]),
     (["scenario.tasks=0"], ["scenario.tasks=0", "greater than or equal to 1"]),
+    (["scenario.tasks=true"], ["scenario.tasks=true: expected a number, not a boolean"]),
+    (
+        ["scenario=event_throughput", "events.consumer.gap_wait_ms=false"],
+        ["events.consumer.gap_wait_ms=false: expected a number"],
+    ),
     (["scenario.failures.rate=1.5"], ["scenario.failures.rate=1.5", "less than or equal to 1"]),
     (["scenario.structure=star"], ["'bag', 'diamond', 'reduce' or 'sequential'"]),
     (["repeats=0"], ["repeats=0", "greater than or equal to 1"]),
