@@ -75,11 +75,16 @@ class NearestSize:
 
     The reference compares the item's size truncated to an integer with the reference
     sizes and keeps the closest, but never resets its answer: an item closest to 1 MB keeps
-    the previous item's choice. We follow the code (starting from 1 MB).
+    the previous item's choice. We follow the code. Until an item moves it, the 1 MB planes
+    price items at ``start_mb``: 1 MB by default; the simulator uses 0, as the reference does
+    (its first items, when smaller than 5.5 MB, cost an infinite time: see
+    :func:`coding_seconds`).
     """
 
     index: int = 0
     sizes: tuple[int, ...] = field(default=REFERENCE_SIZES_MB)
+    start_mb: float = 1.0
+    moved: bool = False
 
     def update(self, size_mb: float) -> int:
         """Move to the reference size closest to ``size_mb``; return its index."""
@@ -88,21 +93,26 @@ class NearestSize:
         for i in range(1, len(self.sizes)):
             if abs(target - self.sizes[i]) < best:
                 best = abs(target - self.sizes[i])
-                self.index = i
+                self.index, self.moved = i, True
         return self.index
 
     @property
-    def size_mb(self) -> int:
+    def size_mb(self) -> float:
         """The reference size now in use."""
-        return self.sizes[self.index]
+        return self.sizes[self.index] if self.moved else self.start_mb
 
 
 def coding_seconds(
     plane: Plane, n: int | NDArray[np.int64], k: int | NDArray[np.int64], reference_mb: float,
     size_mb: float,
 ) -> float | NDArray[np.float64]:  # fmt: skip
-    """Encode (or decode) time in seconds of an item, scaled from the reference size."""
-    return plane.ms(n, k) * (size_mb / reference_mb) / 1000.0
+    """Encode (or decode) time in seconds of an item, scaled from the reference size.
+
+    A reference size of 0 gives what C's arithmetic gives: ±inf, or NaN for a 0 MB item.
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scale = np.float64(size_mb) / np.float64(reference_mb)
+        return plane.ms(n, k) * scale / 1000.0
 
 
 def parallel_seconds(

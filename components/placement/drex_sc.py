@@ -83,13 +83,13 @@ class _Subsets:
         self.min_read = padded_read.min(axis=1)
         self.nodes = cluster.size
         self._k: dict[float, NDArray[np.int64]] = {}
-        self._plans: dict[tuple[float, int, int], _Plan | None] = {}
+        self._plans: dict[tuple[float, int, int, float], _Plan | None] = {}
 
     def plan(
         self, target: float, limit: int, times: CodingTimes, nearest: NearestSize
     ) -> _Plan | None:
         """What stays fixed for this target, limit and price bracket (None: none reliable)."""
-        key = (as_threshold(target), limit, nearest.index)
+        key = (as_threshold(target), limit, nearest.index, nearest.size_mb)
         if key not in self._plans:
             if len(self._plans) > 256:
                 self._plans.clear()
@@ -299,9 +299,10 @@ class DrexSC:
         system = 1.0 - float(
             _decay(np.array(cluster.total_free), cluster.total_capacity, min_data, 1.0 / live)
         )
-        time_score, space_score, sat_score = (
-            _score(v[front]) for v in (total_time, storage, saturation)
-        )
+        with np.errstate(invalid="ignore"):  # inf - inf spreads: no time score, as in C
+            time_score, space_score, sat_score = (
+                _score(v[front]) for v in (total_time, storage, saturation)
+            )
         scores = (1 - system) * time_score + (space_score + sat_score) / 2.0
         best = int(front[int(np.argmax(scores))])  # the first best, as the reference
         nodes = tuple(int(i) for i in plan.member_nodes[best] if i < cluster.size)

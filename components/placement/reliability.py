@@ -8,11 +8,14 @@ target R when P[X ≤ N − K] ≥ R. Everything here is exact (no normal approx
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from functools import lru_cache
+from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
+
+from components.placement.glibc_rand import RAND_MAX, GlibcRandom
 
 FloatArray = NDArray[np.float64]
 
@@ -111,11 +114,44 @@ def max_k_matrix(cdf: FloatArray, sizes: NDArray[np.int64], target: float) -> ND
     return np.where(ok.any(axis=1), sizes - first, 0).astype(np.int64)
 
 
-def random_target(rng: np.random.Generator) -> float:
-    """A per-item target as the reference draws it: c ~ U{0..5} nines, R ~ U[base, 1].
+TargetRng = Literal["numpy", "glibc"]
+
+
+def random_targets(count: int, seed: int, rng: TargetRng = "numpy") -> FloatArray:
+    """Per-item targets as the reference draws them: c ~ U{0..5} nines, R ~ U[base, 1].
 
     base = Σ_{i<c} 0.9·10^{-i} (0, 0.9, 0.99, …, 0.99999).
+
+    Args:
+        count: Items, in submission order.
+        seed: Seed of the draws.
+        rng: ``numpy`` (a numpy Generator) or ``glibc``: the reference's own sequence, glibc's
+            ``rand()`` after ``srand(seed)``, drawn as its ``generate_reliability()`` does
+            (``rand() % 6`` nines, then ``base + rand() / RAND_MAX · (1 − base)``), so that
+            random-target runs match the reference number for number.
+
     """
-    nines = int(rng.integers(0, 6))
-    base = sum(0.9 / 10**i for i in range(nines))
-    return float(base + rng.random() * (1.0 - base))
+    draws = _glibc_draws(seed) if rng == "glibc" else _numpy_draws(seed)
+    bases = [0.0]
+    for i in range(5):  # summed in the reference's order, so the doubles are identical
+        bases.append(bases[-1] + 0.9 / 10.0**i)
+    targets = np.empty(count)
+    for item, (nines, unit) in zip(range(count), draws, strict=False):
+        base = bases[nines]
+        targets[item] = base + unit * (1.0 - base)
+    return targets
+
+
+def _glibc_draws(seed: int) -> Iterator[tuple[int, float]]:
+    """(nines, uniform) pairs as ``generate_reliability()``: rand() % 6, rand() / RAND_MAX."""
+    source = GlibcRandom(seed)
+    while True:
+        nines = source.rand() % 6
+        yield nines, source.rand() / RAND_MAX
+
+
+def _numpy_draws(seed: int) -> Iterator[tuple[int, float]]:
+    generator = np.random.default_rng(seed)
+    while True:
+        nines = int(generator.integers(0, 6))
+        yield nines, float(generator.random())

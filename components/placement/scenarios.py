@@ -14,9 +14,9 @@ from components.base import LoomModel, RunContext, Scenario, ScenarioConfig
 from components.placement.base import Placer
 from components.placement.cluster import Cluster, NodeSetError, NodeSpec, read_nodes
 from components.placement.comparison import relative_to_best_baseline
-from components.placement.costs import CodingTimes
+from components.placement.costs import CodingTimes, NearestSize
 from components.placement.csv_rows import read_rows
-from components.placement.reliability import daily_failure_rate
+from components.placement.reliability import TargetRng, daily_failure_rate
 from components.placement.scheduling import PlacerScheduler, Scheduler, SchedulingContext
 from components.placement.simulator import FailurePlan, SimulationResult, Simulator
 from components.placement.workload import WorkloadError, read_workload
@@ -139,6 +139,11 @@ class PlacementSimulationConfig(ScenarioConfig):
     reliability: float | Literal["random"] = Field(
         0.99, description="target of every item, or 'random': c ~ U{0..5} nines, R ~ U[base, 1]"
     )
+    rng: TargetRng = Field(
+        "numpy",
+        description="generator of random targets: numpy, or glibc (the reference's rand(), "
+        "to compare with its runs number for number)",
+    )
     duration_days: float = Field(365.0, gt=0, description="how long items must survive")
     max_n: int = Field(0, ge=0, le=1000, description="most chunks per item (0: all nodes)")
     fixed_n: int = Field(6, ge=1, le=1000, description="n for placers that do not choose it")
@@ -156,6 +161,8 @@ class PlacementSimulationConfig(ScenarioConfig):
             raise ValueError(
                 f"reliability={self.reliability} must lie strictly between 0 and 1 (or be 'random')"
             )
+        if self.rng == "glibc" and self.seed is not None and self.seed >= 2**32:
+            raise ValueError(f"seed={self.seed}: glibc's srand takes 0 .. 2**32 - 1")
         if self.fixed_k > self.fixed_n:
             raise ValueError(f"fixed_k={self.fixed_k} > fixed_n={self.fixed_n}")
         if self.node_list is not None and not self.node_list:
@@ -207,15 +214,17 @@ class PlacementSimulation:
         specs = cfg.node_list if cfg.node_list is not None else read_nodes(data_path(cfg.nodes))
         cluster = Cluster.from_specs(specs, cfg.duration_days)
         target = None if cfg.reliability == "random" else float(cfg.reliability)
-        workload = read_workload(data_path(cfg.workload), cfg.replay, target, seed)
+        workload = read_workload(data_path(cfg.workload), cfg.replay, target, seed, cfg.rng)
         times = CodingTimes.load(data_path(cfg.ec_times))
         placer = ctx.component("placement", Placer)  # type: ignore[type-abstract]
         scheduler: Scheduler = getattr(placer, "scheduler", None) or PlacerScheduler(
             placer, cfg.fixed_n, cfg.fixed_k
         )
+        # The reference prices items at size 0 until one moves its reference size.
+        context = SchedulingContext(cfg.max_n, times, NearestSize(start_mb=0.0))
         simulator = Simulator(
-            cluster, scheduler, SchedulingContext(cfg.max_n, times), times,
-            self._failures(specs, seed), keep_records=cfg.records,
+            cluster, scheduler, context, times, self._failures(specs, seed),
+            keep_records=cfg.records,
         )  # fmt: skip
         with ctx.progress.bar(f"trial {ctx.trial}: {scheduler.name}", len(workload)) as bar:
             result = simulator.run(workload, bar.update)

@@ -8,6 +8,7 @@ than K pieces survive.
 
 from __future__ import annotations
 
+import math
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 
 from components.placement.base import CannotPlace
 from components.placement.cluster import Cluster
-from components.placement.costs import CLIENT_BANDWIDTH_MB_S, CodingTimes
+from components.placement.costs import CLIENT_BANDWIDTH_MB_S, CodingTimes, coding_seconds
 from components.placement.reliability import meets
 from components.placement.scheduling import Decision, Scheduler, SchedulingContext
 from components.placement.workload import Workload
@@ -192,10 +193,7 @@ class Simulator:
             read = max(
                 link, *(a / read_bw[i] for i, a in zip(nodes, decision.amounts, strict=True))
             )
-        index, reference = self.context.nearest.index, self.context.nearest.size_mb
-        scale = size / reference / 1000.0
-        encode = self.coding_times.encode[index].ms_at(n, k) * scale
-        decode = self.coding_times.decode[index].ms_at(n, k) * scale
+        encode, decode = self._coding_seconds(size, n, k)
         if not meets(cluster.p_fail[list(nodes)], k, target):
             result.items_below_target += 1  # placers that do not choose (n, k) ignore targets
         if outcome == "stored":
@@ -204,14 +202,27 @@ class Simulator:
         else:
             result.items_replaced += 1
         result.storage_used_mb += stored
-        result.write_seconds += write + encode
-        result.read_seconds += read + decode
+        # Like the reference's totals, an infinite coding time (priced at size 0) is not added.
+        result.write_seconds += write + (encode if math.isfinite(encode) else 0.0)
+        result.read_seconds += read + (decode if math.isfinite(decode) else 0.0)
         if self.failures is not None:
             self._stored[item] = _Stored(size, decision, len(nodes))
             for node in nodes:
                 self._on_node[node].add(item)
         self._record(item, size, decision, write, read, encode, decode, elapsed, outcome)
         return True
+
+    def _coding_seconds(self, size: float, n: int, k: int) -> tuple[float, float]:
+        """Encode and decode seconds of one item (plain floats: the fast path)."""
+        nearest, times = self.context.nearest, self.coding_times
+        index, reference = nearest.index, nearest.size_mb
+        if reference == 0:  # before the first item that moves the reference size
+            return (
+                float(coding_seconds(times.encode[index], n, k, reference, size)),
+                float(coding_seconds(times.decode[index], n, k, reference, size)),
+            )
+        scale = size / reference / 1000.0
+        return times.encode[index].ms_at(n, k) * scale, times.decode[index].ms_at(n, k) * scale
 
     def _fail(self, node: int, target: float) -> None:
         """Take ``node`` down; place its items again (or count them lost)."""

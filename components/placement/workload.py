@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from components.placement.csv_rows import read_rows
-from components.placement.reliability import random_target
+from components.placement.reliability import TargetRng, random_targets
 
 WORKLOAD_COLUMNS = ("size", "submit_time", "access_type")
 WRITE = 2
@@ -58,18 +59,21 @@ def _columns(header: list[str]) -> tuple[int, int, int]:
 
 
 def read_workload(
-    path: Path, replay: int, target: float | None, seed: int
+    path: Path, replay: int, target: float | None, seed: int, rng: TargetRng = "numpy"
 ) -> Workload:  # fmt: skip
     """Read the write items of a trace and replay them ``replay`` times.
 
-    As the reference does, sizes are read as C floats (so 124.1 is 124.09999847…), and each
-    replay shifts the submit times by the trace's last submit time plus one second.
+    As the reference does, sizes are read as C floats (so 124.1 is 124.09999847…), each
+    replay shifts the submit times by the trace's last submit time plus one second, and
+    zero-size items are kept: they are placed (chunks of 0 MB), stored and counted like any
+    other (the Facebook SWIM trace has some).
 
     Args:
         path: CSV with size (MB), submit time (s) and access type (2 = write) columns.
         replay: How many times to repeat the trace.
         target: Reliability target of every item, or None to draw one per item.
         seed: Seed of the per-item targets.
+        rng: Generator of the per-item targets (``glibc``: the reference's own sequence).
 
     Raises:
         WorkloadError: unreadable file, missing columns, bad values, or no write items.
@@ -92,20 +96,24 @@ def read_workload(
             raise WorkloadError(f"{path}, line {line}: cannot read {row}: {exc}") from exc
         if access != WRITE:
             continue
-        if not size > 0:
-            raise WorkloadError(f"{path}, line {line}: size {size} MB must be > 0")
+        if not 0 <= size < math.inf:
+            raise WorkloadError(
+                f"{path}, line {line}: size {row[size_at].strip()!r} MB must be a number ≥ 0"
+            )
+        if not -math.inf < when < math.inf:
+            raise WorkloadError(
+                f"{path}, line {line}: submit time {row[time_at].strip()!r} s must be a number"
+            )
         sizes.append(size)
         times.append(when)
     if not sizes:
         raise WorkloadError(f"{path}: no write items (access type {WRITE})")
     one_sizes = np.array(sizes, dtype=np.float32).astype(np.float64)
-    one_times = np.rint(np.array(times, dtype=np.float32)).astype(np.int64)
+    # roundf, as the reference rounds: halves away from zero (exact: a float in a double).
+    as_float = np.array(times, dtype=np.float32).astype(np.float64)
+    one_times = np.trunc(as_float + np.copysign(0.5, as_float)).astype(np.int64)
     shifts = np.array([0] + [one_times[-1] * r + 1 for r in range(1, replay)], dtype=np.int64)
     submit = (shifts[:, None] + one_times[None, :]).ravel()
     count = len(one_sizes) * replay
-    if target is None:
-        rng = np.random.default_rng(seed)
-        targets = np.array([random_target(rng) for _ in range(count)])
-    else:
-        targets = np.full(count, target)
+    targets = random_targets(count, seed, rng) if target is None else np.full(count, target)
     return Workload(np.tile(one_sizes, replay), submit, targets)
