@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 from tables import publish  # benchmarks/ is the script's folder
 
+from components.base import FinishedJob
 from components.placement.cluster import Cluster, NodeSpec, read_nodes
 from components.placement.comparison import relative_to_best_baseline
 from components.placement.costs import CodingTimes, coding_seconds
@@ -197,16 +198,14 @@ def sweep_rows(replay: int, workers: int) -> tuple[list[dict[str, object]], floa
     with ProcessPoolExecutor(workers) as pool:
         done = list(pool.map(_simulate, jobs))
     wall = time.perf_counter() - start
-    runs: list[dict[str, object]] = []
-    for r in done:
-        name = str(r["scheduler"])
-        if name.startswith("ec_"):
-            _, k, p = name.split("_")
-            runs.append({"placement.kind": "hdfs_rs", "placement.k": k, "placement.p": p})
-        else:
-            runs.append({"placement.kind": name})
-    for run, r in zip(runs, done, strict=True):
-        run.update({"scenario.reliability": r["target"], "items_stored": r["items_stored"]})
+    runs = [
+        FinishedJob(
+            params={"scenario.reliability": str(r["target"])},
+            metrics={"items_stored": float(str(r["items_stored"]))},
+            options={"placement": str(r["scheduler"])},
+        )
+        for r in done
+    ]
     seconds = {(r["scheduler"], str(r["target"])): r["seconds"] for r in done}
     rows = relative_to_best_baseline(runs)
     for row in rows:

@@ -147,6 +147,23 @@ class RunContext:
         return path
 
 
+@dataclass(frozen=True)
+class FinishedJob:
+    """A finished job as ``loom report`` hands it to a scenario's comparison.
+
+    Attributes:
+        params: The job's flattened config, dotted keys to the strings MLflow keeps.
+        metrics: Its metrics (means over trials).
+        options: The option each component group was picked as (``placement`` → ``ec_3_2``,
+            the option's file name), where the run recorded it.
+
+    """
+
+    params: Mapping[str, str]
+    metrics: Mapping[str, float]
+    options: Mapping[str, str] = field(default_factory=dict)
+
+
 @runtime_checkable
 class Scenario(Protocol):
     """An experiment: runs one trial and records metrics, records and plots into the context."""
@@ -171,12 +188,12 @@ class ScenarioConfig(ComponentConfig):
 
     @classmethod
     def comparison(
-        cls, runs: list[dict[str, Any]]
+        cls, runs: list[FinishedJob]
     ) -> tuple[str, list[dict[str, Any]]] | None:  # fmt: skip
         """An extra table for ``loom report``: a title and its rows, or None.
 
         Args:
-            runs: One dict per finished job: its params (dotted keys) and metrics.
+            runs: The recipe's finished jobs (the latest run of each config).
 
         """
         del runs

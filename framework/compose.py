@@ -13,6 +13,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -136,17 +137,26 @@ class Composer:
 
     def compose(self, overrides: list[str]) -> RunConfig:
         """Compose one job's config and validate it."""
-        raw = self.compose_raw(overrides)
-        return validate_run_config(raw)
+        raw, options = self._compose(overrides)
+        config = validate_run_config(raw)
+        return replace(config, options={g: options[g] for g in config.groups if g in options})
 
     def compose_raw(self, overrides: list[str]) -> dict[str, Any]:
         """Compose one job's config as plain data (not yet validated)."""
-        from omegaconf import OmegaConf
+        return self._compose(overrides)[0]
+
+    def _compose(self, overrides: list[str]) -> tuple[dict[str, Any], dict[str, str]]:
+        """The composed config as plain data, and the option chosen for each group."""
+        from omegaconf import OmegaConf, open_dict
         from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
         name, overrides = self._recipe_override(overrides)
         with self._recipe_search_path(name, overrides) as (recipe, final_overrides):
-            cfg = self._hydra_compose(final_overrides)
+            cfg = self._hydra_compose(final_overrides, with_hydra=True)
+        choices = cfg.hydra.runtime.choices
+        options = {str(g): str(o) for g, o in choices.items() if o is not None and "/" not in g}
+        with open_dict(cfg):
+            del cfg["hydra"]
         try:
             raw = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
         except MissingMandatoryValue as exc:
@@ -160,7 +170,7 @@ class Composer:
         assert isinstance(raw, dict)
         composed: dict[str, Any] = {str(k): v for k, v in raw.items()}
         composed["recipe"] = recipe
-        return composed
+        return composed, options
 
     # ----- internals --------------------------------------------------------------------
     @staticmethod
@@ -205,7 +215,7 @@ class Composer:
         _check_recipe_file(path)
         yield name, [f"recipe={name}", *overrides]
 
-    def _hydra_compose(self, overrides: list[str]) -> Any:
+    def _hydra_compose(self, overrides: list[str], *, with_hydra: bool = False) -> Any:
         from hydra import compose, initialize_config_dir
         from hydra.errors import HydraException, MissingConfigException
 
@@ -214,7 +224,9 @@ class Composer:
             with initialize_config_dir(
                 version_base="1.3", config_dir=str(self.conf_dir), job_name="loom"
             ):
-                return compose(config_name=CONFIG_NAME, overrides=overrides)
+                return compose(
+                    config_name=CONFIG_NAME, overrides=overrides, return_hydra_config=with_hydra
+                )
         except MissingConfigException as exc:
             raise ConfigError(self._missing_option_problem(str(exc))) from None
         except HydraException as exc:

@@ -10,7 +10,7 @@ import difflib
 import hashlib
 import json
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError, model_validator
@@ -77,6 +77,9 @@ class RunConfig:
 
     root: RootConfig
     groups: Mapping[str, ComponentConfig]
+    # The option each group was picked as (``placement`` → ``ec_3_2``, its file name): what
+    # users call it. Not hashed: the config it resolved to is.
+    options: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def scenario(self) -> ScenarioConfig:

@@ -25,7 +25,7 @@ from framework.config import RunConfig
 from framework.environment import environment
 from framework.progress import RichProgress
 from framework.results import new_run_dir, write_json, write_yaml
-from framework.tracking import Tracker, quiet_mlflow
+from framework.tracking import OPTION_TAG_PREFIX, Tracker, quiet_mlflow
 
 
 def configure_prefect(verbose: bool) -> None:
@@ -168,6 +168,7 @@ def run_invocation(
                 "loom.config_hash": cfg.config_hash(),
                 "loom.overrides": " ".join(job.overrides),
                 "loom.run_dir": str(job_dir),
+                **{f"{OPTION_TAG_PREFIX}{g}": o for g, o in cfg.options.items()},
             },
             parent_id=parent_run_id,
         )

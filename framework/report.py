@@ -12,8 +12,9 @@ from typing import Any
 
 from rich.table import Table
 
+from components.base import FinishedJob
 from framework.errors import LoomError
-from framework.tracking import job_runs, quiet_mlflow
+from framework.tracking import OPTION_TAG_PREFIX, job_runs, quiet_mlflow
 
 # Params that differ between runs without changing the experiment.
 _IGNORED_PARAMS = ("resume", "description", "results_dir")
@@ -47,14 +48,15 @@ def _comparison(
         return None
     if not issubclass(model, ScenarioConfig):
         return None
-    rows = [
-        {
-            **{c[len("params.") :]: row[c] for c in runs.columns if c.startswith("params.")},
-            **{c[len("metrics.") :]: row[c] for c in runs.columns if c.startswith("metrics.")},
-        }
+    jobs = [
+        FinishedJob(
+            params=_prefixed(row, "params."),
+            metrics={k: float(v) for k, v in _prefixed(row, "metrics.").items()},
+            options=_prefixed(row, OPTION_TAG_PREFIX),
+        )
         for _, row in runs.iterrows()
     ]
-    found = model.comparison(rows)
+    found = model.comparison(jobs)
     if not found or not found[1]:
         return None
     title, table_rows = found
@@ -70,9 +72,41 @@ def _comparison(
         )
     for row in table_rows:
         table.add_row(
-            *(f"{row[c]:.4g}" if isinstance(row[c], float) else str(row[c]) for c in columns)
+            *(_number(row[c]) if isinstance(row[c], float) else str(row[c]) for c in columns)
         )
     return path, table
+
+
+def _prefixed(row: Any, prefix: str) -> dict[str, Any]:
+    """The row's columns under ``prefix`` (params., metrics., tags…), unset ones left out."""
+    return {
+        column[len(prefix) :]: value
+        for column, value in row.items()
+        if column.startswith(prefix) and value is not None and value == value  # NaN: unset
+    }
+
+
+def _options_as_chosen(runs: Any) -> tuple[Any, set[str]]:
+    """Each group's ``kind`` column becomes ``<group>``: the option the user chose.
+
+    So options that share a kind (EC(3,2) and EC(6,3) are both ``hdfs_rs``) read apart, as
+    on the command line (``placement=ec_3_2``), and keys that only follow from the option
+    (``placement.k``) drop out as noise. Runs that recorded no option keep their kind.
+
+    Returns:
+        The runs and the param columns that now hold options.
+
+    """
+    runs = runs.copy()
+    chosen = set()
+    for column in [c for c in runs.columns if c.startswith(f"tags.{OPTION_TAG_PREFIX}")]:
+        group = column[len(f"tags.{OPTION_TAG_PREFIX}") :]
+        kind = f"params.{group}.kind"
+        if kind in runs:
+            runs[f"params.{group}"] = runs[column].where(runs[column].notna(), runs[kind])
+            runs = runs.drop(columns=kind)
+            chosen.add(f"params.{group}")
+    return runs, chosen
 
 
 def make_report(
@@ -91,13 +125,17 @@ def make_report(
         raise LoomError(f"experiment '{recipe}' has no finished runs yet")
     if "tags.loom.config_hash" in runs:  # a config run twice (resume, re-runs): keep the latest
         runs = runs.drop_duplicates("tags.loom.config_hash", keep="last")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    slug = re.sub(r"[^\w.-]+", "_", recipe)
+    scenario = runs["tags.scenario"].dropna().iloc[0] if "tags.scenario" in runs else None
+    extra = _comparison(scenario, runs, out_dir, slug)
+    runs, chosen = _options_as_chosen(runs)
     available = sorted(
         c[len("metrics.") :]
         for c in runs.columns
         if c.startswith("metrics.") and not c.endswith("_std")
     )
     if metrics is None:
-        scenario = runs["tags.scenario"].dropna().iloc[0] if "tags.scenario" in runs else None
         metrics = [m for m in _headline(scenario) if m in available] or available[:6]
     unknown = [m for m in metrics if m not in available]
     if unknown:
@@ -112,7 +150,7 @@ def make_report(
         and runs[c].astype(str).nunique() > 1
     ]
     # Component choices first: they are what a comparison is usually about.
-    params.sort(key=lambda c: (not c.endswith(".kind"), c))
+    params.sort(key=lambda c: (not (c.endswith(".kind") or c in chosen), c))
     # A key that only follows another (max_workers differs because the executor does) is noise.
     params = [
         c
@@ -129,8 +167,6 @@ def make_report(
             frame[f"{name}_std"] = runs[f"metrics.{name}_std"].to_numpy()
     frame["run_id"] = runs["run_id"].to_numpy()
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    slug = re.sub(r"[^\w.-]+", "_", recipe)
     csv_path = out_dir / f"{slug}.csv"
     frame.to_csv(csv_path, index=False)
     png_path = _plot(
@@ -141,8 +177,6 @@ def make_report(
         recipe,
     )
 
-    scenario = runs["tags.scenario"].dropna().iloc[0] if "tags.scenario" in runs else None
-    extra = _comparison(scenario, runs, out_dir, slug)
     table = Table(title=f"{recipe}: {len(frame)} runs")
     keys = [c[len("params.") :] for c in params] or ["run"]
     for column in (*keys, *metrics):
@@ -150,6 +184,11 @@ def make_report(
     for _, row in frame.iterrows():
         table.add_row(*(str(row[k]) for k in keys), *(_cell(row, m) for m in metrics))
     return csv_path, png_path, table, extra
+
+
+def _number(value: float) -> str:
+    """A table cell: 4 significant digits, ``-`` for a value that does not exist (NaN)."""
+    return f"{value:.4g}" if value == value else "-"
 
 
 def _cell(row: Any, metric: str) -> str:

@@ -139,6 +139,10 @@ class Tracker:
         return str(runs[0].info.run_id) if runs else None
 
 
+# Tag of the option each component group was picked as: ``loom.option.placement`` = ``ec_3_2``.
+OPTION_TAG_PREFIX = "loom.option."
+
+
 def job_runs(uri: str, experiment: str) -> Any:
     """Finished job runs of an experiment as a DataFrame (for reports)."""
     import mlflow

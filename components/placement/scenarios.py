@@ -10,7 +10,7 @@ from typing import Annotated, Any, ClassVar, Literal, Self
 
 from pydantic import Field, model_validator
 
-from components.base import LoomModel, RunContext, Scenario, ScenarioConfig
+from components.base import FinishedJob, LoomModel, RunContext, Scenario, ScenarioConfig
 from components.placement.base import Placer
 from components.placement.cluster import Cluster, NodeSetError, NodeSpec, read_nodes
 from components.placement.comparison import relative_to_best_baseline
@@ -190,13 +190,13 @@ class PlacementSimulationConfig(ScenarioConfig):
 
     @classmethod
     def comparison(
-        cls, runs: list[dict[str, Any]]
+        cls, runs: list[FinishedJob]
     ) -> tuple[str, list[dict[str, Any]]] | None:  # fmt: skip
         """Items stored per placer relative to the best state-of-the-art baseline."""
         rows = relative_to_best_baseline(runs)
         title = (
-            "items stored relative to the best baseline "
-            "(HDFS 3-rep, EC(3,2), EC(6,3), GlusterFS, DAOS)"
+            "items stored relative to the best baseline (HDFS 3-rep, EC(3,2), EC(6,3), "
+            "GlusterFS, DAOS) of the same experiment and seed: mean and 95 % interval over seeds"
         )
         return title, rows
 
