@@ -40,12 +40,17 @@ def placer_label(job: FinishedJob) -> str:
 
 
 def seed_of(params: Mapping[str, str]) -> int:
-    """The seed of a job's random draws: ``scenario.seed`` if set, else the run's ``seed``."""
+    """The seed of a job's random draws: ``scenario.seed`` if set, else the run's ``seed``.
+
+    glibc's ``srand(0)`` is ``srand(1)``, so with ``rng=glibc`` seeds 0 and 1 are one replicate.
+    """
+    seed = 0
     for key in SEED_KEYS[::-1]:
         value = params.get(key)
         if value not in (None, "", "null", "None"):
-            return int(float(str(value)))
-    return 0
+            seed = int(float(str(value)))
+            break
+    return 1 if seed == 0 and params.get("scenario.rng") == "glibc" else seed
 
 
 def setting_keys(jobs: Sequence[FinishedJob]) -> list[str]:

@@ -1,7 +1,7 @@
 """D-Rex SC: every node subset, three objectives, the best point of their Pareto front.
 
-For each subset of 2..n nodes (at most 2000 subsets: beyond that, the first
-2000 / (n − 1) of each size over the nodes sorted by free space, as the reference does), K is
+For each subset of 2..n nodes (fewer than 1025 subsets: beyond that, the first
+1025 / (n − 1) of each size over the nodes sorted by free space, as the reference does), K is
 the largest value meeting the target, and the subset is valid if every node has room for
 S/K. Three objectives, all minimized:
 
@@ -49,7 +49,7 @@ from components.placement.scheduling import (
     unreachable,
 )
 
-COMPLEXITY_THRESHOLD = 2000
+COMPLEXITY_THRESHOLD = 1025  # the reference's complexity_threshold (2000 is commented out)
 RESORT_AFTER_MB = 10_000.0
 EXACT_FRONT_BELOW = 96
 
@@ -175,7 +175,7 @@ def _subset_cdf(p_fail: tuple[float, ...]) -> NDArray[np.float64]:
 
 
 def subset_count(n: int) -> int:
-    """Subsets of 2..n nodes, counted as the reference does (each size capped at 2000)."""
+    """Subsets of 2..n nodes, counted as the reference does (each size capped at the threshold)."""
     return sum(min(comb(n, r), COMPLEXITY_THRESHOLD) for r in range(2, n + 1))
 
 

@@ -83,6 +83,23 @@ def test_groups_without_a_baseline_say_so() -> None:
     assert partial["vs_best_baseline"] == 5.0
 
 
+def test_glibc_seeds_0_and_1_are_one_replicate() -> None:
+    jobs = [
+        _job("drex_sc", 100, seed=0, **{"scenario.rng": "glibc"}),
+        _job("ec_3_2", 50, seed=0, **{"scenario.rng": "glibc"}),
+        _job("drex_sc", 100, seed=1, **{"scenario.rng": "glibc"}),
+        _job("ec_3_2", 50, seed=1, **{"scenario.rng": "glibc"}),
+        _job("drex_sc", 90, seed=0, **{"scenario.rng": "numpy"}),
+        _job("ec_3_2", 50, seed=0, **{"scenario.rng": "numpy"}),
+        _job("drex_sc", 80, seed=1, **{"scenario.rng": "numpy"}),
+        _job("ec_3_2", 50, seed=1, **{"scenario.rng": "numpy"}),
+    ]
+    rows = {(r["rng"], r["placer"]): r for r in relative_to_best_baseline(jobs)}
+    assert rows[("glibc", "drex_sc")]["seeds"] == 1  # srand(0) is srand(1)
+    assert rows[("numpy", "drex_sc")]["seeds"] == 2
+    assert rows[("numpy", "drex_sc")]["vs_best_baseline"] == pytest.approx(1.7)
+
+
 def test_placers_are_named_as_chosen() -> None:
     old = FinishedJob({"placement.kind": "hdfs_rs", "placement.k": "6", "placement.p": "3"}, {})
     assert placer_label(old) == "ec_6_3"  # runs from before options were recorded
