@@ -187,8 +187,10 @@ def make_report(
 
 
 def _number(value: float) -> str:
-    """A table cell: 4 significant digits, ``-`` for a value that does not exist (NaN)."""
-    return f"{value:.4g}" if value == value else "-"
+    """A table cell: 4 significant digits (whole from 10,000), ``-`` for no value (NaN)."""
+    if value != value:
+        return "-"
+    return f"{value:,.0f}" if abs(value) >= 10_000 else f"{value:.4g}"
 
 
 def _cell(row: Any, metric: str) -> str:

@@ -168,3 +168,22 @@ def test_bad_sizes_are_refused_with_their_line(tmp_path: Path, row: str, message
         read_workload(path, 1, 0.9, 0)
     with pytest.raises(ValidationError, match=message):
         PlacementSimulationConfig(workload=str(path))
+
+
+def test_the_fb_style_trace_has_the_facebook_trace_s_shape() -> None:
+    import importlib.util
+
+    script = DATA.parents[1] / "benchmarks" / "fb_style_trace.py"
+    spec = importlib.util.spec_from_file_location("fb_style_trace", script)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    generated = module.fb_style_rows()
+    path = DATA / "workloads" / "FB_style.csv"
+    committed = list(csv.reader(path.open()))[1:]
+    for rows in ([(r[1], r[4]) for r in generated], [(float(r[1]), int(r[4])) for r in committed]):
+        writes = [size for size, access in rows if access == 2]
+        assert (len(rows), len(writes), writes.count(0.0)) == (8337, 5217, 3)
+    workload = read_workload(path, 1, None, 1, "glibc")
+    assert len(workload) == 5217 and int((workload.sizes_mb == 0).sum()) == 3
+    assert 130e6 < workload.sizes_mb.sum() < 150e6  # ≈ 1.2 x the 10 most used nodes

@@ -96,7 +96,9 @@ def test_sweep_makes_parent_with_a_child_per_job_and_resume_skips(workdir: Path)
     assert main(["report", "taps/structures", "--metrics", "tasks_per_s,makespan_s"]) == 0
     table = pd.read_csv(workdir / "results/reports/taps_structures.csv")
     assert len(table) == 6
-    assert {"executor.kind", "scenario.tasks", "tasks_per_s", "makespan_s_std"} <= set(table)
+    # Component choices read as chosen on the command line (executor=thread), not as kinds.
+    assert {"executor", "scenario.tasks", "tasks_per_s", "makespan_s_std"} <= set(table)
+    assert set(table["executor"]) == {"thread", "process"} and "executor.kind" not in table
     assert (workdir / "results/reports/taps_structures.png").stat().st_size > 10_000
 
 
