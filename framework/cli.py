@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from framework.compose import Composer
-from framework.config import option_model
+from framework.config import ACCOUNTING_METRICS, option_model
 from framework.errors import ConfigError, LoomError
 
 EPILOG = """examples:
@@ -192,6 +192,7 @@ def _print_summary(inv: Any, jobs: list[Any]) -> None:
     headline = list(jobs[0].config.scenario.headline_metrics) or sorted(
         k for r in inv.results for k in r.metrics if not k.endswith("_std")
     )
+    headline += [m for m in ACCOUNTING_METRICS if m not in headline]
     if len(inv.results) == 1:
         result = inv.results[0]
         table = Table(

@@ -67,8 +67,13 @@ class RootConfig(LoomModel):
         return self
 
 
-# Keys that do not change what a job computes, so they do not enter its hash.
-_NOT_HASHED = ("resume", "tracking", "results_dir", "description")
+# Groups every job has, whatever its scenario: each trial is metered and charged.
+ENGINE_GROUPS = ("energy", "pricing")
+# Metrics the engine adds to every trial (the summary table and `loom report` show them).
+ACCOUNTING_METRICS = ("energy_j", "carbon_g", "charge")
+# Keys that do not change what a job computes, so they do not enter its hash: bookkeeping,
+# and how a run is metered and charged.
+_NOT_HASHED = ("resume", "tracking", "results_dir", "description", *ENGINE_GROUPS)
 
 
 @dataclass(frozen=True)
@@ -241,7 +246,11 @@ def validate_run_config(raw: Mapping[str, Any]) -> RunConfig:
     if isinstance(scenario, ScenarioConfig):
         # Every group is validated, but a job is only what its scenario uses: unused groups
         # stay out of its params and hash (a storage choice does not change a task benchmark).
-        groups = {g: c for g, c in groups.items() if g == "scenario" or g in scenario.requires}
+        groups = {
+            g: c
+            for g, c in groups.items()
+            if g == "scenario" or g in scenario.requires or g in ENGINE_GROUPS
+        }
     return RunConfig(root, groups)
 
 

@@ -20,6 +20,8 @@ from typing import Any
 from rich.console import Console
 
 from components.base import RunContext, Scenario
+from components.energy.base import EnergyMeter, NoMeter
+from components.pricing.base import Pricing
 from framework import __version__
 from framework.config import RunConfig
 from framework.environment import environment
@@ -101,7 +103,18 @@ class _Session:
         self.stack = ExitStack()
         self.components: dict[str, object] = {}
         self.scenario: Scenario | None = None
+        self.meter: EnergyMeter = NoMeter()
+        self.pricing: Pricing = _default_pricing()
         self.trials: list[dict[str, float]] = []
+
+
+def _default_pricing() -> Pricing:
+    return Pricing("node_hours", 1, 1.0)
+
+
+def _build(config: object, default: Any) -> Any:
+    """The engine group's component, or its default where the job has none."""
+    return default() if config is None else config.build()  # type: ignore[attr-defined]
 
 
 def _error_text(exc: BaseException | None) -> str:
@@ -183,6 +196,8 @@ def run_invocation(
                 component = session.stack.enter_context(component)
             session.components[group] = component
         session.scenario = cfg.scenario.build()
+        session.meter = _build(cfg.groups.get("energy"), NoMeter)
+        session.pricing = _build(cfg.groups.get("pricing"), _default_pricing)
         return run_id
 
     @stage("trial")
@@ -210,11 +225,23 @@ def run_invocation(
             progress=progress,
         )
         assert session.scenario is not None
+        measurement = session.meter.start()
         try:
             session.scenario.run(ctx)
         except BaseException:
+            measurement.stop()
             tracker.end_run(child, "FAILED")
             raise
+        reading = measurement.stop()
+        ctx.log_metrics(session.pricing.charge(reading))
+        accounting = {"energy.source": reading.source, "pricing.scheme": session.pricing.scheme}
+        tracker.set_tags(child, accounting)
+        if reading.constants:
+            tracker.log_params(child, reading.constants)
+        if not session.trials:  # the job run: once, from its first trial
+            tracker.set_tags(session.run_id, accounting)
+            if reading.constants:
+                tracker.log_params(session.run_id, reading.constants)
         write_json(trial_dir / "metrics.json", ctx.metrics)
         tracker.log_metrics(child, ctx.metrics)
         tracker.log_artifacts(child, trial_dir)

@@ -21,7 +21,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from framework.config import RunConfig
+from framework.config import ACCOUNTING_METRICS, RunConfig
 
 SLICE_ENV = "LOOM_INVOCATION_FILE"
 
@@ -132,6 +132,7 @@ def run_in_workers(
                 console.print(f"worker {part} exited {statuses[part]}:", highlight=False)
                 console.print("\n".join(tail), highlight=False, markup=False)
     headline = list(config.scenario.headline_metrics)
+    headline += [m for m in ACCOUNTING_METRICS if headline and m not in headline]
     _print_rows(rows, headline, out, time.perf_counter() - started)
     for run_dir in folders:
         out.print(f"Results: {run_dir}", highlight=False, soft_wrap=True)

@@ -13,6 +13,7 @@ from typing import Any
 from rich.table import Table
 
 from components.base import FinishedJob
+from framework.config import ACCOUNTING_METRICS
 from framework.errors import LoomError
 from framework.tracking import OPTION_TAG_PREFIX, job_runs, quiet_mlflow
 
@@ -137,6 +138,7 @@ def make_report(
     )
     if metrics is None:
         metrics = [m for m in _headline(scenario) if m in available] or available[:6]
+        metrics += [m for m in ACCOUNTING_METRICS if m in available and m not in metrics]
     unknown = [m for m in metrics if m not in available]
     if unknown:
         raise LoomError(

@@ -1,0 +1,66 @@
+"""CPU seconds of a run: this process and every process it started.
+
+Executor workers, Dask workers, the event broker and servers are descendants of the engine's
+process. Live descendants are read with psutil; those that exited and were waited for show
+up in ``os.times()``'s children counts (a grandchild's time reaches us through its parent).
+A process that was already running when the measurement started is charged only what it
+used after the start.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import psutil
+
+
+def _cpu(times: psutil._common.pcputimes) -> float:
+    return float(times.user + times.system)
+
+
+@dataclass(frozen=True)
+class CpuSnapshot:
+    """CPU seconds at one moment."""
+
+    own: float
+    reaped: float
+    live: dict[tuple[int, float], float]  # (pid, create time) → CPU seconds
+
+
+def _snapshot(process: psutil.Process) -> CpuSnapshot:
+    own = _cpu(process.cpu_times())
+    times = os.times()
+    live: dict[tuple[int, float], float] = {}
+    for child in process.children(recursive=True):
+        try:
+            with child.oneshot():
+                live[(child.pid, child.create_time())] = _cpu(child.cpu_times())
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+    return CpuSnapshot(own, times.children_user + times.children_system, live)
+
+
+class ProcessTreeCpu:
+    """Counts the CPU seconds of this process and its descendants from :meth:`start`."""
+
+    def __init__(self) -> None:
+        self._process = psutil.Process()
+        self._start = _snapshot(self._process)
+
+    def start(self) -> None:
+        """Start (again) from now."""
+        self._start = _snapshot(self._process)
+
+    def seconds(self) -> float:
+        """CPU seconds used by the tree since :meth:`start`."""
+        now = _snapshot(self._process)
+        start = self._start
+        used = now.own - start.own
+        for key, seconds in now.live.items():
+            used += seconds - start.live.get(key, 0.0)
+        # Processes that exited since the start: their whole lifetime is in the reaped
+        # count, so take off what they had used before the start.
+        gone_before = sum(s for key, s in start.live.items() if key not in now.live)
+        used += max(0.0, (now.reaped - start.reaped) - gone_before)
+        return max(0.0, used)
