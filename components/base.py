@@ -104,6 +104,8 @@ class RunContext:
         run_dir: Folder for this trial's records and plots; logged as artifacts.
         progress: Where to show progress bars.
         metrics: Metrics recorded so far (name → value).
+        watts_per_thread: Joules per CPU-second of a task, from the run's energy meter
+            (its machine profile's dynamic power per busy thread); None when not metered.
 
     """
 
@@ -113,6 +115,11 @@ class RunContext:
     run_dir: Path
     progress: ProgressReporter = field(default_factory=SilentProgress)
     metrics: dict[str, float] = field(default_factory=dict)
+    watts_per_thread: float | None = None
+
+    def task_energy_j(self, cpu_s: float) -> float | None:
+        """A task's dynamic energy from its CPU time (None when the run is not metered)."""
+        return None if self.watts_per_thread is None else cpu_s * self.watts_per_thread
 
     def component(self, group: str, expected: type[T]) -> T:
         """Return the opened component of ``group``, checked against a protocol or class."""

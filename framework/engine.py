@@ -223,6 +223,7 @@ def run_invocation(
             trial=number,
             run_dir=trial_dir,
             progress=progress,
+            watts_per_thread=getattr(session.meter, "watts_per_thread", None),
         )
         assert session.scenario is not None
         measurement = session.meter.start()

@@ -30,6 +30,11 @@ class ModelMeter:
     def __init__(self, machine: MachineProfile, share: float, intensity: IntensityOver) -> None:
         self.machine, self.share, self.intensity = machine, share, intensity
 
+    @property
+    def watts_per_thread(self) -> float:
+        """Dynamic power of one busy thread (per-task energy)."""
+        return self.machine.watts_per_thread
+
     def constants(self) -> dict[str, str]:
         """What the estimate assumes (logged as params)."""
         m = self.machine

@@ -63,6 +63,11 @@ class PyJoulesMeter:
     def __init__(self, devices: list[Any], model: ModelMeter) -> None:
         self.devices, self.model = devices, model
 
+    @property
+    def watts_per_thread(self) -> float:
+        """Dynamic power of one busy thread, from the profile (per-task estimates)."""
+        return self.model.watts_per_thread
+
     def start(self) -> _PyJoulesMeasurement:
         """Start measuring now."""
         return _PyJoulesMeasurement(self)

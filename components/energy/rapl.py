@@ -118,6 +118,11 @@ class RaplMeter:
     def __init__(self, zones: list[Zone], model: ModelMeter, sample_s: float) -> None:
         self.zones, self.model, self.sample_s = zones, model, sample_s
 
+    @property
+    def watts_per_thread(self) -> float:
+        """Dynamic power of one busy thread, from the profile (per-task estimates)."""
+        return self.model.watts_per_thread
+
     def start(self) -> _RaplMeasurement:
         """Start counting now."""
         return _RaplMeasurement(self)

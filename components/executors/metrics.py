@@ -52,5 +52,6 @@ def task_metrics(tasks: Sequence[TaskHandle], workers: int) -> dict[str, float]:
         "tasks_retried": float(sum(t.attempts > 1 for t in tasks)),
         "bytes_in": float(sum(t.bytes_in for t in tasks)),
         "bytes_out": float(sum(t.bytes_out for t in tasks)),
+        "task_cpu_s": float(sum(t.cpu_s for t in tasks)),
         "workers": float(workers),
     }

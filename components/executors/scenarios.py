@@ -110,8 +110,13 @@ class SyntheticScenario:
 
         metrics = task_metrics(path.tasks, executor.workers)
         metrics["result_verified"] = float(self._verify(workflow, handles))
+        records = [t.record() for t in path.tasks]
+        if ctx.watts_per_thread is not None:  # each task's energy from its own CPU time
+            for record in records:
+                record["energy_j"] = ctx.task_energy_j(record["cpu_s"])
+            metrics["task_energy_j"] = sum(r["energy_j"] for r in records)
         ctx.log_metrics(metrics)
-        ctx.write_records("tasks", (t.record() for t in path.tasks))
+        ctx.write_records("tasks", records)
         if cfg.plots:
             plot_tasks(path.tasks, ctx.run_dir, f"{cfg.structure} × {cfg.tasks}")
 

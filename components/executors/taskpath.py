@@ -81,7 +81,7 @@ def _worker_id() -> str:
     return f"{_worker_prefix[1]}:{threading.current_thread().name}"
 
 
-AttemptResult = tuple[bool, Any, float, float, str]
+AttemptResult = tuple[bool, Any, float, float, str, float]
 
 
 def execute_attempt(
@@ -91,15 +91,17 @@ def execute_attempt(
     attempt: int,
     failure: FailureSpec | None,
 ) -> AttemptResult:
-    """Run one attempt of a task on a worker.
+    """Run one attempt of a task on a worker (a process or Dask worker).
 
     Returns:
-        ``(ok, value, start, end, worker)``; on failure ``value`` is ``(type, message)`` so that
-        unpicklable exceptions still travel back from process and Dask workers.
+        ``(ok, value, start, end, worker, cpu_s)``: ``cpu_s`` is the worker process's CPU time
+        during the attempt. On failure ``value`` is ``(type, message)`` so that unpicklable
+        exceptions still travel back from process and Dask workers.
 
     """
+    cpu = time.process_time()
     ok, value, start, end = _run_attempt(fn, args, task_id, attempt, failure)
-    return ok, value, start, end, _worker_id()
+    return ok, value, start, end, _worker_id(), time.process_time() - cpu
 
 
 def _run_attempt(
@@ -121,6 +123,36 @@ def _run_attempt(
     return ok, value, start, time.time()
 
 
+class _ThreadCpu:
+    """Per-task thread CPU time on a drain loop (see :meth:`TaskPath._drain`)."""
+
+    SLICE_S = 0.001
+
+    def __init__(self) -> None:
+        self.pending: list[TaskHandle] = []
+        self.cpu = time.thread_time()
+        self.since = time.time()
+
+    def ran(self, handle: TaskHandle) -> None:
+        """Count ``handle``'s attempt, which just ended on this thread."""
+        self.pending.append(handle)
+        if handle.end - self.since >= self.SLICE_S:
+            self.flush()
+
+    def flush(self) -> None:
+        """Share the thread time since the last flush among the tasks run since."""
+        if not self.pending:
+            return
+        now = time.thread_time()
+        used, self.cpu = now - self.cpu, now
+        tasks, self.pending = self.pending, []
+        walls = [max(0.0, h.end - h.start) for h in tasks]
+        total = sum(walls)
+        for handle, wall in zip(tasks, walls, strict=True):
+            handle.cpu_s += used * (wall / total if total > 0 else 1 / len(tasks))
+        self.since = tasks[-1].end
+
+
 def _nbytes(value: Any) -> int:
     if isinstance(value, bytes | bytearray | memoryview):
         return len(value)
@@ -140,6 +172,7 @@ class TaskHandle:
         "bytes_in",
         "bytes_out",
         "children",
+        "cpu_s",
         "created",
         "dispatched",
         "done",
@@ -174,6 +207,7 @@ class TaskHandle:
         self.worker = ""
         self.bytes_in = 0
         self.bytes_out = 0
+        self.cpu_s = 0.0
         self.success = False
         self.finished = False
         self.error: tuple[str, str] | None = None
@@ -193,6 +227,7 @@ class TaskHandle:
             "worker": self.worker,
             "bytes_in": self.bytes_in,
             "bytes_out": self.bytes_out,
+            "cpu_s": self.cpu_s,
             "success": self.success,
             "attempts": self.attempts,
             "exception": None
@@ -226,6 +261,8 @@ class TaskPath:
         # Thread pools: ready tasks and the number of drain loops running on the pool.
         self._ready: deque[TaskHandle] = deque()
         self._drainers = 0
+        self._drained = threading.Event()  # no drain loop runs: every task's CPU is counted
+        self._drained.set()
         self._max_drainers = max(1, int(getattr(executor, "workers", 1)))
         # Other executors: dispatches triggered from their callbacks go through this thread, as
         # submitting from a pool's own callback thread can block it (process pool wake-up pipe,
@@ -281,7 +318,9 @@ class TaskPath:
             if remaining is not None and remaining <= 0:
                 return False
             self._all_done.wait(remaining)
-        return True
+        # The last drain loops count their tasks' CPU as they leave, just after the finishes.
+        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+        return self._drained.wait(remaining)
 
     def iter_progress(self, interval_s: float = 0.1) -> Iterator[int]:
         """Yield the number of finished tasks every ``interval_s`` until all are finished."""
@@ -347,41 +386,56 @@ class TaskPath:
             if self._drainers >= self._max_drainers:
                 return
             self._drainers += 1
+            self._drained.clear()
         try:
             self._executor.submit(self._drain)
         except Exception as exc:  # executor shut down: nothing queued can run any more
             with self._lock:
                 self._drainers -= 1
+                if self._drainers == 0:
+                    self._drained.set()
             while self._ready:
                 self._fail_undispatched(self._ready.popleft(), exc)
 
     def _drain(self) -> None:
-        """Run ready tasks on this pool thread until none is left."""
+        """Run ready tasks on this pool thread until none is left.
+
+        Each task's CPU time is this thread's: read once per task that runs a millisecond or
+        more, and once per millisecond for shorter ones, whose slice of thread time is then
+        shared by wall time (a clock read costs about a no-op task's run here).
+        """
         ready, failure, worker = self._ready, self._failure, _worker_id()
+        meter = _ThreadCpu()
         while True:
             try:
                 handle = ready.popleft()
             except IndexError:
+                meter.flush()
                 # Give up the slot, then look again: a task queued by a producer that saw
                 # every slot taken is either seen here or sees the freed slot itself.
                 with self._lock:
                     self._drainers -= 1
+                    if self._drainers == 0:
+                        self._drained.set()
                 if not ready:
                     return
                 with self._lock:
                     if self._drainers >= self._max_drainers:
                         return
                     self._drainers += 1
+                    self._drained.clear()
                 continue
             ok, value, handle.start, handle.end = _run_attempt(
                 handle.fn, handle.args, handle.task_id, handle.attempts, failure
             )
             handle.worker = worker
+            meter.ran(handle)
             self._complete(handle, ok, value)
 
     def _attempt_done(self, handle: TaskHandle, future: Future[AttemptResult]) -> None:
         try:
-            ok, value, handle.start, handle.end, handle.worker = future.result()
+            ok, value, handle.start, handle.end, handle.worker, cpu = future.result()
+            handle.cpu_s += cpu
         except BaseException as exc:  # the worker died or the attempt was cancelled
             ok, value = False, (type(exc).__name__, str(exc))
         self._complete(handle, ok, value)

@@ -284,16 +284,48 @@ def test_every_trial_is_metered_and_charged(workdir: Path) -> None:
 
     from framework.cli import main
 
-    status = main(["run", "recipe=quickstart", "scenario.tasks=50", "repeats=2",
+    status = main(["run", "recipe=taps/overhead", "scenario.tasks=50", "repeats=2",
                    "energy=model", "energy.profile=zen3", "pricing=carbon"])  # fmt: skip
     assert status == 0
-    (job,) = Path("results", "quickstart").glob("*/metrics.json")
+    (job,) = Path("results", "taps", "overhead").glob("*/metrics.json")
     record = json.loads(job.read_text())
     for trial in record["trials"]:
         assert trial["energy_j"] > 0 and trial["charge"] == trial["charge_carbon_g"] > 0
         assert trial["charge_node_hours"] > 0 and trial["cpu_s"] > 0
-    mlflow.set_tracking_uri("sqlite:///results/mlflow.db")
-    runs = mlflow.search_runs(experiment_names=["quickstart"])
+        assert 0 < trial["task_energy_j"] == pytest.approx(trial["task_cpu_s"] * 440 / 128)
+    mlflow.set_tracking_uri(f"sqlite:///{workdir / 'results' / 'mlflow.db'}")
+    runs = mlflow.search_runs(experiment_names=["taps/overhead"])
     assert set(runs["tags.energy.source"]) == {"estimated"}
     assert set(runs["tags.pricing.scheme"]) == {"carbon"}
     assert set(runs["params.energy.assumed.watts_per_thread"].dropna()) == {f"{440 / 128:g}"}
+
+
+def _burn(seconds: float) -> float:
+    end = time.thread_time() + seconds
+    while time.thread_time() < end:
+        pass
+    return seconds
+
+
+@pytest.mark.parametrize("kind", ["thread", "process"])
+def test_each_task_s_cpu_time_is_recorded_on_its_worker(kind: str) -> None:
+    from components.executors.process import ProcessExecutorConfig
+    from components.executors.taskpath import TaskPath
+    from components.executors.thread import ThreadExecutorConfig
+
+    config = (
+        ThreadExecutorConfig(max_workers=2)
+        if kind == "thread"
+        else ProcessExecutorConfig(max_workers=2)
+    )
+    with config.build() as executor, TaskPath(executor) as path:
+        burners = [path.submit(_burn, 0.2) for _ in range(2)]
+        sleepers = [path.submit(time.sleep, 0.2) for _ in range(2)]
+        tiny = [path.submit(abs, -i) for i in range(200)]
+        assert path.wait(60)
+    for handle in burners:
+        assert handle.cpu_s == pytest.approx(0.2, abs=0.05)
+    for handle in sleepers:
+        assert handle.cpu_s < 0.02  # asleep: wall time, not CPU time
+    assert sum(h.cpu_s for h in tiny) < 0.1 and all(h.cpu_s >= 0 for h in tiny)
+    assert "cpu_s" in burners[0].record()
