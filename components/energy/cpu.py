@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import psutil
 
@@ -28,11 +29,37 @@ class CpuSnapshot:
     live: dict[tuple[int, float], float]  # (pid, create time) → CPU seconds
 
 
+def _descendants(process: psutil.Process) -> list[psutil.Process]:
+    """Every live descendant; from ``/proc/<pid>/task/*/children`` where the kernel has it.
+
+    psutil's recursive ``children()`` reads every process's parent (1.3 ms with 64 processes
+    here); the kernel's children lists give the tree in a few small reads.
+    """
+    if not Path(f"/proc/{process.pid}/task/{process.pid}/children").exists():
+        return list(process.children(recursive=True))
+    found: list[psutil.Process] = []
+    todo = [process.pid]
+    while todo:
+        pid = todo.pop()
+        for listing in Path(f"/proc/{pid}/task").glob("*/children"):
+            try:
+                kids = [int(k) for k in listing.read_text(encoding="ascii").split()]
+            except OSError:
+                continue  # the thread or process just ended
+            todo += kids
+            for kid in kids:
+                try:
+                    found.append(psutil.Process(kid))
+                except psutil.NoSuchProcess:
+                    continue
+    return found
+
+
 def _snapshot(process: psutil.Process) -> CpuSnapshot:
     own = _cpu(process.cpu_times())
     times = os.times()
     live: dict[tuple[int, float], float] = {}
-    for child in process.children(recursive=True):
+    for child in _descendants(process):
         try:
             with child.oneshot():
                 live[(child.pid, child.create_time())] = _cpu(child.cpu_times())
