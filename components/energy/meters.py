@@ -11,9 +11,9 @@ from __future__ import annotations
 import logging
 from functools import partial
 from pathlib import Path
-from typing import Literal, Self
+from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator
 
 from components.base import ComponentConfig
 from components.energy.base import EnergyMeter, NoMeter
@@ -57,17 +57,17 @@ class EnergyConfig(ComponentConfig):
         1.0, gt=0, le=1, description="the run's share of the machine (idle power and TDP)"
     )
 
-    @model_validator(mode="after")
-    def _check_intensity(self) -> Self:
-        value = self.carbon_intensity
+    @field_validator("carbon_intensity")
+    @classmethod
+    def _check_intensity(cls, value: float | str | None) -> float | str | None:
         if isinstance(value, float | int) and not value >= 0:
-            raise ValueError(f"carbon_intensity={value}: must be ≥ 0 gCO2e/kWh or a CSV path")
+            raise ValueError("must be ≥ 0 gCO2e/kWh, or a CSV path")
         if isinstance(value, str):
             try:
                 CarbonSeries.read(Path(value).expanduser())
             except CarbonSeriesError as exc:
-                raise ValueError(f"carbon_intensity: {exc}") from None
-        return self
+                raise ValueError(str(exc)) from None
+        return value
 
     def machine(self) -> MachineProfile:
         """The profile with this config's overrides."""

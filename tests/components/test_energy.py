@@ -255,7 +255,7 @@ def test_bad_carbon_series_name_the_line(tmp_path: Path, text: str, message: str
     path = _series(tmp_path, text)
     with pytest.raises(CarbonSeriesError, match=message):
         CarbonSeries.read(path)
-    with pytest.raises(ValidationError, match=f"carbon_intensity.*{message}"):
+    with pytest.raises(ValidationError, match=f"(?s)carbon_intensity.*{message}"):
         ModelEnergyConfig(carbon_intensity=str(path))
 
 
