@@ -124,33 +124,43 @@ def _run_attempt(
 
 
 class _ThreadCpu:
-    """Per-task thread CPU time on a drain loop (see :meth:`TaskPath._drain`)."""
+    """Per-task CPU time of one pool thread's drain loops (see :meth:`TaskPath._drain`).
+
+    The thread's CPU clock is read through its clock id where the OS gives one (Linux), so the
+    last slice can be counted by :meth:`TaskPath.wait` from the waiting thread and a drain loop
+    that runs out of work reads no clock.
+    """
 
     SLICE_S = 0.001
 
     def __init__(self) -> None:
         self.pending: list[TaskHandle] = []
-        self.cpu = time.thread_time()
+        self._lock = threading.Lock()  # the pool thread and wait() may both flush
+        self._read: Callable[[], float]
+        try:
+            clock = time.pthread_getcpuclockid(threading.get_ident())
+            self._read = partial(time.clock_gettime, clock)
+            self.remote = True
+        except (AttributeError, OSError):
+            self._read = time.thread_time
+            self.remote = False
+        self.cpu = self._read()
         self.since = time.time()
-
-    def ran(self, handle: TaskHandle) -> None:
-        """Count ``handle``'s attempt, which just ended on this thread."""
-        self.pending.append(handle)
-        if handle.end - self.since >= self.SLICE_S:
-            self.flush()
 
     def flush(self) -> None:
         """Share the thread time since the last flush among the tasks run since."""
-        if not self.pending:
-            return
-        now = time.thread_time()
-        used, self.cpu = now - self.cpu, now
-        tasks, self.pending = self.pending, []
+        with self._lock:
+            if not self.pending:
+                return
+            now = self._read()
+            used, self.cpu = now - self.cpu, now
+            tasks = self.pending[:]
+            self.pending.clear()  # the same list: the drain loop appends to it
+            self.since = tasks[-1].end
         walls = [max(0.0, h.end - h.start) for h in tasks]
         total = sum(walls)
         for handle, wall in zip(tasks, walls, strict=True):
             handle.cpu_s += used * (wall / total if total > 0 else 1 / len(tasks))
-        self.since = tasks[-1].end
 
 
 def _nbytes(value: Any) -> int:
@@ -261,8 +271,8 @@ class TaskPath:
         # Thread pools: ready tasks and the number of drain loops running on the pool.
         self._ready: deque[TaskHandle] = deque()
         self._drainers = 0
-        self._drained = threading.Event()  # no drain loop runs: every task's CPU is counted
-        self._drained.set()
+        # Each pool thread's CPU meter; the last slices are counted by wait() (see _drain).
+        self._meters: dict[int, _ThreadCpu] = {}
         self._max_drainers = max(1, int(getattr(executor, "workers", 1)))
         # Other executors: dispatches triggered from their callbacks go through this thread, as
         # submitting from a pool's own callback thread can block it (process pool wake-up pipe,
@@ -318,9 +328,9 @@ class TaskPath:
             if remaining is not None and remaining <= 0:
                 return False
             self._all_done.wait(remaining)
-        # The last drain loops count their tasks' CPU as they leave, just after the finishes.
-        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-        return self._drained.wait(remaining)
+        for meter in list(self._meters.values()):
+            meter.flush()  # the tasks of the last slices, from this thread if need be
+        return True
 
     def iter_progress(self, interval_s: float = 0.1) -> Iterator[int]:
         """Yield the number of finished tasks every ``interval_s`` until all are finished."""
@@ -386,14 +396,11 @@ class TaskPath:
             if self._drainers >= self._max_drainers:
                 return
             self._drainers += 1
-            self._drained.clear()
         try:
             self._executor.submit(self._drain)
         except Exception as exc:  # executor shut down: nothing queued can run any more
             with self._lock:
                 self._drainers -= 1
-                if self._drainers == 0:
-                    self._drained.set()
             while self._ready:
                 self._fail_undispatched(self._ready.popleft(), exc)
 
@@ -405,31 +412,35 @@ class TaskPath:
         shared by wall time (a clock read costs about a no-op task's run here).
         """
         ready, failure, worker = self._ready, self._failure, _worker_id()
-        meter = _ThreadCpu()
+        ident = threading.get_ident()
+        meter = self._meters.get(ident)
+        if meter is None:
+            meter = self._meters[ident] = _ThreadCpu()
+        pending, slice_s = meter.pending, _ThreadCpu.SLICE_S  # the hot loop's own names
         while True:
             try:
                 handle = ready.popleft()
             except IndexError:
-                meter.flush()
+                if not meter.remote:
+                    meter.flush()  # no clock readable from other threads: count now
                 # Give up the slot, then look again: a task queued by a producer that saw
                 # every slot taken is either seen here or sees the freed slot itself.
                 with self._lock:
                     self._drainers -= 1
-                    if self._drainers == 0:
-                        self._drained.set()
                 if not ready:
                     return
                 with self._lock:
                     if self._drainers >= self._max_drainers:
                         return
                     self._drainers += 1
-                    self._drained.clear()
                 continue
             ok, value, handle.start, handle.end = _run_attempt(
                 handle.fn, handle.args, handle.task_id, handle.attempts, failure
             )
             handle.worker = worker
-            meter.ran(handle)
+            pending.append(handle)
+            if handle.end - meter.since >= slice_s:
+                meter.flush()
             self._complete(handle, ok, value)
 
     def _attempt_done(self, handle: TaskHandle, future: Future[AttemptResult]) -> None:
