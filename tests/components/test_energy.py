@@ -291,7 +291,8 @@ def test_every_trial_is_metered_and_charged(workdir: Path) -> None:
     record = json.loads(job.read_text())
     for trial in record["trials"]:
         assert trial["energy_j"] > 0 and trial["charge"] == trial["charge_carbon_g"] > 0
-        assert trial["charge_node_hours"] > 0 and trial["cpu_s"] > 0
+        # CPU time of processes counts in clock ticks (10 ms): a 50-task trial may read 0.
+        assert trial["charge_node_hours"] > 0 and trial["cpu_s"] >= 0
         assert 0 < trial["task_energy_j"] == pytest.approx(trial["task_cpu_s"] * 440 / 128)
     mlflow.set_tracking_uri(f"sqlite:///{workdir / 'results' / 'mlflow.db'}")
     runs = mlflow.search_runs(experiment_names=["taps/overhead"])
