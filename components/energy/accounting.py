@@ -24,7 +24,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Literal
 
+from components.energy.base import EnergyReading
 from components.energy.profiles import ENDPOINTS, MachineProfile
+from components.pricing.base import Pricing
 
 Policy = Literal["min_credit", "min_energy", "min_runtime"] | str  # or "fixed:<endpoint>"
 Scheme = Literal["node_hours", "energy", "carbon"]
@@ -73,20 +75,26 @@ def published_profiles() -> dict[str, dict[str, TaskProfile]]:
     return table
 
 
+def _reading(profile: TaskProfile, machine: MachineProfile) -> EnergyReading:
+    """A task on one core of ``machine``, as the engine's meter would report it."""
+    adjusted = profile.dynamic_j + machine.idle_w / machine.cores * profile.runtime_s
+    return EnergyReading(
+        adjusted, "estimated", profile.runtime_s, tdp_w=machine.tdp_w, share=1 / machine.cores,
+        carbon_intensity_g_per_kwh=machine.carbon_intensity_g_per_kwh,
+        embodied_g_per_kwh=machine.embodied_g_per_kwh,
+    )  # fmt: skip
+
+
 def charged_j(profile: TaskProfile, machine: MachineProfile) -> float:
     """EBA: ((P_dyn + P_idle/cores) + TDP/cores) / 2 × T for a task on one core."""
-    adjusted = profile.dynamic_j + machine.idle_w / machine.cores * profile.runtime_s
-    return (adjusted + machine.tdp_w / machine.cores * profile.runtime_s) / 2
+    return Pricing("energy", 1, 1.0).charge(_reading(profile, machine))["charge_energy_j"]
 
 
 def credit(profile: TaskProfile, machine: MachineProfile, scheme: Scheme) -> float:
-    """What one task costs on ``machine`` under ``scheme``."""
+    """What one task costs on ``machine`` under ``scheme`` (node-hours: one core's share)."""
     if scheme == "node_hours":
         return profile.runtime_s / 3600  # one core of the node for the task's runtime
-    energy = charged_j(profile, machine)
-    if scheme == "energy":
-        return energy
-    return energy / 3.6e6 * (machine.carbon_intensity_g_per_kwh + machine.embodied_g_per_kwh)
+    return Pricing(scheme, 1, 1.0).charge(_reading(profile, machine))["charge"]
 
 
 def choose(
