@@ -1,33 +1,71 @@
 """``scenario=accounting``: the accounting study (green-access prototype, arXiv 2501.09557).
 
-One trial simulates every user under every scheme (node-hours, EBA, CBA) from the published
-profiles (see :mod:`components.energy.accounting`, which says which cells are imputed) and logs,
-per scheme × policy, energy, carbon credits, core-seconds, makespan and tasks per endpoint,
-and two headlines: (a) the prototype's: MinEnergy and MinCredit against MinRuntime under CBA;
-(b) the paper's question: the energy cost-minimising users consume when charged by
+One trial simulates every user under every scheme (node-hours, EBA, CBA) and logs, per
+scheme × policy, energy, carbon credits, core-seconds, makespan, queueing and tasks per
+endpoint, and two headlines: (a) the prototype's: MinEnergy and MinCredit against MinRuntime
+under CBA; (b) the paper's question: the energy cost-minimising users consume when charged by
 node-hours, by energy or by carbon.
+
+Profiles are the published ones (:mod:`components.energy.accounting` says which cells are
+imputed) or, with ``profiles: measured``, an emulation from running the functions here
+(:mod:`components.energy.accounting_functions`).
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import ClassVar, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
-from components.base import RunContext, Scenario, ScenarioConfig
+from components.base import LoomModel, RunContext, Scenario, ScenarioConfig
 from components.energy.accounting import (
     ENDPOINT_ORDER,
     PolicyResult,
     Scheme,
+    Submission,
+    TaskProfile,
+    Variation,
+    by_policy,
     headline,
+    published_profiles,
     simulate,
 )
+from components.energy.accounting_functions import MeasureConfig, emulated_profiles, measure_here
+from components.energy.profiles import local_profile
+
+log = logging.getLogger(__name__)
 
 SCHEMES: tuple[Scheme, ...] = ("node_hours", "energy", "carbon")
 # The prototype's results (mean of 3 runs): CBA credits g, energy J, makespan s.
 PROTOTYPE = {"min_credit": (0.230, 733.4, 137.6), "min_energy": (0.278, 606.6, 188.6),
              "min_runtime": (0.263, 905.5, 188.0)}  # fmt: skip
+
+
+class SubmissionConfig(LoomModel):
+    """How each user's client submits (the prototype's ``run_tasks`` defaults)."""
+
+    slots: int = Field(32, ge=2, le=100_000, description="tasks submitted up front")
+    batch: int = Field(16, ge=1, le=100_000, description="tasks per later batch")
+    interval_s: float = Field(10.0, ge=0, le=86_400, description="least time between batches")
+    poll_s: float = Field(2.0, gt=0, le=3600, description="how often the client polls")
+
+    @model_validator(mode="after")
+    def _batch_below_slots(self) -> SubmissionConfig:
+        if self.batch >= self.slots:
+            raise ValueError(
+                f"batch={self.batch}: must be smaller than slots={self.slots} (a client "
+                "submits only when more than a batch of its slots are free)"
+            )
+        return self
+
+
+class VariationConfig(LoomModel):
+    """Spread of each task around its profile; 0 reproduces the profiles exactly."""
+
+    runtime_cv: float = Field(0.0, ge=0, le=2, description="runtime CV (prototype: 0.089)")
+    energy_cv: float = Field(0.0, ge=0, le=2, description="energy CV (prototype: 0.206)")
 
 
 class AccountingConfig(ScenarioConfig):
@@ -46,10 +84,18 @@ class AccountingConfig(ScenarioConfig):
         ["min_credit", "min_energy", "min_runtime"],
         description="one user per policy: min_credit, min_energy, min_runtime, fixed:<endpoint>",
     )
+    users: int | None = Field(
+        None, ge=1, le=10_000,
+        description="population size: user i follows policies[i mod len]; default one each",
+    )  # fmt: skip
     tasks_per_function: int = Field(20, ge=1, le=100_000, description="tasks of each function")
-    profiles: Literal["published"] = Field(
-        "published", description="where task profiles come from (published: accounting.md)"
+    profiles: Literal["published", "measured"] = Field(
+        "published",
+        description="published: accounting.md; measured: run the functions here and emulate",
     )
+    submission: SubmissionConfig = Field(default_factory=SubmissionConfig)
+    variation: VariationConfig = Field(default_factory=VariationConfig)
+    measure: MeasureConfig = Field(default_factory=MeasureConfig)
 
     @field_validator("policies")
     @classmethod
@@ -76,7 +122,20 @@ class Accounting:
     def run(self, ctx: RunContext) -> None:
         """Simulate, log, plot."""
         cfg = self.config
-        by_scheme = {s: simulate(cfg.policies, s, cfg.tasks_per_function) for s in SCHEMES}
+        table = self._profiles(ctx)
+        emulated = cfg.profiles == "measured"
+        users = cfg.policies if cfg.users is None else [
+            cfg.policies[i % len(cfg.policies)] for i in range(cfg.users)
+        ]  # fmt: skip
+        sub = cfg.submission
+        submission = Submission(sub.slots, sub.batch, sub.interval_s, sub.poll_s)
+        # Every scheme sees the same task draws: the schemes differ only in what users choose.
+        variation = Variation(cfg.variation.runtime_cv, cfg.variation.energy_cv,
+                              ctx.seed * 1_000 + ctx.trial)  # fmt: skip
+        by_scheme = {
+            s: by_policy(simulate(users, s, cfg.tasks_per_function, table, submission, variation))
+            for s in SCHEMES
+        }
         rows = []
         for scheme, results in by_scheme.items():
             for r in results:
@@ -85,30 +144,55 @@ class Accounting:
                     f"{prefix}.energy_j": r.energy_j,
                     f"{prefix}.carbon_credits_g": r.carbon_credits_g,
                     f"{prefix}.core_s": r.core_s, f"{prefix}.makespan_s": r.makespan_s,
+                    f"{prefix}.wait_s": r.wait_s,
                     **{f"{prefix}.tasks.{e}": float(r.tasks[e]) for e in ENDPOINT_ORDER},
                 })  # fmt: skip
-                rows.append({"scheme": scheme, **_row(r)})
+                rows.append({"scheme": scheme, **_row(r), "emulated": emulated})
             ctx.log_metrics({f"{scheme}.{k}": v for k, v in headline(results).items()})
         base = _energy(by_scheme["node_hours"], "min_credit")
         if base:
             for scheme in ("energy", "carbon"):
                 used = _energy(by_scheme[scheme], "min_credit")
                 ctx.log_metric(f"min_credit_energy_saving_{scheme}_vs_node_hours", 1 - used / base)
+        ctx.log_metric("emulated", float(emulated))
         ctx.write_records("policies", rows)
-        _plot(by_scheme, ctx.run_dir)
+        _plot(by_scheme, ctx.run_dir, emulated)
+
+    def _profiles(self, ctx: RunContext) -> dict[str, dict[str, TaskProfile]]:
+        published = published_profiles()
+        if self.config.profiles == "published":
+            return published
+        watts = ctx.watts_per_thread or local_profile().watts_per_thread
+        with ctx.progress.bar("measuring the functions here", None):
+            runs = measure_here(self.config.measure, watts, ctx.seed)
+        ctx.write_records("measured_functions", [
+            {"function": r.function, "wall_s": r.wall_s, "cpu_s": r.cpu_s,
+             "dynamic_j": r.dynamic_j, "watts_per_thread": watts} for r in runs
+        ])  # fmt: skip
+        for r in runs:
+            ctx.log_metrics({f"measured.{r.function}.wall_s": r.wall_s,
+                             f"measured.{r.function}.dynamic_j": r.dynamic_j})  # fmt: skip
+        log.warning(
+            "accounting: profiles=measured is an EMULATION: the functions ran on this machine "
+            "(%.2f W per busy thread) and are scaled to the four endpoints by the published "
+            "ratios to Desktop; none of it ran on those endpoints", watts,
+        )  # fmt: skip
+        return emulated_profiles(runs, published)
 
 
 def _energy(results: list[PolicyResult], policy: str) -> float:
-    return next((r.energy_j for r in results if r.policy == policy), 0.0)
+    """Energy per user of ``policy`` (0 where no user follows it)."""
+    return next((r.energy_j / r.users for r in results if r.policy == policy), 0.0)
 
 
 def _row(r: PolicyResult) -> dict[str, object]:
-    return {"policy": r.policy, "energy_j": r.energy_j, "carbon_credits_g": r.carbon_credits_g,
-            "core_s": r.core_s, "makespan_s": r.makespan_s,
-            "tasks": {e: r.tasks[e] for e in ENDPOINT_ORDER}, "emulated": False}  # fmt: skip
+    return {"policy": r.policy, "users": r.users, "energy_j": r.energy_j,
+            "carbon_credits_g": r.carbon_credits_g, "core_s": r.core_s,
+            "makespan_s": r.makespan_s, "wait_s": r.wait_s,
+            "tasks": {e: r.tasks[e] for e in ENDPOINT_ORDER}}  # fmt: skip
 
 
-def _plot(by_scheme: dict[Scheme, list[PolicyResult]], out: Path) -> None:
+def _plot(by_scheme: dict[Scheme, list[PolicyResult]], out: Path, emulated: bool) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -118,21 +202,25 @@ def _plot(by_scheme: dict[Scheme, list[PolicyResult]], out: Path) -> None:
     markers = {"node_hours": "s", "energy": "o", "carbon": "^"}
     for scheme, results in by_scheme.items():
         for r in results:
-            energy.scatter(r.core_s, r.energy_j, marker=markers[scheme], s=50,
+            energy.scatter(r.core_s / r.users, r.energy_j / r.users, marker=markers[scheme], s=50,
                            label=f"{scheme}: {r.policy}")  # fmt: skip
-    for policy, (_, joules, _) in PROTOTYPE.items():
-        energy.axhline(joules, color="grey", linestyle=":", linewidth=0.8)
-        energy.annotate(f"prototype {policy}", (energy.get_xlim()[0], joules), fontsize=7)
-    energy.set(xlabel="core-seconds (runtime)", ylabel="dynamic energy (J)",
-               title="energy vs runtime per policy and scheme")  # fmt: skip
+    if not emulated:  # the prototype's 80-task users; an emulation is on another scale
+        for policy, (_, joules, _) in PROTOTYPE.items():
+            energy.axhline(joules, color="grey", linestyle=":", linewidth=0.8)
+            energy.annotate(f"prototype {policy}", (energy.get_xlim()[0], joules), fontsize=7)
+    what = "EMULATED from local runs" if emulated else "published profiles"
+    energy.set(xlabel="core-seconds per user (runtime)", ylabel="dynamic energy per user (J)",
+               title=f"energy vs runtime per policy and scheme ({what})")  # fmt: skip
     energy.legend(fontsize=7)
-    carbon = by_scheme["carbon"]
-    bottom = [0.0] * len(carbon)
+    everyone = [(scheme, r) for scheme, results in by_scheme.items() for r in results]
+    labels = [f"{scheme}\n{r.policy}" for scheme, r in everyone]
+    bottom = [0.0] * len(everyone)
     for endpoint in ENDPOINT_ORDER:
-        counts = [r.tasks[endpoint] for r in carbon]
-        tasks.bar([r.policy for r in carbon], counts, bottom=bottom, label=endpoint)
+        counts = [r.tasks[endpoint] / r.users for _, r in everyone]
+        tasks.bar(labels, counts, bottom=bottom, label=endpoint)
         bottom = [b + c for b, c in zip(bottom, counts, strict=True)]
-    tasks.set(ylabel="tasks", title="tasks per endpoint (CBA)")
+    tasks.set(ylabel="tasks per user", title="tasks per endpoint, per scheme and policy")
+    tasks.tick_params(axis="x", labelsize=6)
     tasks.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(out / "accounting.png", dpi=110)
