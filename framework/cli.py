@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -136,7 +137,11 @@ def _jobs(args: argparse.Namespace) -> tuple[Composer, list[Any]]:
             part, total = parse_slice(args.slice)
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
-        jobs = [j for j in jobs if j.index % total == part]
+        jobs = [
+            replace(j, config=j.config.sharing_machine(total))
+            for j in jobs
+            if j.index % total == part
+        ]
     return composer, jobs
 
 

@@ -10,7 +10,7 @@ import difflib
 import hashlib
 import json
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError, model_validator
@@ -113,6 +113,18 @@ class RunConfig:
         """Hash of what the job computes; equal hashes mean the same experiment."""
         data = {k: v for k, v in self.to_dict().items() if k not in _NOT_HASHED}
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+    def sharing_machine(self, runs_at_once: int) -> RunConfig:
+        """The job as one of ``runs_at_once`` running together (``loom run -j N``).
+
+        Each is then charged 1/N of the machine's idle power and TDP, where ``energy.share``
+        was left at 1 (the whole machine); otherwise N jobs would each be charged all of it.
+        """
+        energy = self.groups.get("energy")
+        if runs_at_once <= 1 or energy is None or getattr(energy, "share", None) != 1.0:
+            return self
+        shared = energy.model_copy(update={"share": 1 / runs_at_once})
+        return replace(self, groups={**self.groups, "energy": shared})
 
 
 def _flatten(data: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, str]]:

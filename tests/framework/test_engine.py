@@ -154,6 +154,9 @@ def test_sweep_jobs_shared_among_worker_processes(
     assert sorted(row["job"] for row in jobs) == [0, 1, 2]
     assert all(row["status"] == "finished" for row in jobs)
     assert all(row["metrics"]["items_stored"] == 4157 for row in jobs)
+    # Two jobs at once: each is charged half the machine's idle power and TDP.
+    runs = _runs("drex/reliability_sweep").query("`tags.loom.run_type` == 'job'")
+    assert set(runs["params.energy.share"]) == {"0.5"}
 
 
 def test_octopus_acl_recipe_refuses_serves_and_refuses_again(workdir: Path) -> None:

@@ -104,3 +104,16 @@ def test_user_recipe_file_is_composed(tmp_path: Path) -> None:
     assert cfg.root.repeats == 2
     assert cfg.to_dict()["scenario"]["tasks"] == 7
     assert cfg.to_dict()["scenario"]["structure"] == "reduce"
+
+
+def test_jobs_run_together_share_the_machine_unless_told() -> None:
+    composer = Composer()
+    whole = composer.compose(["recipe=quickstart", "energy=model"])
+    halves = whole.sharing_machine(2)
+    assert halves.groups["energy"].share == 0.5  # type: ignore[attr-defined]
+    assert halves.config_hash() == whole.config_hash()  # metering is not what a job computes
+    assert whole.sharing_machine(1) is whole
+    told = composer.compose(["recipe=quickstart", "energy=model", "energy.share=0.25"])
+    assert told.sharing_machine(4).groups["energy"].share == 0.25  # type: ignore[attr-defined]
+    off = composer.compose(["recipe=quickstart", "energy=none"])
+    assert off.sharing_machine(2) is off
