@@ -93,6 +93,12 @@ def charged_j(profile: TaskProfile, machine: MachineProfile) -> float:
     return Pricing("energy", 1, 1.0).charge(_reading(profile, machine))["charge_energy_j"]
 
 
+def footprint_g(profile: TaskProfile, machine: MachineProfile) -> float:
+    """A task's carbon: its energy with the idle share, at the grid's and embodied rates."""
+    reading = _reading(profile, machine)
+    return Pricing("carbon", 1, 1.0).charge(reading)["carbon_g"]
+
+
 def credit(profile: TaskProfile, machine: MachineProfile, scheme: Scheme) -> float:
     """What one task costs on ``machine`` under ``scheme`` (node-hours: one core's share)."""
     if scheme == "node_hours":
@@ -154,6 +160,7 @@ class PolicyResult:
     users: int = 1
     tasks: Counter[str] = field(default_factory=Counter)
     energy_j: float = 0.0  # dynamic energy, as the prototype's job log records it
+    carbon_g: float = 0.0  # footprint: energy with the idle share × (grid + embodied rate)
     charged_energy_j: float = 0.0
     carbon_credits_g: float = 0.0
     node_hours: float = 0.0
@@ -166,6 +173,7 @@ class PolicyResult:
         self.users += other.users
         self.tasks.update(other.tasks)
         self.energy_j += other.energy_j
+        self.carbon_g += other.carbon_g
         self.charged_energy_j += other.charged_energy_j
         self.carbon_credits_g += other.carbon_credits_g
         self.node_hours += other.node_hours
@@ -224,6 +232,7 @@ class _Endpoints:
             r = user.result
             r.tasks[endpoint] += 1
             r.energy_j += task.dynamic_j
+            r.carbon_g += footprint_g(task, machine)
             r.charged_energy_j += charged_j(task, machine)
             r.carbon_credits_g += credit(task, machine, "carbon")
             r.node_hours += task.runtime_s / 3600

@@ -142,7 +142,10 @@ class Accounting:
                 prefix = f"{scheme}.{r.policy}"
                 ctx.log_metrics({
                     f"{prefix}.energy_j": r.energy_j,
+                    f"{prefix}.carbon_g": r.carbon_g,
                     f"{prefix}.carbon_credits_g": r.carbon_credits_g,
+                    f"{prefix}.charge_node_hours": r.node_hours,
+                    f"{prefix}.charge_energy_j": r.charged_energy_j,
                     f"{prefix}.core_s": r.core_s, f"{prefix}.makespan_s": r.makespan_s,
                     f"{prefix}.wait_s": r.wait_s,
                     **{f"{prefix}.tasks.{e}": float(r.tasks[e]) for e in ENDPOINT_ORDER},
@@ -187,7 +190,9 @@ def _energy(results: list[PolicyResult], policy: str) -> float:
 
 def _row(r: PolicyResult) -> dict[str, object]:
     return {"policy": r.policy, "users": r.users, "energy_j": r.energy_j,
-            "carbon_credits_g": r.carbon_credits_g, "core_s": r.core_s,
+            "carbon_g": r.carbon_g, "carbon_credits_g": r.carbon_credits_g,
+            "charge_node_hours": r.node_hours, "charge_energy_j": r.charged_energy_j,
+            "core_s": r.core_s,
             "makespan_s": r.makespan_s, "wait_s": r.wait_s,
             "tasks": {e: r.tasks[e] for e in ENDPOINT_ORDER}}  # fmt: skip
 

@@ -159,3 +159,18 @@ def test_bad_submission_and_measure_settings_are_refused() -> None:
         AccountingConfig(measure={"matmul_n": 4})
     with pytest.raises(ValidationError, match="greater than or equal to 1"):
         AccountingConfig(users=0)
+
+
+def test_each_user_is_charged_under_every_scheme(tmp_path: Path) -> None:
+    ctx = RunContext(components={}, seed=1, trial=0, run_dir=tmp_path)
+    AccountingConfig().build().run(ctx)
+    m = ctx.metrics
+    # 80 tasks of MinRuntime: node-hours are its core-seconds; CBA credits are the charged
+    # energy at the endpoints' rates, so between the cleanest and the dirtiest endpoint's.
+    assert m["carbon.min_runtime.charge_node_hours"] == pytest.approx(
+        m["carbon.min_runtime.core_s"] / 3600
+    )
+    kwh = m["carbon.min_runtime.charge_energy_j"] / 3.6e6
+    assert 583 * kwh < m["carbon.min_runtime.carbon_credits_g"] < 939 * kwh
+    # The footprint is on the energy with the idle share, below the charged energy here.
+    assert 0 < m["carbon.min_runtime.carbon_g"] < m["carbon.min_runtime.carbon_credits_g"]
