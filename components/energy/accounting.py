@@ -160,7 +160,7 @@ class PolicyResult:
     users: int = 1
     tasks: Counter[str] = field(default_factory=Counter)
     energy_j: float = 0.0  # dynamic energy, as the prototype's job log records it
-    carbon_g: float = 0.0  # footprint: energy with the idle share × (grid + embodied rate)
+    carbon_g: float = 0.0  # footprint: energy with the idle share times (grid + embodied rate)
     charged_energy_j: float = 0.0
     carbon_credits_g: float = 0.0
     node_hours: float = 0.0

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+
 import psutil
 
 
@@ -77,9 +78,7 @@ def _snapshot(process: psutil.Process) -> CpuSnapshot:
                 live[(child.pid, child.create_time())] = _cpu(child.cpu_times())
         except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
             continue
-    return CpuSnapshot(
-        times.user + times.system, times.children_user + times.children_system, live
-    )
+    return CpuSnapshot(times.user + times.system, times.children_user + times.children_system, live)
 
 
 class ProcessTreeCpu:
