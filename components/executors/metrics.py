@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import heapq
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -54,4 +55,38 @@ def task_metrics(tasks: Sequence[TaskHandle], workers: int) -> dict[str, float]:
         "bytes_out": float(sum(t.bytes_out for t in tasks)),
         "task_cpu_s": float(sum(t.cpu_s for t in tasks)),
         "workers": float(workers),
+    }
+
+
+# Per-task movement record fields (a data mover's hook writes them), summed per trial.
+MOVEMENT_SUMS = ("bytes_in", "bytes_out", "get_ms", "deserialize_ms", "serialize_ms", "put_ms",
+                 "cache_hits", "proxied_in", "proxied_out")  # fmt: skip
+
+
+def movement_metrics(
+    records: Iterable[Mapping[str, Any] | None], stored: tuple[int, int]
+) -> dict[str, float]:  # fmt: skip
+    """Trial metrics from the tasks' movement records, and the leak check.
+
+    Args:
+        records: Each task's movement record (None where nothing moved by reference).
+        stored: Keys and bytes the store holds after the task path closed; the metrics
+            ``store_keys_leaked`` and ``store_bytes_leaked`` must be 0.
+
+    """
+    totals = dict.fromkeys(MOVEMENT_SUMS, 0.0)
+    for record in records:
+        if record:
+            for name in MOVEMENT_SUMS:
+                totals[name] += float(record.get(name, 0))
+    return {
+        "data_bytes_by_reference_in": totals["bytes_in"],
+        "data_bytes_by_reference_out": totals["bytes_out"],
+        "data_get_ms": totals["get_ms"] + totals["deserialize_ms"],
+        "data_put_ms": totals["put_ms"] + totals["serialize_ms"],
+        "data_cache_hits": totals["cache_hits"],
+        "data_proxied_inputs": totals["proxied_in"],
+        "data_proxied_results": totals["proxied_out"],
+        "store_keys_leaked": float(stored[0]),
+        "store_bytes_leaked": float(stored[1]),
     }

@@ -7,8 +7,8 @@ from typing import ClassVar, Literal, Self
 from pydantic import Field, model_validator
 
 from components.base import LoomModel, RunContext, Scenario, ScenarioConfig
-from components.executors.base import LoomExecutor
-from components.executors.metrics import task_metrics
+from components.executors.base import DataMovers, LoomExecutor
+from components.executors.metrics import movement_metrics, task_metrics
 from components.executors.plots import plot_tasks
 from components.executors.synthetic import Structure, Workflow, build_workflow, noop, synthetic_task
 from components.executors.taskpath import FailureKind, FailureSpec, TaskHandle, TaskPath
@@ -28,7 +28,7 @@ class SyntheticScenarioConfig(ScenarioConfig):
     """TaPS-style synthetic workflow: bag, diamond, reduce or sequential tasks with real bytes."""
 
     kind: Literal["synthetic"] = "synthetic"
-    requires: ClassVar[tuple[str, ...]] = ("executor",)
+    requires: ClassVar[tuple[str, ...]] = ("executor", "dataflow")
     headline_metrics: ClassVar[tuple[str, ...]] = (
         "makespan_s",
         "tasks_per_s",
@@ -38,6 +38,7 @@ class SyntheticScenarioConfig(ScenarioConfig):
         "overhead_per_task_ms",
         "tasks_failed",
         "result_verified",
+        "store_keys_leaked",
     )
 
     structure: Structure = Field("bag", description="shape of the task graph")
@@ -100,16 +101,24 @@ class SyntheticScenario:
         if cfg.failures.rate > 0:
             failure = FailureSpec(cfg.failures.rate, cfg.failures.kind, seed + ctx.trial)
         description = f"trial {ctx.trial}: {cfg.structure} tasks"
+        flow = ctx.components.get("dataflow")
+        movers = flow if isinstance(flow, DataMovers) else None
+        mover = None if movers is None else movers.mover()
         with (
-            TaskPath(executor, max_attempts=cfg.task_retries + 1, failure=failure) as path,
+            TaskPath(
+                executor, max_attempts=cfg.task_retries + 1, failure=failure, mover=mover
+            ) as path,
             ctx.progress.bar(description, len(workflow.tasks)) as bar,
         ):
             handles = self._submit(path, workflow)
             for completed in path.iter_progress():
                 bar.update(completed)
+            verified = self._verify(workflow, handles)  # before the path frees its values
 
         metrics = task_metrics(path.tasks, executor.workers)
-        metrics["result_verified"] = float(self._verify(workflow, handles))
+        metrics["result_verified"] = float(verified)
+        if movers is not None:
+            metrics.update(movement_metrics((t.moved for t in path.tasks), movers.stored()))
         records = [t.record() for t in path.tasks]
         if ctx.watts_per_thread is not None:  # each task's energy from its own CPU time
             for record in records:

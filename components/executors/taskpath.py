@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, Literal
 
-from components.executors.base import LoomExecutor
+from components.executors.base import DataMover, LoomExecutor, WorkerHook
 
 FailureKind = Literal["exception", "zero_division", "import_error"]
 
@@ -81,27 +81,47 @@ def _worker_id() -> str:
     return f"{_worker_prefix[1]}:{threading.current_thread().name}"
 
 
-AttemptResult = tuple[bool, Any, float, float, str, float]
+AttemptResult = tuple[bool, Any, float, float, str, float, dict[str, Any] | None]
+
+
+class Shipped:
+    """Arguments in an opaque box, for a path with a data mover.
+
+    Dask walks the tuples and lists it is given, and touching a proxy there (``isinstance``,
+    ``getattr(__dask_future__)``) would fetch it on the client.
+    """
+
+    __slots__ = ("args",)
+
+    def __init__(self, args: tuple[Any, ...]) -> None:
+        self.args = args
+
+    def __reduce__(self) -> tuple[type[Shipped], tuple[tuple[Any, ...]]]:
+        return Shipped, (self.args,)
 
 
 def execute_attempt(
     fn: Callable[..., Any],
-    args: tuple[Any, ...],
+    args: tuple[Any, ...] | Shipped,
     task_id: int,
     attempt: int,
     failure: FailureSpec | None,
+    hook: WorkerHook | None = None,
 ) -> AttemptResult:
     """Run one attempt of a task on a worker (a process or Dask worker).
 
     Returns:
-        ``(ok, value, start, end, worker, cpu_s)``: ``cpu_s`` is the worker process's CPU time
-        during the attempt. On failure ``value`` is ``(type, message)`` so that unpicklable
-        exceptions still travel back from process and Dask workers.
+        ``(ok, value, start, end, worker, cpu_s, moved)``: ``cpu_s`` is the worker process's
+        CPU time during the attempt; ``moved`` the data-movement record where a data mover's
+        hook ran. On failure ``value`` is ``(type, message)`` so that unpicklable exceptions
+        still travel back from process and Dask workers.
 
     """
     cpu = time.process_time()
-    ok, value, start, end = _run_attempt(fn, args, task_id, attempt, failure)
-    return ok, value, start, end, _worker_id(), time.process_time() - cpu
+    if isinstance(args, Shipped):
+        args = args.args
+    ok, value, start, end, moved = _run_attempt(fn, args, task_id, attempt, failure, hook)
+    return ok, value, start, end, _worker_id(), time.process_time() - cpu, moved
 
 
 def _run_attempt(
@@ -110,17 +130,22 @@ def _run_attempt(
     task_id: int,
     attempt: int,
     failure: FailureSpec | None,
-) -> tuple[bool, Any, float, float]:
+    hook: WorkerHook | None = None,
+) -> tuple[bool, Any, float, float, dict[str, Any] | None]:
     start = time.time()
+    moved: dict[str, Any] | None = None
     try:
         if failure is not None and failure.fails(task_id, attempt):
             failure.raise_failure(task_id, attempt)
-        value = fn(*args)
+        if hook is None:
+            value = fn(*args)
+        else:
+            value, moved = hook(fn, args)
         ok = True
     except Exception as exc:
         value = (type(exc).__name__, str(exc))
         ok = False
-    return ok, value, start, time.time()
+    return ok, value, start, time.time(), moved
 
 
 class _ThreadCpu:
@@ -164,8 +189,12 @@ class _ThreadCpu:
 
 
 def _nbytes(value: Any) -> int:
-    if isinstance(value, bytes | bytearray | memoryview):
+    # type(), not isinstance(): isinstance reads __class__, which resolves a proxy.
+    kind = type(value)
+    if kind is bytes or kind is bytearray:
         return len(value)
+    if kind is memoryview:
+        return int(value.nbytes)
     return 0
 
 
@@ -190,6 +219,7 @@ class TaskHandle:
         "error",
         "finished",
         "fn",
+        "moved",
         "name",
         "parents",
         "pending",
@@ -222,6 +252,7 @@ class TaskHandle:
         self.finished = False
         self.error: tuple[str, str] | None = None
         self.value: Any = None
+        self.moved: dict[str, Any] | None = None
 
     def record(self) -> dict[str, Any]:
         """The task's record: timestamps (Unix seconds), worker, bytes, outcome, attempts."""
@@ -240,6 +271,7 @@ class TaskHandle:
             "cpu_s": self.cpu_s,
             "success": self.success,
             "attempts": self.attempts,
+            **({"moved": self.moved} if self.moved is not None else {}),
             "exception": None
             if self.error is None
             else {"type": self.error[0], "message": self.error[1]},
@@ -253,15 +285,25 @@ class TaskPath:
         executor: Where attempts run.
         max_attempts: Attempts per task before it counts as failed (1 = no retries).
         failure: Optional failure injection.
+        mover: How inputs and results travel (the ``dataflow`` group); None: by value. Values
+            it holds are freed when their last consumer finished or when the path closes:
+            read results before leaving the ``with`` block.
 
     """
 
     def __init__(
-        self, executor: LoomExecutor, *, max_attempts: int = 1, failure: FailureSpec | None = None
+        self,
+        executor: LoomExecutor,
+        *,
+        max_attempts: int = 1,
+        failure: FailureSpec | None = None,
+        mover: DataMover | None = None,
     ) -> None:
         self._executor = executor
         self._max_attempts = max_attempts
         self._failure = failure
+        self._mover = mover
+        self._hook = None if mover is None else mover.worker
         self._lock = threading.Lock()
         self._all_done = threading.Event()
         # list.append is atomic and the length only grows: finishes are counted without a lock.
@@ -303,6 +345,8 @@ class TaskPath:
                     handle.pending += 1
                 elif not parent.success:
                     failed_parent = parent
+                elif self._mover is not None:  # one more consumer of a finished value
+                    self._mover.retain(parent.value, 1)
         if failed_parent is not None:
             with self._lock:
                 handle.pending = 0
@@ -339,11 +383,13 @@ class TaskPath:
         yield self.completed
 
     def close(self) -> None:
-        """Stop the dispatcher thread."""
+        """Stop the dispatcher thread; the data mover frees what it still holds."""
         if self._dispatcher is not None:
             self._queue.put(None)
             self._dispatcher.join()
             self._dispatcher = None
+        if self._mover is not None:
+            self._mover.discard()
 
     def __enter__(self) -> TaskPath:
         return self
@@ -371,6 +417,8 @@ class TaskPath:
                 )
             if handle.args:
                 handle.bytes_in = sum(_nbytes(a) for a in handle.args)
+                if self._mover is not None:
+                    handle.args = self._mover.send(handle.args)
             handle.dispatched = time.time()
         if self._inline:
             self._ready.append(handle)
@@ -381,10 +429,11 @@ class TaskPath:
             future = self._executor.submit(
                 execute_attempt,
                 handle.fn,
-                handle.args,
+                handle.args if self._mover is None else Shipped(handle.args),
                 handle.task_id,
                 handle.attempts,
                 self._failure,
+                self._hook,
             )
         except Exception as exc:  # executor shut down or broken
             self._fail_undispatched(handle, exc)
@@ -411,7 +460,7 @@ class TaskPath:
         more, and once per millisecond for shorter ones, whose slice of thread time is then
         shared by wall time (a clock read costs about a no-op task's run here).
         """
-        ready, failure, worker = self._ready, self._failure, _worker_id()
+        ready, failure, hook, worker = self._ready, self._failure, self._hook, _worker_id()
         ident = threading.get_ident()
         meter = self._meters.get(ident)
         if meter is None:
@@ -434,8 +483,8 @@ class TaskPath:
                         return
                     self._drainers += 1
                 continue
-            ok, value, handle.start, handle.end = _run_attempt(
-                handle.fn, handle.args, handle.task_id, handle.attempts, failure
+            ok, value, handle.start, handle.end, handle.moved = _run_attempt(
+                handle.fn, handle.args, handle.task_id, handle.attempts, failure, hook
             )
             handle.worker = worker
             pending.append(handle)
@@ -445,7 +494,7 @@ class TaskPath:
 
     def _attempt_done(self, handle: TaskHandle, future: Future[AttemptResult]) -> None:
         try:
-            ok, value, handle.start, handle.end, handle.worker, cpu = future.result()
+            ok, value, handle.start, handle.end, handle.worker, cpu, handle.moved = future.result()
             handle.cpu_s += cpu
         except BaseException as exc:  # the worker died or the attempt was cancelled
             ok, value = False, (type(exc).__name__, str(exc))
@@ -460,9 +509,28 @@ class TaskPath:
         if ok:
             handle.value = value
             handle.bytes_out = _nbytes(value)
+            if handle.moved is not None:
+                handle.bytes_out = handle.moved.get("bytes_out", handle.bytes_out)
         else:
             handle.error = value
         self._finish(handle)
+
+    def _settle(self, handle: TaskHandle) -> None:
+        """Under the lock: the finished task's value gains its waiting consumers.
+
+        The task stops holding its inputs: its parents' values and what ``send`` made.
+        """
+        assert self._mover is not None
+        if handle.success:
+            self._mover.retain(handle.value, len(handle.children))
+        if handle.attempts:  # dispatched: its shipped arguments hold every input
+            for arg in handle.args:
+                self._mover.release(arg)
+        else:  # failed before dispatch: only its parents' values were held for it
+            for task_id in handle.parents:
+                parent = self.tasks[task_id]
+                if parent.success:
+                    self._mover.release(parent.value)
 
     def _fail_undispatched(self, handle: TaskHandle, exc: Exception) -> None:
         handle.error = (type(exc).__name__, str(exc))
@@ -478,6 +546,8 @@ class TaskPath:
             ready: list[TaskHandle] = []
             with self._lock:
                 handle.finished = True
+                if self._mover is not None:
+                    self._settle(handle)
                 for child in handle.children:
                     child.pending -= 1
                     if child.error is not None:

@@ -82,6 +82,8 @@ class Fabric:
         segment_size: Bytes per segment.
         parallelism: Segments in flight per put or get.
         tenants: Tenant name → token.
+        collect_garbage: Clean up failed writes and strays on opening. Off for a process that
+            joins a catalog others are writing to: their writes in flight look like strays.
 
     """
 
@@ -95,6 +97,7 @@ class Fabric:
         segment_size: int = 8 * 2**20,
         parallelism: int = 4,
         tenants: Mapping[str, str] | None = None,
+        collect_garbage: bool = True,
     ) -> None:
         names = [c.name for c in containers]
         if len(set(names)) != len(names):
@@ -117,7 +120,8 @@ class Fabric:
         self._io_pool = ThreadPoolExecutor(
             min(64, parallelism * 2 * max(coder.m, 1)), thread_name_prefix="loom-chunk-io"
         )
-        self.collect_garbage()
+        if collect_garbage:
+            self.collect_garbage()
 
     # -- lifecycle -----------------------------------------------------------------------
     def close(self) -> None:

@@ -1,0 +1,182 @@
+"""Where proxied bytes live: the ProxyStore connectors ``dataflow.connector`` chooses from.
+
+Each option opens a real connector for the run, and starts what it needs: a ``redis-server``
+on loopback where no host is given, ProxyStore's ZeroMQ server, the fabric's containers. Each
+also says how to count what is stored now, for the end-of-run leak check, by asking the store
+itself (a folder listing, the Redis keyspace, the fabric's catalog) where it can.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import tempfile
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Self
+
+from pydantic import Field, model_validator
+
+from components.base import LoomModel
+
+Stored = Callable[[], tuple[int, int]]  # → (keys, bytes) in the store now
+
+
+@dataclass
+class OpenConnector:
+    """An opened connector, how to count what it holds, and what to stop at the end."""
+
+    connector: Any
+    stored: Stored | None  # None: the store cannot list itself; the mover's own count is used
+    stack: ExitStack = field(default_factory=ExitStack)
+
+    def close(self) -> None:
+        """Close the connector, stop its servers, remove its folders."""
+        self.stack.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _folder(stack: ExitStack, given: str | None, prefix: str) -> Path:
+    if given is not None:
+        path = Path(given).resolve()
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    stack.callback(shutil.rmtree, path, ignore_errors=True)
+    return path
+
+
+class FileConnectorConfig(LoomModel):
+    """Files in one folder (shared by every worker: local, or a shared filesystem)."""
+
+    store_dir: str | None = Field(None, description="folder (default: temporary, removed)")
+
+    def open(self) -> OpenConnector:
+        """Open the connector."""
+        from proxystore.connectors.file import FileConnector
+
+        stack = ExitStack()
+        folder = _folder(stack, self.store_dir, "loom-proxystore-")
+        # clear=False: a worker's close() must not delete the folder everyone shares.
+        connector = FileConnector(str(folder), clear=False)
+        stack.callback(connector.close)
+
+        def stored() -> tuple[int, int]:
+            files = [p for p in folder.iterdir() if p.suffix != ".ready"]
+            return len(files), sum(p.stat().st_size for p in files)
+
+        return OpenConnector(connector, stored, stack)
+
+
+class RedisConnectorConfig(LoomModel):
+    """A Redis server: started on loopback for the run, or one at ``host``:``port``."""
+
+    host: str | None = Field(None, description="server host (default: start one on loopback)")
+    port: int = Field(6379, ge=1, le=65535, description="server port (with host)")
+    connect_timeout_s: float = Field(5.0, gt=0, le=300, description="give up reaching it after")
+
+    def open(self) -> OpenConnector:
+        """Start or reach the server, then open the connector."""
+        import redis
+        from proxystore.connectors.redis import RedisConnector
+
+        stack = ExitStack()
+        if self.host is None:
+            from components.storage.redis_peer import redis_server
+
+            client = stack.enter_context(redis_server(512 * 2**20))
+            host, port = "127.0.0.1", int(client.connection_pool.connection_kwargs["port"])
+        else:
+            host, port = self.host, self.port
+            wait = self.connect_timeout_s
+            client = redis.Redis(host=host, port=port, socket_connect_timeout=wait,
+                                 socket_timeout=wait)  # fmt: skip
+            stack.callback(client.close)
+            try:
+                client.ping()
+            except redis.RedisError as exc:
+                stack.close()
+                raise ConnectionError(
+                    f"dataflow.connector.host={host}: cannot reach Redis at {host}:{port} within "
+                    f"{self.connect_timeout_s:g} s ({type(exc).__name__}); start one, or leave "
+                    "host unset to have Loom start redis-server on loopback"
+                ) from None
+        connector = RedisConnector(host, port, clear=False)
+        stack.callback(connector.close)
+        owned = self.host is None  # a server of our own holds only our keys
+
+        def stored() -> tuple[int, int]:
+            keys = list(client.scan_iter(count=1000))
+            return len(keys), sum(int(client.strlen(k)) for k in keys)
+
+        return OpenConnector(connector, stored if owned else None, stack)
+
+
+class ZmqConnectorConfig(LoomModel):
+    """ProxyStore's distributed in-memory store over ZeroMQ (proxystore-ex), on loopback."""
+
+    port: int | None = Field(None, ge=1, le=65535, description="server port (default: a free one)")
+    address: str = Field("127.0.0.1", description="address the server binds")
+    timeout_s: float = Field(1.0, gt=0, le=60, description="per-request timeout")
+
+    def open(self) -> OpenConnector:
+        """Start ProxyStore's ZeroMQ server and open the connector."""
+        from proxystore_ex.connectors.dim.zmq import ZeroMQConnector
+
+        stack = ExitStack()
+        connector = ZeroMQConnector(
+            self.port or _free_port(), address=self.address, timeout=self.timeout_s
+        )
+        stack.callback(connector.close, kill_server=True)
+        return OpenConnector(connector, None, stack)
+
+
+_CODERS = {"zfec": "components.coding.zfec_coder.ZfecConfig",
+           "isal": "components.coding.isal.IsalConfig"}  # fmt: skip
+
+
+class FabricConnectorConfig(LoomModel):
+    """Loom's erasure-coded storage fabric: proxies survive ``m − k`` lost containers."""
+
+    containers: list[str] | None = Field(
+        None, description="container URLs (default: 3 folders under a temporary one)"
+    )
+    root: str | None = Field(None, description="parent folder of the default containers")
+    count: int = Field(3, ge=1, le=64, description="default containers")
+    coder: Literal["zfec", "isal"] = Field("zfec", description="erasure code")
+    k: int = Field(2, ge=1, le=32, description="chunks needed to read a segment")
+    m: int = Field(3, ge=1, le=32, description="chunks stored per segment")
+    segment_size_mb: float = Field(8.0, gt=0, le=1024, description="bytes per segment, MB")
+
+    @model_validator(mode="after")
+    def _shape(self) -> Self:
+        if self.k > self.m:
+            raise ValueError(f"k={self.k} > m={self.m}: need 1 ≤ k ≤ m")
+        have = len(self.containers) if self.containers is not None else self.count
+        if have < self.m:
+            raise ValueError(f"{have} containers for m={self.m} chunks: need at least m")
+        return self
+
+    def open(self) -> OpenConnector:
+        """Open the containers and a fresh catalog."""
+        from components.dataflow.fabric_connector import FabricConnector
+
+        stack = ExitStack()
+        folder = _folder(stack, self.root, "loom-proxystore-fabric-")
+        urls = self.containers or [f"file://{folder}/c{i}" for i in range(self.count)]
+        connector = FabricConnector(
+            [{"url": url, "name": f"proxystore-c{i}"} for i, url in enumerate(urls)],
+            str(folder / "catalog.sqlite"),
+            coding=[_CODERS[self.coder], {"k": self.k, "m": self.m}],
+            segment_size=int(self.segment_size_mb * 2**20),
+            owner=True,
+        )  # fmt: skip
+        stack.callback(connector.close)
+        return OpenConnector(connector, connector.stored, stack)

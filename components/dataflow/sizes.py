@@ -1,0 +1,82 @@
+"""Which values to proxy: cheap size estimates and type rules, never a throwaway serialization.
+
+ProxyStore's Dask plugin serializes every argument to learn its size (twice for those it then
+sends by value). Here the size comes from what the object says of itself: ``nbytes`` (numpy,
+memoryview, pandas via ``memory_usage``), ``len`` for bytes and strings, a shallow sum for
+lists, tuples and dicts, ``sys.getsizeof`` otherwise.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from proxystore.proxy import Proxy
+
+# Singletons cannot be proxied (proxystore PR #315) and small scalars are never worth it.
+NEVER = (type(None), bool, int, float, complex)
+_SHALLOW_LIMIT = 1_000  # items of a container looked at; the rest are estimated from them
+
+
+def is_proxy(value: Any) -> bool:
+    """Whether ``value`` is a ProxyStore proxy, read with ``type`` (``isinstance`` resolves)."""
+    return type(value) is Proxy
+
+
+def estimate_size(value: Any) -> int:
+    """Bytes ``value`` would take to send, estimated from the object itself."""
+    kind = type(value)
+    if kind is bytes or kind is bytearray or kind is str:
+        return len(value)
+    nbytes = getattr(value, "nbytes", None)
+    if isinstance(nbytes, int):
+        return nbytes
+    if kind is list or kind is tuple:
+        return _container(value)
+    if kind is dict:
+        return _container(list(value.values())) + _container(list(value.keys()))
+    return sys.getsizeof(value)
+
+
+def _container(items: Sequence[Any]) -> int:
+    head = items[:_SHALLOW_LIMIT]
+    if not head:
+        return sys.getsizeof(items)
+    sampled = sum(estimate_size(item) for item in head)
+    return sampled * len(items) // len(head)
+
+
+def type_name(value: Any) -> str:
+    """``module.qualname`` of the value's type (``builtins`` left out)."""
+    kind = type(value)
+    module = kind.__module__
+    return kind.__qualname__ if module == "builtins" else f"{module}.{kind.__qualname__}"
+
+
+class ProxyRule:
+    """Decides, per value, whether it travels by reference.
+
+    Args:
+        threshold_bytes: Values estimated at this size or more are proxied.
+        proxy_types: Only these types are proxied (``module.qualname`` or a builtin name);
+            empty: any type.
+        skip_types: These types never are.
+
+    """
+
+    def __init__(
+        self, threshold_bytes: int, proxy_types: Sequence[str] = (), skip_types: Sequence[str] = ()
+    ) -> None:
+        self.threshold_bytes = threshold_bytes
+        self.proxy_types = frozenset(proxy_types)
+        self.skip_types = frozenset(skip_types)
+
+    def __call__(self, value: Any) -> bool:
+        """Whether to proxy ``value``."""
+        if is_proxy(value) or isinstance(value, NEVER):
+            return False
+        name = type_name(value)
+        if name in self.skip_types or (self.proxy_types and name not in self.proxy_types):
+            return False
+        return estimate_size(value) >= self.threshold_bytes
