@@ -7,11 +7,10 @@ from typing import ClassVar, Literal, Self
 from pydantic import Field, model_validator
 
 from components.base import LoomModel, RunContext, Scenario, ScenarioConfig
-from components.executors.base import DataMovers, LoomExecutor
-from components.executors.metrics import movement_metrics, task_metrics
-from components.executors.plots import plot_tasks
+from components.executors.base import LoomExecutor
 from components.executors.synthetic import Structure, Workflow, build_workflow, noop, synthetic_task
 from components.executors.taskpath import FailureKind, FailureSpec, TaskHandle, TaskPath
+from components.executors.trial import TaskTrial
 
 # Every task's output is held until the trial ends, so bound what a trial can hold.
 MAX_HELD_BYTES = 2 * 1024**3
@@ -101,33 +100,14 @@ class SyntheticScenario:
         if cfg.failures.rate > 0:
             failure = FailureSpec(cfg.failures.rate, cfg.failures.kind, seed + ctx.trial)
         description = f"trial {ctx.trial}: {cfg.structure} tasks"
-        flow = ctx.components.get("dataflow")
-        movers = flow if isinstance(flow, DataMovers) else None
-        mover = None if movers is None else movers.mover()
-        with (
-            TaskPath(
-                executor, max_attempts=cfg.task_retries + 1, failure=failure, mover=mover
-            ) as path,
-            ctx.progress.bar(description, len(workflow.tasks)) as bar,
-        ):
+        trial = TaskTrial(ctx, max_attempts=cfg.task_retries + 1, failure=failure)
+        with trial as path, ctx.progress.bar(description, len(workflow.tasks)) as bar:
             handles = self._submit(path, workflow)
             for completed in path.iter_progress():
                 bar.update(completed)
             verified = self._verify(workflow, handles)  # before the path frees its values
-
-        metrics = task_metrics(path.tasks, executor.workers)
-        metrics["result_verified"] = float(verified)
-        if movers is not None:
-            metrics.update(movement_metrics((t.moved for t in path.tasks), movers.stored()))
-        records = [t.record() for t in path.tasks]
-        if ctx.watts_per_thread is not None:  # each task's energy from its own CPU time
-            for record in records:
-                record["energy_j"] = ctx.task_energy_j(record["cpu_s"])
-            metrics["task_energy_j"] = sum(r["energy_j"] for r in records)
-        ctx.log_metrics(metrics)
-        ctx.write_records("tasks", records)
-        if cfg.plots:
-            plot_tasks(path.tasks, ctx.run_dir, f"{cfg.structure} × {cfg.tasks}")
+        title = f"{cfg.structure} × {cfg.tasks}" if cfg.plots else None
+        trial.record({"result_verified": float(verified)}, title)
 
     @staticmethod
     def _submit(path: TaskPath, workflow: Workflow) -> list[TaskHandle]:

@@ -219,6 +219,7 @@ class TaskHandle:
         "error",
         "finished",
         "fn",
+        "keep",
         "moved",
         "name",
         "parents",
@@ -253,6 +254,7 @@ class TaskHandle:
         self.error: tuple[str, str] | None = None
         self.value: Any = None
         self.moved: dict[str, Any] | None = None
+        self.keep = False
 
     def record(self) -> dict[str, Any]:
         """The task's record: timestamps (Unix seconds), worker, bytes, outcome, attempts."""
@@ -327,9 +329,16 @@ class TaskPath:
             )
             self._dispatcher.start()
 
-    def submit(self, fn: Callable[..., Any], *args: Any, name: str = "task") -> TaskHandle:
-        """Submit ``fn(*args)``; handles among ``args`` become dependencies."""
+    def submit(
+        self, fn: Callable[..., Any], *args: Any, name: str = "task", keep: bool = False
+    ) -> TaskHandle:
+        """Submit ``fn(*args)``; handles among ``args`` become dependencies.
+
+        With a data mover, a value other tasks consume is freed after the last of them;
+        ``keep=True`` holds it until the path closes, for the caller to read.
+        """
         handle = TaskHandle(len(self.tasks), name, fn, args)
+        handle.keep = keep
         self._all_done.clear()
         self.tasks.append(handle)  # before dispatch, so a finished task is always counted
         parents = [a for a in args if isinstance(a, TaskHandle)] if args else None
@@ -522,7 +531,7 @@ class TaskPath:
         """
         assert self._mover is not None
         if handle.success:
-            self._mover.retain(handle.value, len(handle.children))
+            self._mover.retain(handle.value, len(handle.children) + handle.keep)
         if handle.attempts:  # dispatched: its shipped arguments hold every input
             for arg in handle.args:
                 self._mover.release(arg)

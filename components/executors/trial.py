@@ -1,0 +1,63 @@
+"""One trial of a task scenario: its task path with the run's data mover, then its records.
+
+Every task scenario (synthetic, the TaPS applications) runs its tasks through a
+:class:`TaskTrial`, which opens the path with the ``dataflow`` group's mover where the run has
+one, and afterwards logs the task metrics, the data-movement totals with the leak check, each
+task's energy and the per-task records.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from components.base import RunContext
+from components.executors.base import DataMovers, LoomExecutor
+from components.executors.metrics import movement_metrics, task_metrics
+from components.executors.plots import plot_tasks
+from components.executors.taskpath import FailureSpec, TaskPath
+
+
+class TaskTrial:
+    """The task path of one trial and what is recorded of it.
+
+    Args:
+        ctx: The trial's context (its ``executor`` and, if any, ``dataflow`` components).
+        max_attempts: Attempts per task.
+        failure: Failure injection.
+
+    """
+
+    def __init__(
+        self, ctx: RunContext, *, max_attempts: int = 1, failure: FailureSpec | None = None
+    ) -> None:
+        self.ctx = ctx
+        self.executor = ctx.component("executor", LoomExecutor)  # type: ignore[type-abstract]
+        flow = ctx.components.get("dataflow")
+        self.movers = flow if isinstance(flow, DataMovers) else None
+        mover = None if self.movers is None else self.movers.mover()
+        self.path = TaskPath(self.executor, max_attempts=max_attempts, failure=failure,
+                             mover=mover)  # fmt: skip
+
+    def __enter__(self) -> TaskPath:
+        return self.path
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.path.close()  # the mover frees what it holds: read results before this
+
+    def record(self, extra: dict[str, float], plot_title: str | None = None) -> dict[str, float]:
+        """Log the trial's metrics (task, movement, energy and ``extra``) and task records."""
+        ctx, tasks = self.ctx, self.path.tasks
+        metrics = task_metrics(tasks, self.executor.workers)
+        metrics.update(extra)
+        if self.movers is not None:
+            metrics.update(movement_metrics((t.moved for t in tasks), self.movers.stored()))
+        records: list[dict[str, Any]] = [t.record() for t in tasks]
+        if ctx.watts_per_thread is not None:  # each task's energy from its own CPU time
+            for row in records:
+                row["energy_j"] = ctx.task_energy_j(row["cpu_s"])
+            metrics["task_energy_j"] = sum(r["energy_j"] for r in records)
+        ctx.log_metrics(metrics)
+        ctx.write_records("tasks", records)
+        if plot_title is not None:
+            plot_tasks(tasks, ctx.run_dir, plot_title)
+        return metrics
