@@ -46,6 +46,8 @@ from components.dataflow.connectors import (
     RedisConnectorConfig,
     ZmqConnectorConfig,
 )
+from components.dataflow.futures import DataFuture
+from components.dataflow.ownership import Owned, returned
 from components.dataflow.sizes import ProxyRule, is_proxy
 from components.executors.base import DataMover, WorkerHook
 
@@ -65,6 +67,10 @@ def unresolved_proxy(store_config: StoreConfig, key: Any, obj: Any) -> Proxy[Any
 
 def _factory(proxy: Any) -> StoreFactory[Any, Any]:
     return cast(StoreFactory[Any, Any], get_factory(proxy))
+
+
+def _stored(value: Any) -> bool:
+    return is_proxy(value) and isinstance(get_factory(value), StoreFactory)
 
 
 def _key(proxy: Any) -> Any:
@@ -158,7 +164,9 @@ class ProxyWorker:
                 "client aborts the worker process (libzmq assertion !_more, fq.cpp:80); use "
                 "file, redis or fabric with executor=dask"
             )
-        real = [self._resolve(a, moved) if is_proxy(a) else a for a in args]
+        # Stored values are fetched now; a future's proxy is left for the task to resolve
+        # when it needs the value (it may start before the value exists).
+        real = [self._resolve(a, moved) if _stored(a) else a for a in args]
         value = fn(*real)
         rule = ProxyRule(self.threshold_bytes, self.proxy_types, self.skip_types)
         if not rule(value):
@@ -242,17 +250,28 @@ class ProxyMover:
                 self.seen.add(key)
 
     def release(self, value: Any) -> None:
-        """One consumer of ``value`` finished: the last one evicts it."""
-        if not is_proxy(value) or self.eviction != "refcount":
+        """One consumer of ``value`` finished: the last one evicts it.
+
+        A proxy this path did not make or count (a borrowed reference, a future) goes back
+        to its owner instead.
+        """
+        if not is_proxy(value):
             return
         key = _key(value)
         with self._lock:
-            left = self._counts.get(key, 0) - 1
-            if left > 0:
-                self._counts[key] = left
-                return
-            self._forget(key)
-        self._evict(key)
+            counted = key in self._counts
+            if counted:
+                if self.eviction != "refcount":
+                    return
+                left = self._counts[key] - 1
+                if left > 0:
+                    self._counts[key] = left
+                    return
+                self._forget(key)
+        if counted:
+            self._evict(key)
+        else:
+            returned(key)
 
     def discard(self) -> None:
         """Evict every key still counted (values no task consumed, or ``on_close``)."""
@@ -338,6 +357,25 @@ class ProxyStoreFlow:
         with _serial(connector):
             left = [k for k in list(self._keys_seen) if connector.exists(k)]
         return len(left), sum(int(getattr(k, "size", 0)) for k in left)
+
+    def future(self, kind: type | None = None, timeout_s: float = 60.0) -> DataFuture:
+        """A value to come (see :mod:`components.dataflow.futures`)."""
+        connector = self.store.connector
+        if not hasattr(connector, "new_key"):
+            raise ValueError(
+                f"dataflow.connector={self.config.connector}: futures need a connector that can "
+                "reserve a key (file, redis or fabric)"
+            )
+        key = connector.new_key()
+        self._keys_seen.add(key)
+        redis = None
+        if self.config.connector == "redis":
+            redis = (connector.hostname, int(connector.port))
+        return DataFuture(self.store.config(), key, kind, redis, timeout_s)
+
+    def owned(self, obj: Any) -> Owned[Any]:
+        """Store ``obj`` under an owner (see :mod:`components.dataflow.ownership`)."""
+        return Owned(self.store, obj)
 
     def client_gets(self) -> int:
         """Gets the client's store made (a proxy resolved on the client)."""
