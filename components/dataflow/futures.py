@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from proxystore.proxy import Proxy
+from proxystore.proxy import Proxy, ProxyResolveError, extract
 from proxystore.serialize import deserialize, serialize
 from proxystore.store import get_or_create_store
 from proxystore.store.config import StoreConfig
@@ -34,6 +34,20 @@ class FutureFailed(RuntimeError):
 
 class FutureTimeout(TimeoutError):
     """No result within the consumer's timeout."""
+
+
+def resolve(value: Any) -> Any:
+    """The value behind a proxy (waiting for a future), with the real error if it fails.
+
+    ProxyStore wraps whatever a factory raises in a ``ProxyResolveError`` that says only
+    that the factory failed (proxystore#530/#531); the cause is raised here instead.
+    """
+    if type(value) is not Proxy:
+        return value
+    try:
+        return extract(value)
+    except ProxyResolveError as exc:
+        raise (exc.__cause__ or exc) from None
 
 
 @dataclass(frozen=True)

@@ -15,11 +15,10 @@ import hashlib
 import time
 from typing import Any, ClassVar, Literal
 
-from proxystore.proxy import extract
 from pydantic import Field
 
 from components.base import RunContext, Scenario, ScenarioConfig
-from components.dataflow.futures import DataFuture
+from components.dataflow.futures import DataFuture, resolve
 from components.executors.trial import TaskTrial
 
 
@@ -40,7 +39,7 @@ def chain_task(
     """
     try:
         time.sleep(task_s * overhead_fraction)
-        data = extract(source) if type(source).__name__ == "Proxy" else source
+        data = resolve(source)
         time.sleep(task_s * (1 - overhead_fraction))
         if fail:
             raise RuntimeError(f"chain task {index} failed (fail_at={index})")

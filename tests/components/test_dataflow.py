@@ -244,3 +244,97 @@ def test_bad_dataflow_settings_are_refused() -> None:
     with pytest.raises(ConnectionError, match=r"cannot reach Redis at 127\.0\.0\.1"):
         unreachable.build().__enter__()
     assert time.monotonic() - start < 10
+
+
+def _consume(future_proxy: Any, delay_s: float) -> int:
+    """A task that starts before its input exists."""
+    time.sleep(delay_s)
+    from components.dataflow.futures import resolve
+
+    return len(resolve(future_proxy))
+
+
+def _produce(future: Any, size: int, fail: bool) -> int:
+    time.sleep(0.3)
+    if fail:
+        error = RuntimeError("producer broke")
+        future.set_exception(error)
+        raise error
+    future.set_result(b"f" * size)
+    return size
+
+
+@pytest.mark.parametrize("connector", ["redis", "file", "fabric"])
+def test_futures_wake_the_consumer_and_carry_the_producer_error(connector: str) -> None:
+    with ProxyStoreConfig(connector=connector).build() as flow, \
+            ProcessExecutorConfig(max_workers=2).build() as pool:  # fmt: skip
+        assert isinstance(flow, ProxyStoreFlow)
+        good, bad = flow.future(bytes, timeout_s=30), flow.future(bytes, timeout_s=30)
+        assert (good.redis is not None) == (connector == "redis")  # pub/sub where it can
+        with TaskPath(pool, mover=flow.mover()) as path:
+            consumer = path.submit(_consume, good.proxy(), 0.0)  # submitted first
+            path.submit(_produce, good, 500_000, False)
+            waiting = path.submit(_consume, bad.proxy(), 0.0)
+            path.submit(_produce, bad, 10, True)
+            assert path.wait(60)
+        assert consumer.success and consumer.value == 500_000
+        assert consumer.done - consumer.start < 5  # woken, not timed out
+        assert waiting.error is not None and "producer broke" in waiting.error[1]
+        assert "FutureFailed" in waiting.error[0]
+        flow.store.evict(good.key)
+        flow.store.evict(bad.key)
+        assert flow.stored() == (0, 0)
+
+
+def test_futures_need_a_connector_that_reserves_keys() -> None:
+    with ProxyStoreConfig(connector="zmq").build() as flow:
+        assert isinstance(flow, ProxyStoreFlow)
+        with pytest.raises(ValueError, match="futures need a connector"):
+            flow.future()
+
+
+def test_ownership_frees_at_the_last_returned_borrow_and_refuses_use_after_release() -> None:
+    from components.dataflow.ownership import ReferenceReleased
+
+    with ProxyStoreConfig().build() as flow, ProcessExecutorConfig(max_workers=2).build() as pool:
+        assert isinstance(flow, ProxyStoreFlow)
+        owner = flow.owned(b"o" * 300_000)
+        with TaskPath(pool, mover=flow.mover()) as path:
+            tasks = [path.submit(len, owner.borrow()) for _ in range(3)]
+            assert owner.borrows == 3
+            owner.release()  # the owner is done; the borrows are still out
+            assert not owner.evicted
+            path.wait()
+            assert [t.value for t in tasks] == [300_000] * 3
+        assert owner.borrows == 0 and owner.evicted  # the third task's return freed it
+        assert flow.stored() == (0, 0)
+        with pytest.raises(ReferenceReleased, match="already released"):
+            owner.borrow()
+        with pytest.raises(ReferenceReleased):
+            owner.value()
+        with flow.owned([1, 2, 3]) as scoped:
+            assert scoped.value() == [1, 2, 3]
+        assert scoped.evicted and flow.stored() == (0, 0)
+
+
+@pytest.mark.parametrize("mode", ["sequential", "pipelined"])
+def test_futures_chain_verifies_and_fails_fast(mode: str, tmp_path: Path) -> None:
+    from components.base import RunContext
+    from components.dataflow.scenarios import FuturesChainConfig
+
+    with ProxyStoreConfig(connector="redis").build() as flow, \
+            DaskExecutorConfig(n_workers=1, threads_per_worker=4).build() as pool:  # fmt: skip
+        ctx = RunContext({"executor": pool, "dataflow": flow}, seed=1, trial=0, run_dir=tmp_path)
+        config = FuturesChainConfig(mode=mode, tasks=4, task_s=0.1, data_bytes=200_000)
+        config.build().run(ctx)
+        assert ctx.metrics["result_verified"] == 1 and ctx.metrics["store_keys_leaked"] == 0
+        broken = RunContext({"executor": pool, "dataflow": flow}, seed=1, trial=1,
+                            run_dir=tmp_path)  # fmt: skip
+        FuturesChainConfig(mode=mode, tasks=4, task_s=0.1, data_bytes=1000, fail_at=1,
+                           timeout_s=600).build().run(broken)  # fmt: skip
+        assert broken.metrics["tasks_failed"] == 3 and broken.metrics["result_verified"] == 0
+        rows = [json.loads(line) for line in (tmp_path / "tasks.jsonl").read_text().split("\n")
+                if line]  # fmt: skip
+        errors = [r["exception"]["message"] for r in rows if r["exception"]]
+        assert all("chain task 1 failed" in e or "parent task" in e for e in errors), errors
+        assert broken.metrics["store_keys_leaked"] == 0
