@@ -203,7 +203,11 @@ class ProxyWorker:
         moved["get_ms"] += 1e3 * (fetched - start)
         moved["deserialize_ms"] += 1e3 * (time.perf_counter() - fetched)
         moved["bytes_in"] += len(data)
-        cache.put(key, obj)
+        if factory.evict:  # a single-consumer proxy (a stream item): gone once read
+            with _serial(store.connector):
+                store.connector.evict(key)
+        else:
+            cache.put(key, obj)
         return obj
 
 

@@ -341,7 +341,8 @@ class TaskPath:
         handle.keep = keep
         self._all_done.clear()
         self.tasks.append(handle)  # before dispatch, so a finished task is always counted
-        parents = [a for a in args if isinstance(a, TaskHandle)] if args else None
+        # type(), not isinstance(): isinstance reads __class__, which resolves a proxy.
+        parents = [a for a in args if type(a) is TaskHandle] if args else None
         if not parents:  # the common case takes no lock
             self._dispatch(handle)
             return handle
@@ -422,7 +423,7 @@ class TaskPath:
         if handle.attempts == 1:
             if handle.parents:
                 handle.args = tuple(
-                    a.value if isinstance(a, TaskHandle) else a for a in handle.args
+                    a.value if type(a) is TaskHandle else a for a in handle.args
                 )
             if handle.args:
                 handle.bytes_in = sum(_nbytes(a) for a in handle.args)

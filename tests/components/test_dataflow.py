@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -338,3 +339,36 @@ def test_futures_chain_verifies_and_fails_fast(mode: str, tmp_path: Path) -> Non
         errors = [r["exception"]["message"] for r in rows if r["exception"]]
         assert all("chain task 1 failed" in e or "parent task" in e for e in errors), errors
         assert broken.metrics["store_keys_leaked"] == 0
+
+
+@pytest.mark.parametrize("broker", ["events", "redis"])
+def test_a_stream_hands_tasks_proxies_and_leaves_nothing(broker: str, tmp_path: Path) -> None:
+    from components.base import RunContext
+    from components.dataflow.scenarios import StreamConfig
+    from components.events.embedded import EmbeddedEventsConfig
+
+    with ExitStack() as stack:
+        flow = stack.enter_context(ProxyStoreConfig().build())
+        pool = stack.enter_context(ProcessExecutorConfig(max_workers=2).build())
+        events = stack.enter_context(EmbeddedEventsConfig().build()) if broker == "events" else None
+        components = {"executor": pool, "dataflow": flow, "events": events}
+        ctx = RunContext(components, seed=1, trial=0, run_dir=tmp_path)
+        StreamConfig(broker=broker, items=12, item_bytes=300_000).build().run(ctx)
+        assert ctx.metrics["result_verified"] == 1 and ctx.metrics["tasks_failed"] == 0
+        assert ctx.metrics["data_proxied_inputs"] == 12  # each task read its item's proxy
+        assert ctx.metrics["store_keys_leaked"] == 0  # single-consumer items go once read
+    with pytest.raises(ValidationError, match="method=inline: a message holds at most"):
+        StreamConfig(method="inline", item_bytes=2_000_000)
+
+
+def test_a_proxy_without_a_cached_class_is_not_resolved_by_submit() -> None:
+    # isinstance(proxy, TaskHandle) would read __class__ and resolve (and, for an evict-on-
+    # resolve proxy, evict) it on the client; the task path looks with type() instead.
+    with ProxyStoreConfig().build() as flow, ThreadExecutorConfig().build() as pool:
+        assert isinstance(flow, ProxyStoreFlow)
+        proxy = flow.store.proxy(b"n" * 200_000, evict=True, populate_target=False)
+        with TaskPath(pool, mover=flow.mover()) as path:
+            task = path.submit(len, proxy)
+            assert not is_resolved(proxy)
+            path.wait()
+        assert task.value == 200_000 and flow.stored() == (0, 0)
