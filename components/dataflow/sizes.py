@@ -24,26 +24,44 @@ def is_proxy(value: Any) -> bool:
     return type(value) is Proxy
 
 
-def estimate_size(value: Any) -> int:
-    """Bytes ``value`` would take to send, estimated from the object itself."""
+def estimate_size(value: Any, depth: int = 3) -> int:
+    """Bytes ``value`` would take to send, estimated from the object itself.
+
+    Objects are looked into through their attributes (``__dict__`` or ``__slots__``), to
+    ``depth`` levels: an object wrapping a large buffer counts as large.
+    """
     kind = type(value)
     if kind is bytes or kind is bytearray or kind is str:
         return len(value)
     nbytes = getattr(value, "nbytes", None)
     if isinstance(nbytes, int):
         return nbytes
+    if depth <= 0:
+        return sys.getsizeof(value)
     if kind is list or kind is tuple:
-        return _container(value)
+        return _container(value, depth - 1)
     if kind is dict:
-        return _container(list(value.values())) + _container(list(value.keys()))
-    return sys.getsizeof(value)
+        return _container(list(value.values()), depth - 1) + _container(list(value), depth - 1)
+    if isinstance(value, (*NEVER, type)):  # scalars; classes (their attributes are not data)
+        return sys.getsizeof(value)
+    return sys.getsizeof(value) + _container(_attributes(value), depth - 1)
 
 
-def _container(items: Sequence[Any]) -> int:
+def _attributes(value: Any) -> list[Any]:
+    found = list(getattr(value, "__dict__", {}).values())
+    for cls in type(value).__mro__:
+        slots = cls.__dict__.get("__slots__", ())
+        for name in (slots,) if isinstance(slots, str) else slots:
+            if name not in ("__dict__", "__weakref__") and hasattr(value, name):
+                found.append(getattr(value, name))
+    return found
+
+
+def _container(items: Sequence[Any], depth: int) -> int:
     head = items[:_SHALLOW_LIMIT]
     if not head:
         return sys.getsizeof(items)
-    sampled = sum(estimate_size(item) for item in head)
+    sampled = sum(estimate_size(item, depth) for item in head)
     return sampled * len(items) // len(head)
 
 

@@ -42,6 +42,11 @@ class DaskExecutor(Executor):
         threads = self._client.nthreads()
         self.workers = max(1, sum(threads.values()))
 
+    @property
+    def client(self) -> Any:
+        """The ``distributed.Client`` (for comparisons against Dask's own API)."""
+        return self._client
+
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
         """Schedule ``fn`` on the cluster."""
         future: Future[Any] = self._executor.submit(fn, *args, **kwargs)

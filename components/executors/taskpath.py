@@ -422,9 +422,7 @@ class TaskPath:
         handle.attempts += 1
         if handle.attempts == 1:
             if handle.parents:
-                handle.args = tuple(
-                    a.value if type(a) is TaskHandle else a for a in handle.args
-                )
+                handle.args = tuple(a.value if type(a) is TaskHandle else a for a in handle.args)
             if handle.args:
                 handle.bytes_in = sum(_nbytes(a) for a in handle.args)
                 if self._mover is not None:

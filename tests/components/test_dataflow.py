@@ -125,6 +125,12 @@ def test_size_rules_never_proxy_singletons_and_estimate_cheaply() -> None:
     assert ProxyRule(10, proxy_types=["numpy.ndarray"])(np.zeros(10)) is True
     assert ProxyRule(10, proxy_types=["numpy.ndarray"])(b"x" * 100) is False
     assert ProxyRule(10, skip_types=["bytes"])(b"x" * 100) is False
+    # An object wrapping a buffer is as large as the buffer (attributes are looked into).
+    from components.dataflow.workload import make_payload
+
+    assert estimate_size(make_payload("object", 1_000_000, 0)) >= 1_000_000
+    assert ProxyRule(100_000)(make_payload("object", 200_000, 0))
+    assert estimate_size(int) < 1000  # a class is not its attributes
 
 
 def _diamond(path: TaskPath, payload: bytes, width: int) -> Any:
