@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 
 from components.coding.base import Coder
 from components.placement.base import Placer
-from components.storage.base import ObjectNotFound, StorageError
+from components.storage.base import InsufficientCapacity, ObjectNotFound, StorageError
 from components.storage.container import ContainerSpec, DataContainer
 from components.storage.fabric import Fabric
 
@@ -125,8 +125,18 @@ class FabricConnector:
         return key
 
     def set(self, key: FabricKey, obj: bytes | bytearray | memoryview) -> None:
-        """Store ``obj`` under ``key``."""
-        self.fabric.put(CATALOG, key.fabric_key, obj)
+        """Store ``obj`` under ``key``.
+
+        Each process counts only its own writes and deletes against the containers'
+        capacity; when the count says full, the containers are measured again, once.
+        """
+        try:
+            self.fabric.put(CATALOG, key.fabric_key, obj)
+        except InsufficientCapacity:
+            for container in self.fabric.containers:
+                if container.up:
+                    container.remeasure()
+            self.fabric.put(CATALOG, key.fabric_key, obj)
 
     def put(self, obj: bytes | bytearray | memoryview) -> FabricKey:
         """Store ``obj`` under a new key."""

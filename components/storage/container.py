@@ -147,6 +147,12 @@ class DataContainer:
         """Bytes stored (measured at open, then counted on writes, deletes and reservations)."""
         return self._used
 
+    def remeasure(self) -> None:
+        """Measure the bytes stored again (other processes may have written or deleted)."""
+        used = self._measure_used()
+        with self._lock:
+            self._used = used
+
     def reserve(self, nbytes: int) -> None:
         """Count bytes about to be written (placement sees them at once); negative releases."""
         with self._lock:

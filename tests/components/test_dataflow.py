@@ -378,3 +378,20 @@ def test_a_proxy_without_a_cached_class_is_not_resolved_by_submit() -> None:
             assert not is_resolved(proxy)
             path.wait()
         assert task.value == 200_000 and flow.stored() == (0, 0)
+
+
+def test_fabric_connectors_in_two_processes_share_capacity(tmp_path: Path) -> None:
+    # Each process counts only its own writes; a writer that thinks the containers are full
+    # measures them again, and sees what another process deleted.
+    from components.dataflow.fabric_connector import FabricConnector
+
+    containers = [{"url": f"file://{tmp_path}/c{i}", "capacity_mb": 3.0} for i in range(3)]
+    writer = FabricConnector(containers, str(tmp_path / "catalog.sqlite"), owner=True)
+    other = FabricConnector(**writer.config())
+    keys = [writer.put(b"w" * MB) for _ in range(4)]  # 4 MB x 1.5 of 9 MB
+    for key in keys:
+        other.evict(key)  # deleted elsewhere: the writer's count does not know
+    more = [writer.put(b"v" * MB) for _ in range(4)]
+    assert all(writer.get(k) == b"v" * MB for k in more)
+    writer.close()
+    other.close()
