@@ -21,7 +21,7 @@ import socket
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
@@ -82,6 +82,23 @@ def _worker_id() -> str:
 
 
 AttemptResult = tuple[bool, Any, float, float, str, float, dict[str, Any] | None]
+
+
+@dataclass(frozen=True, slots=True)
+class WithKeywords:
+    """``fn`` called with its last ``len(names)`` positional arguments as keywords.
+
+    Keyword arguments travel as trailing positional ones, so dependencies, the data mover's
+    proxies and their release treat them like any other argument.
+    """
+
+    fn: Callable[..., Any]
+    names: tuple[str, ...]
+
+    def __call__(self, *args: Any) -> Any:
+        """Call ``fn`` with the trailing arguments by name."""
+        cut = len(args) - len(self.names)
+        return self.fn(*args[:cut], **dict(zip(self.names, args[cut:], strict=True)))
 
 
 class Shipped:
@@ -330,13 +347,21 @@ class TaskPath:
             self._dispatcher.start()
 
     def submit(
-        self, fn: Callable[..., Any], *args: Any, name: str = "task", keep: bool = False
+        self,
+        fn: Callable[..., Any],
+        *args: Any,
+        name: str = "task",
+        keep: bool = False,
+        kwargs: Mapping[str, Any] | None = None,
     ) -> TaskHandle:
-        """Submit ``fn(*args)``; handles among ``args`` become dependencies.
+        """Submit ``fn(*args, **kwargs)``; handles among the arguments become dependencies.
 
         With a data mover, a value other tasks consume is freed after the last of them;
         ``keep=True`` holds it until the path closes, for the caller to read.
         """
+        if kwargs:
+            fn = WithKeywords(fn, tuple(kwargs))
+            args = (*args, *kwargs.values())
         handle = TaskHandle(len(self.tasks), name, fn, args)
         handle.keep = keep
         self._all_done.clear()
@@ -365,6 +390,18 @@ class TaskPath:
         elif handle.pending == 0:
             self._dispatch(handle)
         return handle
+
+    def map(
+        self,
+        fn: Callable[..., Any],
+        items: Iterable[Any],
+        *,
+        name: str = "task",
+        keep: bool = False,
+        kwargs: Mapping[str, Any] | None = None,
+    ) -> list[TaskHandle]:
+        """One task ``fn(item, **kwargs)`` per item; shared keyword values are sent once."""
+        return [self.submit(fn, item, name=name, keep=keep, kwargs=kwargs) for item in items]
 
     @property
     def completed(self) -> int:

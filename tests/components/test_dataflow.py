@@ -395,3 +395,23 @@ def test_fabric_connectors_in_two_processes_share_capacity(tmp_path: Path) -> No
     assert all(writer.get(k) == b"v" * MB for k in more)
     writer.close()
     other.close()
+
+
+def _scaled(data: bytes, *, table: bytes, factor: int) -> int:
+    return len(data) * factor + len(table)
+
+
+def test_map_results_and_keyword_arguments_are_released_too() -> None:
+    # ProxyStore's Dask plugin never evicts proxied keyword arguments of map() (and keeps
+    # map results of pure functions); here both are counted and released.
+    table = b"t" * 300_000
+    with ProxyStoreConfig().build() as flow, ProcessExecutorConfig(max_workers=2).build() as pool:
+        with TaskPath(pool, mover=flow.mover()) as path:
+            items = [b"i" * 200_000 + bytes([i]) for i in range(5)]
+            handles = path.map(_scaled, items, kwargs={"table": table, "factor": 2})
+            total = path.submit(synthetic_task, 0.0, 200_000, 0, *path.map(bytes, items))
+            path.wait()
+            assert [h.value for h in handles] == [2 * 200_001 + 300_000] * 5
+            assert total.success
+            assert flow.stored()[0] == 1  # only the unread total is held
+        assert flow.stored() == (0, 0)
