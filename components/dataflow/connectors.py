@@ -104,7 +104,7 @@ class RedisConnectorConfig(LoomModel):
             except redis.RedisError as exc:
                 stack.close()
                 raise ConnectionError(
-                    f"dataflow.connector.host={host}: cannot reach Redis at {host}:{port} within "
+                    f"dataflow.redis.host={host}: cannot reach Redis at {host}:{port} within "
                     f"{self.connect_timeout_s:g} s ({type(exc).__name__}); start one, or leave "
                     "host unset to have Loom start redis-server on loopback"
                 ) from None
