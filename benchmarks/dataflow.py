@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -49,6 +48,7 @@ from components.dataflow.workload import (
     transform,
     transform_resolved,
 )
+from components.events.broker import free_port
 from components.executors.dask import DaskExecutorConfig
 from components.executors.process import ProcessExecutorConfig
 from components.executors.taskpath import TaskPath
@@ -85,16 +85,10 @@ class Peak:
         return round((self.peak[i] - self.base[i]) / 2**20, 1)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextlib.contextmanager
 def dask_cluster(workers: int) -> Iterator[tuple[str, int]]:
     """A scheduler and workers as processes of their own; yields (address, scheduler pid)."""
-    port = _free_port()
+    port = free_port()
     address = f"tcp://127.0.0.1:{port}"
     cli = [sys.executable, "-m"]
     scheduler = subprocess.Popen([*cli, "distributed.cli.dask_scheduler", "--host", "127.0.0.1",

@@ -9,7 +9,6 @@ itself (a folder listing, the Redis keyspace, the fabric's catalog) where it can
 from __future__ import annotations
 
 import shutil
-import socket
 import tempfile
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -20,6 +19,7 @@ from typing import Any, Literal, Self
 from pydantic import Field, model_validator
 
 from components.base import LoomModel
+from components.events.broker import free_port
 
 Stored = Callable[[], tuple[int, int]]  # → (keys, bytes) in the store now
 
@@ -35,12 +35,6 @@ class OpenConnector:
     def close(self) -> None:
         """Close the connector, stop its servers, remove its folders."""
         self.stack.close()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _folder(stack: ExitStack, given: str | None, prefix: str) -> Path:
@@ -132,7 +126,7 @@ class ZmqConnectorConfig(LoomModel):
 
         stack = ExitStack()
         connector = ZeroMQConnector(
-            self.port or _free_port(), address=self.address, timeout=self.timeout_s
+            self.port or free_port(), address=self.address, timeout=self.timeout_s
         )
         stack.callback(connector.close, kill_server=True)
         return OpenConnector(connector, None, stack)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import threading
@@ -22,6 +21,7 @@ from components.dataflow.base import ByValueConfig
 from components.dataflow.connectors import OpenConnector
 from components.dataflow.proxystore_flow import ProxyStoreConfig, ProxyStoreFlow, _Cache
 from components.dataflow.sizes import ProxyRule, estimate_size
+from components.events.broker import free_port
 from components.executors.dask import DaskExecutorConfig
 from components.executors.process import ProcessExecutorConfig
 from components.executors.synthetic import synthetic_task
@@ -227,12 +227,6 @@ def test_zmq_is_refused_on_dask_workers_with_a_clear_error() -> None:
         assert flow.stored() == (0, 0)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_bad_dataflow_settings_are_refused() -> None:
     with pytest.raises(ValidationError, match="connector"):
         ProxyStoreConfig(connector="s3")  # type: ignore[arg-type]
@@ -245,7 +239,7 @@ def test_bad_dataflow_settings_are_refused() -> None:
     with pytest.raises(ValidationError, match="Extra inputs"):
         ByValueConfig(threshold_bytes=1)  # type: ignore[call-arg]
     unreachable = ProxyStoreConfig(connector="redis",
-                                   redis={"host": "127.0.0.1", "port": _free_port(),
+                                   redis={"host": "127.0.0.1", "port": free_port(),
                                           "connect_timeout_s": 0.5})  # fmt: skip
     start = time.monotonic()
     with pytest.raises(ConnectionError, match=r"cannot reach Redis at 127\.0\.0\.1"):
