@@ -1,6 +1,6 @@
 """Data flow: by value vs ProxyStore connectors, on Dask and the process pool, in one run.
 
-Run:  python benchmarks/dataflow.py [--sizes 10000,1000000,10000000,100000000] [--tasks 8]
+Run:  python benchmarks/dataflow.py [--sizes 10000,1000000,10000000,100000000] [--tasks 8,32]
 Writes results/benchmarks/dataflow.{md,json}.
 
 Workload per cell: ``tasks`` map tasks, each given its own payload of ``size`` bytes and
@@ -172,7 +172,7 @@ def flow_configs(executor: str) -> list[tuple[str, Any]]:
     ]
 
 
-def run_all(sizes: list[int], tasks: int, repeats: int) -> list[dict[str, object]]:
+def run_all(sizes: list[int], task_counts: list[int], repeats: int) -> list[dict[str, object]]:
     rows: list[dict[str, object]] = []
     me = os.getpid()
     for executor in ("dask", "process"):
@@ -189,21 +189,23 @@ def run_all(sizes: list[int], tasks: int, repeats: int) -> list[dict[str, object
             pids = [me] + ([scheduler] if scheduler else [])
             for _, flow in flows:  # warm the workers and each store's first use
                 loom_cell(pool, flow, [make_payload("bytes", 200_000, 0)])
-            for kind in KINDS:
-                for size in sizes:
-                    count = max(1, min(tasks, MAX_CELL_BYTES // size))
-                    payloads = [make_payload(kind, size, seed) for seed in range(count)]
-                    expected = checksum(*[transform(p) for p in payloads])
-                    cell = {"executor": executor, "kind": kind, "size": _size(size),
-                            "tasks": count}  # fmt: skip
-                    methods: list[tuple[str, Callable[[], str]]] = [
-                        (name, partial(loom_cell, pool, flow, payloads)) for name, flow in flows
-                    ]
-                    if executor == "dask":
-                        methods.append(("dask futures", partial(futures_cell, pool.client,
-                                                                payloads)))  # fmt: skip
-                        methods.append(("ps-ex plugin", partial(_plugin, address, payloads)))
-                    rows += _cells(cell, methods, expected, pids, scheduler, repeats)
+            cells = [(k, z, t) for k in KINDS for z in sizes for t in task_counts]
+            for kind, size, tasks in cells:
+                count = max(1, min(tasks, MAX_CELL_BYTES // size))
+                if count < tasks and tasks != min(task_counts):
+                    continue  # capped to the count of a smaller setting: a repeat of it
+                payloads = [make_payload(kind, size, seed) for seed in range(count)]
+                expected = checksum(*[transform(p) for p in payloads])
+                cell = {"executor": executor, "kind": kind, "size": _size(size),
+                        "tasks": count}  # fmt: skip
+                methods: list[tuple[str, Callable[[], str]]] = [
+                    (name, partial(loom_cell, pool, flow, payloads)) for name, flow in flows
+                ]
+                if executor == "dask":
+                    methods.append(("dask futures", partial(futures_cell, pool.client,
+                                                            payloads)))  # fmt: skip
+                    methods.append(("ps-ex plugin", partial(_plugin, address, payloads)))
+                rows += _cells(cell, methods, expected, pids, scheduler, repeats)
     keys = list(dict.fromkeys(k for r in rows for k in r))
     return [{k: r.get(k, "") for k in keys} for r in rows]
 
@@ -269,11 +271,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="10000,1000000,10000000,100000000",
                         help="payload sizes in bytes, comma-separated")  # fmt: skip
-    parser.add_argument("--tasks", type=int, default=8, help="map tasks per cell")
+    parser.add_argument("--tasks", default="8", help="map tasks per cell, comma-separated")
     parser.add_argument("--repeats", type=int, default=3, help="runs per cell (median)")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
-    rows = run_all(sizes, args.tasks, args.repeats)
+    rows = run_all(sizes, [int(t) for t in args.tasks.split(",")], args.repeats)
     title = "map + reduce, by value vs ProxyStore (2 workers; median of repeats; ratio to by_value)"
     publish("dataflow", {title: rows})
 
