@@ -189,6 +189,10 @@ class ScenarioConfig(ComponentConfig):
     requires: ClassVar[tuple[str, ...]] = ()
     headline_metrics: ClassVar[tuple[str, ...]] = ()
 
+    def needs(self) -> tuple[str, ...]:
+        """The groups this config needs opened: ``requires``, plus any its settings call for."""
+        return self.requires
+
     def build(self) -> Scenario:
         """Create the scenario."""
         raise NotImplementedError

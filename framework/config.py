@@ -247,7 +247,7 @@ def validate_run_config(raw: Mapping[str, Any]) -> RunConfig:
 
     scenario = groups.get("scenario")
     if isinstance(scenario, ScenarioConfig):
-        for needed in scenario.requires:
+        for needed in scenario.needs():
             if needed not in sections:
                 problems.append(
                     f"scenario={scenario.kind} needs a '{needed}' component; "
@@ -261,7 +261,7 @@ def validate_run_config(raw: Mapping[str, Any]) -> RunConfig:
         groups = {
             g: c
             for g, c in groups.items()
-            if g == "scenario" or g in scenario.requires or g in ENGINE_GROUPS
+            if g == "scenario" or g in scenario.needs() or g in ENGINE_GROUPS
         }
     return RunConfig(root, groups)
 

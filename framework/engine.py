@@ -190,7 +190,7 @@ def run_invocation(
         write_yaml(job_dir / "config.yaml", cfg.to_dict())
         write_json(job_dir / "environment.json", env)
         (job_dir / "overrides.txt").write_text("\n".join(job.overrides) + "\n", encoding="utf-8")
-        for group in cfg.scenario.requires:
+        for group in cfg.scenario.needs():
             component = cfg.groups[group].build()
             if isinstance(component, AbstractContextManager):  # servers, pools: closed at teardown
                 component = session.stack.enter_context(component)

@@ -2,11 +2,12 @@
 
 ProxyStore's ``Store.future()`` polls every second by default and has no error channel
 (``../shared/reference/proxystore.md``, 1.4). A :class:`DataFuture` here is a key reserved in
-a deferrable connector (file, redis, fabric) plus a way to wake the consumer:
+a deferrable connector (file, redis, fabric) plus a way to wake the consumer
+(:mod:`components.dataflow.wake`):
 
-- on Redis, the producer publishes on ``loom-future:<key>`` after writing, and the consumer
-  (subscribed before it looks) wakes on the message: no polling;
-- elsewhere the consumer polls, from 1 ms, doubling to at most ``poll_max_s``.
+- Redis pub/sub (the default on the redis connector) or a topic of the event fabric (any
+  connector): the consumer watches before it looks and sleeps until the producer's notice;
+- without a wake channel the consumer polls, from 1 ms, doubling to at most ``poll_max_s``.
 
 :meth:`DataFuture.set_exception` stores the producer's error under the key, and the consumer
 raises :class:`FutureFailed` with it instead of waiting out its timeout. A future is
@@ -16,7 +17,9 @@ picklable: send it (or its :meth:`~DataFuture.proxy`) to any task.
 from __future__ import annotations
 
 import pickle
+import threading
 import time
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +28,19 @@ from proxystore.serialize import deserialize, serialize
 from proxystore.store import get_or_create_store
 from proxystore.store.config import StoreConfig
 
+from components.dataflow.wake import Wake
+
 _ERROR = b"loom-future-error\n"
+
+_stats_lock = threading.Lock()
+wait_stats: Counter[str] = Counter()
+"""This process's waits: ``looks`` in the store, ``woken`` by a notice, ``missed`` (a look
+after a wake channel's recheck interval that found the value: a lost notice)."""
+
+
+def _count(name: str) -> None:
+    with _stats_lock:
+        wait_stats[name] += 1
 
 
 class FutureFailed(RuntimeError):
@@ -58,7 +73,7 @@ class DataFuture:
         store_config: The data flow's store.
         key: The reserved key.
         kind: The value's type (so a proxy of it answers ``isinstance`` unresolved).
-        redis: ``(host, port)`` to wake consumers by pub/sub; None: poll.
+        wake: How consumers are woken (:mod:`components.dataflow.wake`); None: they poll.
         timeout_s: How long a consumer waits.
         poll_max_s: Longest pause between polls.
 
@@ -67,14 +82,9 @@ class DataFuture:
     store_config: StoreConfig
     key: Any
     kind: type | None = None
-    redis: tuple[str, int] | None = None
+    wake: Wake | None = None
     timeout_s: float = 60.0
     poll_max_s: float = 0.05
-
-    @property
-    def channel(self) -> str:
-        """The pub/sub channel of this future."""
-        return f"loom-future:{self.key}"
 
     def _connector(self) -> Any:
         return get_or_create_store(self.store_config, register=True).connector
@@ -89,14 +99,8 @@ class DataFuture:
 
     def _set(self, data: bytes) -> None:
         self._connector().set(self.key, data)
-        if self.redis is not None:
-            import redis
-
-            client = redis.Redis(host=self.redis[0], port=self.redis[1])
-            try:
-                client.publish(self.channel, b"1")
-            finally:
-                client.close()
+        if self.wake is not None:
+            self.wake.notify(self.key)
 
     def done(self) -> bool:
         """Whether the value (or an error) is there."""
@@ -105,7 +109,7 @@ class DataFuture:
     def result(self, timeout_s: float | None = None) -> Any:
         """Wait for the value; raise :class:`FutureFailed` if the producer failed."""
         limit = self.timeout_s if timeout_s is None else timeout_s
-        data = self._wait_notified(limit) if self.redis is not None else self._wait_polling(limit)
+        data = self._wait_polling(limit) if self.wake is None else self._wait_woken(limit)
         if data.startswith(_ERROR):
             name, message = pickle.loads(data[len(_ERROR) :])
             raise FutureFailed(f"the producer of {self.key} failed: {name}: {message}")
@@ -114,6 +118,7 @@ class DataFuture:
     def _wait_polling(self, limit: float) -> bytes:
         connector, deadline, pause = self._connector(), time.monotonic() + limit, 0.001
         while True:
+            _count("looks")
             data = connector.get(self.key)
             if data is not None:
                 return bytes(data)
@@ -122,26 +127,24 @@ class DataFuture:
             time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
             pause = min(pause * 2, self.poll_max_s)
 
-    def _wait_notified(self, limit: float) -> bytes:
-        import redis
-
-        assert self.redis is not None
+    def _wait_woken(self, limit: float) -> bytes:
+        assert self.wake is not None
         connector, deadline = self._connector(), time.monotonic() + limit
-        client = redis.Redis(host=self.redis[0], port=self.redis[1])
-        pubsub = client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
-        try:
-            pubsub.subscribe(self.channel)  # before looking: a set after this look wakes us
+        with self.wake.watching(self.key) as sleep:  # before looking: a later set wakes us
+            woken = True
             while True:
+                _count("looks")
                 data = connector.get(self.key)
                 if data is not None:
+                    if not woken:
+                        _count("missed")
                     return bytes(data)
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise FutureTimeout(f"no value for {self.key} within {limit:g} s")
-                pubsub.get_message(timeout=left)
-        finally:
-            pubsub.close()
-            client.close()
+                woken = sleep(left)
+                if woken:
+                    _count("woken")
 
     def proxy(self) -> Proxy[Any]:
         """A proxy that resolves to the value (waiting for it) on first use."""

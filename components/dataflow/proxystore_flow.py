@@ -49,6 +49,7 @@ from components.dataflow.connectors import (
 from components.dataflow.futures import DataFuture
 from components.dataflow.ownership import Owned, returned
 from components.dataflow.sizes import ProxyRule, is_proxy
+from components.dataflow.wake import RedisWake, Wake
 from components.executors.base import DataMover, WorkerHook
 
 Eviction = Literal["refcount", "on_close"]
@@ -362,8 +363,22 @@ class ProxyStoreFlow:
             left = [k for k in list(self._keys_seen) if connector.exists(k)]
         return len(left), sum(int(getattr(k, "size", 0)) for k in left)
 
-    def future(self, kind: type | None = None, timeout_s: float = 60.0) -> DataFuture:
-        """A value to come (see :mod:`components.dataflow.futures`)."""
+    def future(
+        self,
+        kind: type | None = None,
+        timeout_s: float = 60.0,
+        wake: Wake | Literal["auto"] | None = "auto",
+    ) -> DataFuture:
+        """A value to come (see :mod:`components.dataflow.futures`).
+
+        Args:
+            kind: The value's type, so its proxy answers ``isinstance`` unresolved.
+            timeout_s: How long a consumer waits.
+            wake: How consumers are woken. ``auto``: Redis pub/sub on the redis connector,
+                polling on the others; None: polling; an
+                :class:`~components.dataflow.wake.EventsWake`: through the event fabric.
+
+        """
         connector = self.store.connector
         if not hasattr(connector, "new_key"):
             raise ValueError(
@@ -372,10 +387,10 @@ class ProxyStoreFlow:
             )
         key = connector.new_key()
         self._keys_seen.add(key)
-        redis = None
-        if self.config.connector == "redis":
-            redis = (connector.hostname, int(connector.port))
-        return DataFuture(self.store.config(), key, kind, redis, timeout_s)
+        if wake == "auto":
+            redis = self.config.connector == "redis"
+            wake = RedisWake(connector.hostname, int(connector.port)) if redis else None
+        return DataFuture(self.store.config(), key, kind, wake, timeout_s)
 
     def owned(self, obj: Any) -> Owned[Any]:
         """Store ``obj`` under an owner (see :mod:`components.dataflow.ownership`)."""

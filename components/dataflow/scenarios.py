@@ -26,6 +26,7 @@ from pydantic import Field, model_validator
 from components.base import RunContext, Scenario, ScenarioConfig
 from components.dataflow.futures import DataFuture, resolve
 from components.dataflow.streams import FabricPublisher, FabricSubscriber, digest, stream_payload
+from components.dataflow.wake import EventsWake, Wake, events_wake
 from components.executors.trial import TaskTrial
 
 
@@ -79,6 +80,15 @@ class FuturesChainConfig(ScenarioConfig):
     data_bytes: int = Field(10_000_000, ge=1, le=2**30, description="bytes each link passes on")
     fail_at: int | None = Field(None, ge=0, description="index of a link that fails")
     timeout_s: float = Field(120.0, gt=0, le=86_400, description="a link waits this long")
+    wake: Literal["auto", "events", "poll"] = Field(
+        "auto",
+        description="how a waiting link is woken: auto (Redis pub/sub on the redis connector, "
+        "else polling), events (a topic of the event fabric), poll",
+    )
+
+    def needs(self) -> tuple[str, ...]:
+        """The event fabric too when links are woken through it."""
+        return (*self.requires, "events") if self.wake == "events" else self.requires
 
     def build(self) -> Scenario:
         """Create the scenario."""
@@ -90,6 +100,7 @@ class FuturesChain:
 
     def __init__(self, config: FuturesChainConfig) -> None:
         self.config = config
+        self._events_wake: EventsWake | None = None
 
     def run(self, ctx: RunContext) -> None:
         """Submit the chain in the configured mode and record it."""
@@ -113,7 +124,8 @@ class FuturesChain:
                 path.wait()
                 last = source.value if source.success else None
             else:
-                futures = [flow.future(bytes, cfg.timeout_s) for _ in range(cfg.tasks)]
+                wake = self._wake(ctx)
+                futures = [flow.future(bytes, cfg.timeout_s, wake) for _ in range(cfg.tasks)]
                 for i in range(cfg.tasks):
                     given = payload if i == 0 else futures[i - 1].proxy()
                     path.submit(chain_task, i, *args, given, futures[i], i == cfg.fail_at,
@@ -133,6 +145,18 @@ class FuturesChain:
             # How long the chain ran on after the first failure: short when links fail fast.
             "failure_spread_s": (last_done - first_failure) if first_failure else 0.0,
         })  # fmt: skip
+
+    def _wake(self, ctx: RunContext) -> Wake | Literal["auto"] | None:
+        """The configured wake channel (one topic for the job's trials); None: polling."""
+        if self.config.wake != "events":
+            return None if self.config.wake == "poll" else "auto"
+        if self._events_wake is None:
+            from components.events.fabric import KafkaFabric
+
+            fabric = ctx.component("events", KafkaFabric)
+            session = fabric.session(fabric.config.principals[0])
+            self._events_wake = events_wake(session, f"wake-{time.time_ns() % 10**12}")
+        return self._events_wake
 
 
 # Kafka's default largest message (message.max.bytes) less room for the event's metadata.

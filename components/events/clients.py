@@ -340,9 +340,17 @@ class FabricConsumer:
         """
         if self._grants.version != self._grants.acl.version:
             self._recheck_grants()
-        messages = self._client.consume(max_events, timeout_s)
+        # consume(n, t) waits for n messages or for t, whichever comes first: with fewer than
+        # n waiting it would hold what came for the whole timeout. Take what is there; if
+        # nothing is, wait for the first message and take what came with it.
+        messages = self._client.consume(max_events, 0)
         if not messages:
-            return EventBatch([], [])
+            first = self._client.poll(timeout_s)
+            if first is None:
+                return EventBatch([], [])
+            messages = (
+                [first, *self._client.consume(max_events - 1, 0)] if max_events > 1 else [first]
+            )
         if list(map(_error, messages)).count(None) != len(messages):
             messages = self._drop_errors(messages)
             if not messages:

@@ -271,7 +271,7 @@ def test_futures_wake_the_consumer_and_carry_the_producer_error(connector: str) 
             ProcessExecutorConfig(max_workers=2).build() as pool:  # fmt: skip
         assert isinstance(flow, ProxyStoreFlow)
         good, bad = flow.future(bytes, timeout_s=30), flow.future(bytes, timeout_s=30)
-        assert (good.redis is not None) == (connector == "redis")  # pub/sub where it can
+        assert (good.wake is not None) == (connector == "redis")  # pub/sub where it can
         with TaskPath(pool, mover=flow.mover()) as path:
             consumer = path.submit(_consume, good.proxy(), 0.0)  # submitted first
             path.submit(_produce, good, 500_000, False)
@@ -285,6 +285,42 @@ def test_futures_wake_the_consumer_and_carry_the_producer_error(connector: str) 
         flow.store.evict(good.key)
         flow.store.evict(bad.key)
         assert flow.stored() == (0, 0)
+
+
+@pytest.mark.parametrize("wake", ["redis", "events", "poll"])
+def test_a_woken_consumer_looks_twice_where_a_polling_one_looks_often(wake: str) -> None:
+    from components.dataflow import futures
+    from components.dataflow import wake as wakes
+    from components.events.embedded import EmbeddedEventsConfig
+
+    connector = "redis" if wake == "redis" else "file"
+    with ExitStack() as stack:
+        flow = stack.enter_context(ProxyStoreConfig(connector=connector).build())
+        assert isinstance(flow, ProxyStoreFlow)
+        channel: Any = "auto" if wake == "redis" else None
+        if wake == "events":
+            fabric = stack.enter_context(EmbeddedEventsConfig().build())
+            channel = wakes.events_wake(fabric.session("loom"), "wake-test")
+            stack.callback(wakes.close_all)
+        future = flow.future(bytes, timeout_s=30, wake=channel)
+        futures.wait_stats.clear()
+        got: list[Any] = []
+        consumer = threading.Thread(target=lambda: got.append(future.result()))
+        consumer.start()
+        time.sleep(0.6)  # the consumer is waiting
+        began = time.perf_counter()
+        future.set_result(b"v" * 1000)
+        consumer.join(30)
+        latency = time.perf_counter() - began
+        flow.store.evict(future.key)
+    assert got == [b"v" * 1000]
+    if wake == "poll":
+        assert futures.wait_stats["looks"] > 8  # 1 ms, 2 ms, ... 50 ms over 0.6 s
+    else:
+        # One look before the notice, one after it: no polling, and no notice missed.
+        assert futures.wait_stats["looks"] == 2, futures.wait_stats
+        assert futures.wait_stats["woken"] == 1 and futures.wait_stats["missed"] == 0
+        assert latency < 2.5  # woken by the notice, not by the 5 s recheck
 
 
 def test_futures_need_a_connector_that_reserves_keys() -> None:
@@ -318,21 +354,35 @@ def test_ownership_frees_at_the_last_returned_borrow_and_refuses_use_after_relea
         assert scoped.evicted and flow.stored() == (0, 0)
 
 
-@pytest.mark.parametrize("mode", ["sequential", "pipelined"])
-def test_futures_chain_verifies_and_fails_fast(mode: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("mode", "wake"), [("sequential", "auto"), ("pipelined", "auto"), ("pipelined", "events")]
+)
+def test_futures_chain_verifies_and_fails_fast(mode: str, wake: str, tmp_path: Path) -> None:
     from components.base import RunContext
     from components.dataflow.scenarios import FuturesChainConfig
+    from components.events.embedded import EmbeddedEventsConfig
 
-    with ProxyStoreConfig(connector="redis").build() as flow, \
-            DaskExecutorConfig(n_workers=1, threads_per_worker=4).build() as pool:  # fmt: skip
-        ctx = RunContext({"executor": pool, "dataflow": flow}, seed=1, trial=0, run_dir=tmp_path)
-        config = FuturesChainConfig(mode=mode, tasks=4, task_s=0.1, data_bytes=200_000)
+    with ExitStack() as stack:
+        # Redis pub/sub on Dask; the event fabric over the file connector on processes.
+        flow = stack.enter_context(
+            ProxyStoreConfig(connector="redis" if wake == "auto" else "file").build()
+        )
+        pool = stack.enter_context(
+            DaskExecutorConfig(n_workers=1, threads_per_worker=4).build() if wake == "auto"
+            else ProcessExecutorConfig(max_workers=4).build()
+        )  # fmt: skip
+        components = {"executor": pool, "dataflow": flow}
+        if wake == "events":
+            components["events"] = stack.enter_context(EmbeddedEventsConfig().build())
+        ctx = RunContext(components, seed=1, trial=0, run_dir=tmp_path)
+        config = FuturesChainConfig(mode=mode, tasks=4, task_s=0.1, data_bytes=200_000,
+                                    wake=wake)  # fmt: skip
+        assert ("events" in config.needs()) == (wake == "events")
         config.build().run(ctx)
         assert ctx.metrics["result_verified"] == 1 and ctx.metrics["store_keys_leaked"] == 0
-        broken = RunContext({"executor": pool, "dataflow": flow}, seed=1, trial=1,
-                            run_dir=tmp_path)  # fmt: skip
+        broken = RunContext(components, seed=1, trial=1, run_dir=tmp_path)
         FuturesChainConfig(mode=mode, tasks=4, task_s=0.1, data_bytes=1000, fail_at=1,
-                           timeout_s=600).build().run(broken)  # fmt: skip
+                           timeout_s=600, wake=wake).build().run(broken)  # fmt: skip
         assert broken.metrics["tasks_failed"] == 3 and broken.metrics["result_verified"] == 0
         rows = [json.loads(line) for line in (tmp_path / "tasks.jsonl").read_text().split("\n")
                 if line]  # fmt: skip

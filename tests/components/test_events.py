@@ -152,6 +152,26 @@ def test_produce_many_sends_the_same_events_and_checks_grants(fabric: KafkaFabri
         producer.produce_many(topic, [{"n": 0}, {"n": 1}], [b"a"])
 
 
+def test_poll_returns_with_the_first_event_not_at_its_timeout(fabric: KafkaFabric) -> None:
+    # librdkafka's consume(n, t) holds a partial batch until t; poll must not.
+    alice = fabric.session("alice")
+    topic = alice.create_topic(_name())
+    consumer = alice.consumer([topic], group=_name())
+    consumer.wait_assigned(1)
+    producer = alice.producer()
+
+    def send() -> None:
+        producer.produce(topic, b"late")
+        producer.flush()
+
+    threading.Timer(0.3, send).start()
+    began = time.monotonic()
+    batch = consumer.poll(500, 10.0)
+    waited = time.monotonic() - began
+    assert [e.value for e in batch] == [b"late"]
+    assert waited < 5, waited
+
+
 def test_a_full_local_queue_waits_instead_of_failing(fabric: KafkaFabric) -> None:
     alice = fabric.session("alice")
     topic = alice.create_topic(_name())
