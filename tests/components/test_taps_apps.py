@@ -14,6 +14,8 @@ from components.dataflow.base import ByValueConfig
 from components.dataflow.proxystore_flow import ProxyStoreConfig, ProxyStoreFlow
 from components.executors.cholesky import CholeskyConfig
 from components.executors.mapreduce import MapReduceConfig, chunks, count_words
+from components.executors.moldesign import MolDesignConfig
+from components.executors.physics import PhysicsConfig, heightmap, surface_at
 from components.executors.process import ProcessExecutorConfig
 
 
@@ -53,7 +55,58 @@ def test_cholesky_matches_numpy(components: dict[str, object], tmp_path: Path) -
     assert ctx.metrics.get("store_keys_leaked", 0) == 0
 
 
+def test_moldesign_steers_xtb_and_checks_its_best_molecule(
+    components: dict[str, object], tmp_path: Path
+) -> None:
+    from components.executors.molecules import search_space
+
+    ctx = _ctx(components, tmp_path)
+    config = MolDesignConfig(search_size=600, initial_count=4, search_count=8, batch_size=2,
+                             inference_chunks=3)  # fmt: skip
+    config.build().run(ctx)
+    assert ctx.metrics["simulations"] == 8 and ctx.metrics["rounds"] == 2
+    assert ctx.metrics["result_verified"] == 1  # coverage, plausible energies, recomputed best
+    assert ctx.metrics["best_ie_ev"] >= ctx.metrics["initial_best_ie_ev"]
+    assert ctx.metrics["tasks"] == 8 + 2 * (1 + 3 + 1)  # xTB runs + train, infer, combine
+    if isinstance(components["dataflow"], ProxyStoreFlow):
+        assert ctx.metrics["data_proxied_results"] >= 2  # each round's 600 predictions
+    assert ctx.metrics.get("store_keys_leaked", 0) == 0
+    assert (tmp_path / "moldesign-trial-000.png").exists()
+    space = search_space(150, 3)
+    assert len(set(space)) == 150 and space == search_space(150, 3)  # distinct, seeded
+
+
+def test_physics_balls_rest_on_the_green(components: dict[str, object], tmp_path: Path) -> None:
+    ctx = _ctx(components, tmp_path)
+    config = PhysicsConfig(simulations=4, terrain_width=14, total_time=4.0)
+    config.build().run(ctx)
+    assert ctx.metrics["result_verified"] == 1  # resting on the surface; a rerun agrees
+    assert ctx.metrics["balls_on_green"] >= 2  # something for the surface check to check
+    assert ctx.metrics["balls_on_green"] + ctx.metrics["balls_off_green"] == 4
+    if isinstance(components["dataflow"], ProxyStoreFlow):
+        assert ctx.metrics["data_proxied_inputs"] == 4  # the 0.9 MB mesh, once per task
+        assert ctx.metrics["data_bytes_by_reference_out"] == 0  # positions are small
+    assert ctx.metrics.get("store_keys_leaked", 0) == 0
+    height = heightmap(config, 3)
+    assert height.min() == 0 and abs(height.max() - 3.0) < 1e-12  # TaPS divides by the max
+    assert surface_at(height, 10, 0.0, 0.0) == height[0, 0]
+    assert surface_at(height, 10, 15.0, 1.0) is None  # off the 14 m green
+
+
+def test_physics_runs_on_threads_with_a_client_per_task(tmp_path: Path) -> None:
+    from components.executors.thread import ThreadExecutorConfig
+
+    with ThreadExecutorConfig(max_workers=4).build() as pool, ByValueConfig().build() as flow:
+        ctx = _ctx({"executor": pool, "dataflow": flow}, tmp_path)
+        PhysicsConfig(simulations=4, terrain_width=6, total_time=2.0).build().run(ctx)
+    assert ctx.metrics["result_verified"] == 1 and ctx.metrics["tasks_failed"] == 0
+
+
 def test_bad_app_settings_are_refused() -> None:
+    with pytest.raises(ValidationError, match="initial_count=10 exceeds search_count=8"):
+        MolDesignConfig(initial_count=10, search_count=8)
+    with pytest.raises(ValidationError, match="search_count=300 exceeds search_size=200"):
+        MolDesignConfig(search_count=300, search_size=200)
     with pytest.raises(ValidationError, match="block_size=300 does not divide matrix_size=1000"):
         CholeskyConfig(block_size=300)
     with pytest.raises(ValidationError, match="map_tasks=11 > files=10"):
