@@ -1,0 +1,138 @@
+"""Aggregation strategies: FedSGD, FedAvg, FedProx and FedAsync over torch state dicts.
+
+A model travels as an :class:`Update`: its parameters and the number of samples behind them.
+An aggregator combines its children's updates into one and sends that up, so a tree of
+FedAvg aggregators gives exactly the flat sample-weighted mean at the root.
+
+- **FedSGD** (Flight's name): the unweighted mean of the children's parameters.
+- **FedAvg**: the mean weighted by samples.
+- **FedProx(μ)**: FedAvg's aggregation; its local objective adds μ/2·‖w − w_global‖², built
+  from the live parameters (:func:`proximal_term`) so that it reaches the gradient. Flight
+  builds it from detached tensors: it changes the loss value and adds no gradient.
+- **FedAsync(α, staleness)**: each arriving model is folded in as it comes,
+  w ← (1 − α_s)·w + α_s·w_k, with α_s = α·s(τ) for a model trained on a global model τ
+  versions old: s = 1 (``constant``), (1 + τ)^(−a) (``polynomial``) or 1 for τ ≤ b and
+  1/(a(τ − b) + 1) after (``hinge``), as in Xie et al.'s FedAsync. Flight has no staleness term.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    import torch
+
+State = dict[str, "torch.Tensor"]
+
+
+@dataclass(frozen=True)
+class Update:
+    """Parameters and the samples they were trained on (summed up the tree)."""
+
+    state: Mapping[str, torch.Tensor]
+    samples: int
+
+
+def weighted_mean(updates: Sequence[Update], weights: Sequence[float]) -> State:
+    """Σ wᵢ·stateᵢ / Σ wᵢ, per tensor, in float64 then cast back (order-independent enough)."""
+    import torch
+
+    if not updates:
+        raise ValueError("nothing to aggregate: no updates")
+    total = float(sum(weights))
+    if total <= 0:
+        raise ValueError(f"weights {list(weights)} sum to {total}; they must sum to more than 0")
+    out: State = {}
+    for name, first in updates[0].state.items():
+        acc = torch.zeros_like(first, dtype=torch.float64)
+        for update, weight in zip(updates, weights, strict=True):
+            acc += update.state[name].to(torch.float64) * (weight / total)
+        out[name] = acc.to(first.dtype)
+    return out
+
+
+@dataclass(frozen=True)
+class FedSGD:
+    """Unweighted mean of the children's parameters."""
+
+    kind: Literal["fedsgd"] = "fedsgd"
+
+    def aggregate(self, updates: Sequence[Update]) -> Update:
+        """One update for the parent: the plain mean, carrying the children's sample total."""
+        return Update(weighted_mean(updates, [1.0] * len(updates)),
+                      sum(u.samples for u in updates))  # fmt: skip
+
+
+@dataclass(frozen=True)
+class FedAvg:
+    """Mean weighted by the samples behind each child's model."""
+
+    kind: Literal["fedavg"] = "fedavg"
+
+    def aggregate(self, updates: Sequence[Update]) -> Update:
+        """The sample-weighted mean and the sample total."""
+        return Update(weighted_mean(updates, [float(u.samples) for u in updates]),
+                      sum(u.samples for u in updates))  # fmt: skip
+
+
+@dataclass(frozen=True)
+class FedProx(FedAvg):
+    """FedAvg with the proximal term μ/2·‖w − w_global‖² in each worker's objective."""
+
+    kind: Literal["fedprox"] = "fedprox"  # type: ignore[assignment]
+    mu: float = 0.3
+
+
+def proximal_term(
+    params: Mapping[str, torch.Tensor], anchor: Mapping[str, torch.Tensor], mu: float
+) -> torch.Tensor:
+    """μ/2·Σ‖w − w_global‖², differentiable in ``params`` (``anchor`` is treated as constant)."""
+    import torch
+
+    terms = [((params[name] - anchor[name].detach()) ** 2).sum() for name in params]
+    return 0.5 * mu * torch.stack(terms).sum()
+
+
+Staleness = Literal["constant", "polynomial", "hinge"]
+
+
+@dataclass(frozen=True)
+class FedAsync:
+    """Fold each model in as it arrives, down-weighted by how stale it is."""
+
+    alpha: float = 0.5
+    staleness: Staleness = "constant"
+    a: float = 0.5
+    b: float = 4.0
+    kind: Literal["fedasync"] = "fedasync"
+
+    def __post_init__(self) -> None:
+        if not 0 < self.alpha <= 1:
+            raise ValueError(f"alpha={self.alpha}: must be in (0, 1]")
+
+    def mixing(self, staleness: int) -> float:
+        """α_s for a model trained ``staleness`` versions ago."""
+        if staleness < 0:
+            raise ValueError(f"staleness={staleness} is negative")
+        if self.staleness == "polynomial":
+            return float(self.alpha * (1 + staleness) ** (-self.a))
+        if self.staleness == "hinge" and staleness > self.b:
+            return self.alpha / (self.a * (staleness - self.b) + 1)
+        return self.alpha
+
+    def fold(self, current: Update, arrived: Update, staleness: int) -> Update:
+        """(1 − α_s)·current + α_s·arrived; the sample count is the larger of the two."""
+        alpha = self.mixing(staleness)
+        state = weighted_mean([current, arrived], [1 - alpha, alpha]) if alpha < 1 else dict(
+            arrived.state
+        )  # fmt: skip
+        return Update(state, max(current.samples, arrived.samples))
+
+    def aggregate(self, updates: Sequence[Update]) -> Update:
+        """Used where a synchronous step meets this strategy: FedAvg of the children."""
+        return FedAvg().aggregate(updates)
+
+
+Strategy = FedSGD | FedAvg | FedProx | FedAsync
