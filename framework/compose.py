@@ -265,6 +265,11 @@ class Composer:
         found = re.search(r"Could not override '([^']+)'", message)
         if found:
             key = found.group(1)
+            given = next((o for o in overrides if o.split("=", 1)[0] == key), "")
+            if given.partition("=")[2].lstrip().startswith("{"):
+                # Hydra merges a mapping into the entry it replaces: new keys are refused.
+                return (f"{key}: a mapping with other keys replaces the entry only with '++': "
+                        f"write ++{given}")  # fmt: skip
             others = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") != key]
             known = _keys(self._hydra_compose(others)) if others != overrides else []
             return f"unknown key '{key}'{suggest(key, known)}"

@@ -311,7 +311,9 @@ def run_invocation(
 
     @flow(
         name=flow_name,
-        flow_run_name=run_name[:120],
+        # Prefect formats the name with the flow's parameters: braces of a dict override
+        # (fl.strategy={kind:fedprox}) must be literal.
+        flow_run_name=run_name[:120].replace("{", "{{").replace("}", "}}"),
         persist_result=False,
         validate_parameters=False,
     )

@@ -327,6 +327,7 @@ class TaskPath:
         self._all_done = threading.Event()
         # list.append is atomic and the length only grows: finishes are counted without a lock.
         self._finished: list[int] = []
+        self._finish_order: queue.SimpleQueue[TaskHandle] = queue.SimpleQueue()
         self.tasks: list[TaskHandle] = []
         self._inline = isinstance(executor, ThreadPoolExecutor)
         # Thread pools: ready tasks and the number of drain loops running on the pool.
@@ -422,6 +423,16 @@ class TaskPath:
         for meter in list(self._meters.values()):
             meter.flush()  # the tasks of the last slices, from this thread if need be
         return True
+
+    def next_finished(self, timeout: float | None = None) -> TaskHandle | None:
+        """The next task to finish, in finishing order, each once; None after ``timeout`` s.
+
+        For coordinators that react to each result as it comes (asynchronous aggregation).
+        """
+        try:
+            return self._finish_order.get(timeout=timeout)
+        except queue.Empty:
+            return None
 
     def iter_progress(self, interval_s: float = 0.1) -> Iterator[int]:
         """Yield the number of finished tasks every ``interval_s`` until all are finished."""
@@ -604,6 +615,7 @@ class TaskPath:
                         ready.append(child)
                 handle.children = []
             self._finished.append(handle.task_id)
+            self._finish_order.put(handle)
             if len(self._finished) >= len(self.tasks):
                 self._all_done.set()
             for child in ready:

@@ -1,0 +1,294 @@
+"""Running a federation on a task path: synchronous rounds and asynchronous folding, any depth.
+
+**Sync.** Each round the selected workers train (grouped per parent, ``clients_per_task`` to a
+task), and every aggregator with a selected descendant is one task that depends on its
+children's tasks, bottom-up to the leader (Flight's sync-v2, as one task graph). The round ends
+when the leader's aggregate is done.
+
+**Async** (Flight: two tiers only; here any depth). Every worker trains on its parent's
+current model and, when done, is folded into it at once (a task that depends on the training
+task and on the parent's previous fold, so folds at one node are serial), and starts again from
+the folded model. An aggregator forwards its model upward after every ``forward_every`` folds
+(default: its number of children) and takes its parent's folded model as its own. Staleness is
+the number of versions the receiving node moved on since the sender's base.
+
+The coordinator only moves task handles; model states go worker to worker through the task
+path (by value or as proxies). Bytes are counted per tree edge as the deployment would send
+them: one model down and one up per edge used.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from components.executors.taskpath import TaskHandle, TaskPath
+from components.fl import jobs
+from components.fl.strategies import FedAsync, Strategy, Update
+from components.fl.topology import Topology
+from components.fl.training import LocalTraining
+
+Evaluate = Callable[[Update], tuple[float, float]]
+
+
+@dataclass
+class EdgeBytes:
+    """Bytes and messages per tree edge, each way."""
+
+    model_bytes: int
+    down: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
+    up: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
+
+    def send_down(self, parent: str, child: str) -> None:
+        """One model from ``parent`` to ``child``."""
+        self.down[parent, child] += 1
+
+    def send_up(self, parent: str, child: str) -> None:
+        """One model from ``child`` to ``parent``."""
+        self.up[parent, child] += 1
+
+    def totals(self, topology: Topology) -> dict[str, float]:
+        """Bytes down, up, at the root, and per tier (tier d: edges into depth d)."""
+        out = {
+            "bytes_down": float(sum(self.down.values()) * self.model_bytes),
+            "bytes_up": float(sum(self.up.values()) * self.model_bytes),
+            "root_messages_in": float(
+                sum(n for (p, _), n in self.up.items() if p == topology.root)
+            ),
+        }
+        out["root_bytes_in"] = out["root_messages_in"] * self.model_bytes
+        for (_, child), n in itertools.chain(self.down.items(), self.up.items()):
+            key = f"bytes_tier_{topology.depth[child]}"
+            out[key] = out.get(key, 0.0) + n * self.model_bytes
+        return out
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything a federation run needs, fixed before it starts."""
+
+    topology: Topology
+    strategy: Strategy
+    rounds: int
+    participation: float
+    selection: Literal["fixed", "probabilistic"]
+    local: LocalTraining
+    data: jobs.DataSpec
+    model: jobs.ModelSpec
+    clients_per_task: int
+    slowdowns: dict[str, float]
+    seed: int
+    forward_every: int | None = None
+
+
+class Federation:
+    """One federated training run over a task path."""
+
+    def __init__(self, plan: Plan, path: TaskPath, evaluate: Evaluate) -> None:
+        self.plan = plan
+        self.path = path
+        self.evaluate = evaluate
+        self.topology = plan.topology
+        self.index = {w: i for i, w in enumerate(self.topology.workers)}
+        self.history: list[dict[str, float]] = []
+        self.role: dict[int, tuple[str, tuple[str, ...]]] = {}  # task id → (kind, workers)
+        self.edges: EdgeBytes | None = None
+
+    # -- shared ----------------------------------------------------------------------------
+
+    def _seeds(self, workers: list[str], round_: int) -> tuple[int, ...]:
+        return tuple(hash_seed(self.plan.seed, round_, self.index[w]) for w in workers)
+
+    def _train(self, start: Any, workers: list[str], round_: int) -> TaskHandle:
+        plan = self.plan
+        slowdown = max(plan.slowdowns.get(w, 1.0) for w in workers)
+        handle = self.path.submit(
+            jobs.train_clients, plan.data, plan.model, start,
+            tuple(self.index[w] for w in workers), plan.local, self._seeds(workers, round_),
+            slowdown, name="train",
+        )  # fmt: skip
+        self.role[handle.task_id] = ("train", tuple(workers))
+        return handle
+
+    def select(self, round_: int) -> list[str]:
+        """The workers of one round: a fixed count or each with probability ``participation``."""
+        workers = self.topology.workers
+        rng = random.Random(hash_seed(self.plan.seed, round_, -1))
+        if self.plan.participation >= 1:
+            return list(workers)
+        if self.plan.selection == "fixed":
+            count = max(1, int(self.plan.participation * len(workers)))
+            chosen = set(rng.sample(workers, count))
+        else:
+            chosen = {w for w in workers if rng.random() < self.plan.participation}
+            chosen = chosen or {rng.choice(workers)}
+        return [w for w in workers if w in chosen]
+
+    # -- sync ------------------------------------------------------------------------------
+
+    def run_sync(self, start: Update, model_bytes: int) -> Update:
+        """``rounds`` synchronous rounds from ``start``; the final global model."""
+        topo, plan = self.topology, self.plan
+        self.edges = EdgeBytes(model_bytes)
+        current = start
+        for round_ in range(plan.rounds):
+            began = time.time()
+            selected = self.select(round_)
+            used = {(topo.parent[n], n) for w in selected for n in [w, *topo.ancestors(w)][:-1]}
+            for parent, child in used:
+                self.edges.send_down(parent, child)
+                self.edges.send_up(parent, child)
+            feeds: dict[str, list[TaskHandle]] = defaultdict(list)
+            by_parent: dict[str, list[str]] = defaultdict(list)
+            for w in selected:
+                by_parent[topo.parent[w]].append(w)
+            for parent, leaves in by_parent.items():
+                for i in range(0, len(leaves), plan.clients_per_task):
+                    chunk = leaves[i : i + plan.clients_per_task]
+                    feeds[parent].append(self._train(current, chunk, round_))
+            active = {p for p, _ in used}
+            root: TaskHandle | None = None
+            for node in sorted(active, key=lambda n: -topo.depth[n]):
+                handle = self.path.submit(jobs.aggregate, plan.strategy, *feeds[node],
+                                          name="aggregate")  # fmt: skip
+                self.role[handle.task_id] = ("aggregate", (node,))
+                if node == topo.root:
+                    root = handle
+                else:
+                    feeds[topo.parent[node]].append(handle)
+            assert root is not None
+            self.path.wait()
+            if not root.success:
+                raise RuntimeError(f"round {round_}: aggregation failed: {root.error}")
+            current = _value(root.value)
+            accuracy, loss = self.evaluate(current)
+            self.history.append({
+                "round": float(round_), "accuracy": accuracy, "loss": loss,
+                "round_s": root.done - began, "participants": float(len(selected)),
+                "time_s": root.done,
+            })  # fmt: skip
+        return current
+
+    # -- async -----------------------------------------------------------------------------
+
+    def run_async(self, start: Update, model_bytes: int) -> Update:
+        """Each worker does ``rounds`` trainings, folded in as they arrive; the final model."""
+        topo, plan = self.topology, self.plan
+        if not isinstance(plan.strategy, FedAsync):
+            raise ValueError("mode=async needs strategy=fedasync")
+        strategy = plan.strategy
+        self.edges = edges = EdgeBytes(model_bytes)
+        current: dict[str, Any] = {n: start for n in topo.nodes if n not in topo.workers}
+        version = dict.fromkeys(current, 0)
+        base: dict[str, int] = {}  # a worker's (or aggregator's) parent version at its start
+        done_rounds = dict.fromkeys(topo.workers, 0)
+        folds = dict.fromkeys(current, 0)
+        every = {n: plan.forward_every or len(topo.nodes[n].children) for n in current}
+        evaluate_every = len(topo.nodes[topo.root].children)
+        began = time.time()
+        pending: dict[int, str] = {}  # training task id → worker
+
+        def start_training(w: str) -> None:
+            parent = topo.parent[w]
+            base[w] = version[parent]
+            edges.send_down(parent, w)
+            handle = self._train(current[parent], [w], done_rounds[w])
+            pending[handle.task_id] = w
+
+        def fold_into(node: str, arrived: Any, staleness: int) -> TaskHandle:
+            handle = self.path.submit(jobs.fold, strategy, current[node], arrived, staleness,
+                                      name="fold")  # fmt: skip
+            self.role[handle.task_id] = ("fold", (node,))
+            current[node] = handle
+            version[node] += 1
+            folds[node] += 1
+            if node == topo.root and folds[node] % evaluate_every == 0:
+                evaluations[handle.task_id] = folds[node] // evaluate_every - 1
+            return handle
+
+        def forward(node: str) -> None:
+            parent = topo.parent[node]
+            edges.send_up(parent, node)
+            fold_into(parent, current[node], version[parent] - base.get(node, 0))
+            edges.send_down(parent, node)  # the aggregator takes its parent's folded model
+            current[node] = current[parent]
+            base[node] = version[parent]
+            if parent != topo.root and folds[parent] % every[parent] == 0:
+                forward(parent)
+
+        evaluations: dict[int, int] = {}  # root fold task id → evaluation number
+        for w in topo.workers:
+            start_training(w)
+        outstanding = len(topo.workers) * plan.rounds
+        while outstanding or evaluations:
+            handle = self.path.next_finished(timeout=60)
+            if handle is None:
+                raise TimeoutError("no task finished for 60 s in an asynchronous federation")
+            if not handle.success:
+                raise RuntimeError(f"task {handle.name} {handle.task_id} failed: {handle.error}")
+            w = pending.pop(handle.task_id, "")
+            if w:
+                outstanding -= 1
+                parent = topo.parent[w]
+                edges.send_up(parent, w)
+                fold_into(parent, handle, version[parent] - base[w])
+                done_rounds[w] += 1
+                if parent != topo.root and folds[parent] % every[parent] == 0:
+                    forward(parent)
+                if done_rounds[w] < plan.rounds:
+                    start_training(w)
+            number = evaluations.pop(handle.task_id, None)
+            if number is not None:
+                accuracy, loss = self.evaluate(_value(handle.value))
+                since = self.history[-1]["time_s"] if self.history else began
+                self.history.append({
+                    "round": float(number), "accuracy": accuracy, "loss": loss,
+                    "round_s": handle.done - since, "participants": float(evaluate_every),
+                    "time_s": handle.done,
+                })  # fmt: skip
+        for node in topo.nodes[topo.root].children:  # what the aggregators hold goes up last
+            if node not in topo.workers and base.get(node, -1) != version[topo.root]:
+                forward(node)
+        self.path.wait()
+        final = current[topo.root]
+        return _value(final.value) if isinstance(final, TaskHandle) else final
+
+    # -- after -----------------------------------------------------------------------------
+
+    def idle_fraction(self) -> float:
+        """Mean over workers of 1 − time training / (last end − first start)."""
+        spans: dict[str, list[tuple[float, float]]] = defaultdict(list)
+        for task in self.path.tasks:
+            kind, workers = self.role.get(task.task_id, ("", ()))
+            if kind == "train" and task.success:
+                for w in workers:
+                    spans[w].append((task.start, task.end))
+        fractions = []
+        for intervals in spans.values():
+            total = max(e for _, e in intervals) - min(s for s, _ in intervals)
+            busy = sum(e - s for s, e in intervals)
+            fractions.append(1 - busy / total if total > 0 else 0.0)
+        return sum(fractions) / len(fractions) if fractions else 0.0
+
+
+def hash_seed(seed: int, round_: int, worker: int) -> int:
+    """A seed per (run, round, worker), the same on every process."""
+    import hashlib
+
+    digest = hashlib.blake2b(f"{seed}:{round_}:{worker}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") % 2**31
+
+
+def _value(value: Any) -> Update:
+    """A task's result as an Update (a proxy is resolved here, on the leader)."""
+    from components.dataflow.futures import resolve
+
+    out = resolve(value)
+    if not isinstance(out, Update):
+        raise TypeError(f"expected an Update, got {type(out).__name__}")
+    return out
