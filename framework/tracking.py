@@ -32,6 +32,16 @@ def sqlite_path(uri: str) -> Path | None:
     return Path(uri[len("sqlite:///") :]) if uri.startswith("sqlite:///") else None
 
 
+def store_uri(uri: str) -> str:
+    """``uri`` with a relative SQLite path made absolute.
+
+    MLflow caches a SQLite store by its URI: with a relative one, a process that changes its
+    folder (the test suite) keeps reading and writing the first folder's database.
+    """
+    db = sqlite_path(uri)
+    return f"sqlite:///{db.resolve()}" if db is not None else uri
+
+
 def _check_server(uri: str, timeout_s: float = 5.0) -> None:
     """Fail in seconds on an unreachable server (MLflow's client retries for minutes)."""
     import urllib.error
@@ -64,7 +74,7 @@ class Tracker:
             self._artifact_root = config.artifact_location or (
                 (results_dir / "mlartifacts").resolve().as_uri()
             )
-        self.client = MlflowClient(tracking_uri=self.uri)
+        self.client = MlflowClient(tracking_uri=store_uri(self.uri))
 
     def experiment_id(self, name: str) -> str:
         """The id of experiment ``name``, created if needed."""
@@ -147,7 +157,7 @@ def job_runs(uri: str, experiment: str) -> Any:
     """Finished job runs of an experiment as a DataFrame (for reports)."""
     import mlflow
 
-    mlflow.set_tracking_uri(uri)
+    mlflow.set_tracking_uri(store_uri(uri))
     if mlflow.get_experiment_by_name(experiment) is None:
         raise LoomError(
             f"no MLflow experiment named '{experiment}' at {uri}; run the recipe "

@@ -15,12 +15,17 @@ from framework.cli import main
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
 
-URI = "sqlite:///results/mlflow.db"
+
+def _uri() -> str:
+    # Absolute, as the tracker writes: MLflow caches a store by URI across the tests' chdirs.
+    return f"sqlite:///{Path('results/mlflow.db').resolve()}"
+
+
 SMALL = ["scenario.tasks=20", "scenario.payload_bytes=64", "scenario.plots=true"]
 
 
 def _runs(experiment: str) -> pd.DataFrame:
-    mlflow.set_tracking_uri(URI)
+    mlflow.set_tracking_uri(_uri())
     return mlflow.search_runs(experiment_names=[experiment])
 
 
@@ -46,7 +51,7 @@ def test_single_run_tracks_params_metrics_nested_trials_and_artifacts(workdir: P
     mean = trials["metrics.makespan_s"].mean()
     assert job["metrics.makespan_s"] == pytest.approx(mean)
 
-    client = MlflowClient(URI)
+    client = MlflowClient(_uri())
     assert {"config.yaml", "environment.json", "metrics.json"} <= _artifacts(client, job["run_id"])
     assert {"tasks.jsonl", "timeline.png", "latency.png", "metrics.json"} <= _artifacts(
         client, trials.iloc[0]["run_id"]
