@@ -262,3 +262,15 @@ def test_fedprox_pulls_local_training_toward_the_global_model() -> None:
         return sum(float(((out[k] - start[k]) ** 2).sum()) for k in out) ** 0.5
 
     assert drift(5.0) < 0.8 * drift(0.0)  # the term reaches the update: less drift
+
+
+def test_an_update_pickles_its_tensors_as_arrays() -> None:
+    import pickle
+    from multiprocessing.reduction import ForkingPickler
+
+    update = _update([1.0, 2.0], 3)
+    # Through the process pool's pickler too: no torch storage shared by file descriptor.
+    data = bytes(ForkingPickler.dumps(update))
+    assert b"torch.multiprocessing" not in data and b"rebuild_storage_fd" not in data
+    back = pickle.loads(data)
+    assert back.samples == 3 and torch.equal(back.state["w"], update.state["w"])
