@@ -209,3 +209,14 @@ class ScenarioConfig(ComponentConfig):
         """
         del runs
         return None
+
+
+def require_packages(scenario: str, modules: tuple[str, ...]) -> None:
+    """Fail with the install command when an app's packages are missing."""
+    import importlib.util
+
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ValueError(
+            f"scenario={scenario} needs {', '.join(missing)}: pip install -e '.[apps]'"
+        )

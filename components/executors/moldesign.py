@@ -23,22 +23,11 @@ from typing import Any, ClassVar, Literal, Self
 
 from pydantic import Field, model_validator
 
-from components.base import RunContext, Scenario, ScenarioConfig
+from components.base import RunContext, Scenario, ScenarioConfig, require_packages
 from components.executors.trial import TaskTrial
 
 PLAUSIBLE_EV = (0.0, 40.0)  # an ionization energy outside this is a broken calculation
 APP_PACKAGES = ("rdkit", "xtb", "ase", "sklearn")
-
-
-def require_packages(scenario: str, modules: tuple[str, ...]) -> None:
-    """Fail with the install command when an app's packages are missing."""
-    import importlib.util
-
-    missing = [m for m in modules if importlib.util.find_spec(m) is None]
-    if missing:
-        raise ValueError(
-            f"scenario={scenario} needs {', '.join(missing)}: pip install -e '.[apps]'"
-        )
 
 
 class MolDesignConfig(ScenarioConfig):

@@ -22,8 +22,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 from pydantic import Field
 
-from components.base import RunContext, Scenario, ScenarioConfig
-from components.executors.moldesign import require_packages
+from components.base import RunContext, Scenario, ScenarioConfig, require_packages
 from components.executors.trial import TaskTrial
 
 Position = tuple[float, float, float]

@@ -82,14 +82,24 @@ class TopologyFile(LoomModel):
     kind: Literal["file"] = "file"
     path: str = Field(description="the file (relative to the project, or absolute)")
 
+    @model_validator(mode="after")
+    def _exists(self) -> Self:
+        if not self.resolved().is_file():
+            raise ValueError(f"path={self.path!r}: no such topology file")
+        return self
+
+    def resolved(self) -> Path:
+        """The file: as given, or relative to the project."""
+        path = Path(self.path)
+        if not path.is_absolute() and not path.exists():
+            path = Path(__file__).resolve().parents[2] / path
+        return path
+
     def build(self) -> Any:
         """The tree."""
         from components.fl.topology import Topology
 
-        path = Path(self.path)
-        if not path.is_absolute() and not path.exists():
-            path = Path(__file__).resolve().parents[2] / path
-        return Topology.from_file(path)
+        return Topology.from_file(self.resolved())
 
 
 TopologyConfig = Annotated[
@@ -198,7 +208,7 @@ class FlightConfig(ComponentConfig):
         if self.mode == "async" and self.strategy.kind != "fedasync":
             raise ValueError(f"mode=async with strategy {self.strategy.kind}: asynchronous "
                              "aggregation folds models in as they arrive; use "
-                             "strategy={kind:fedasync}")  # fmt: skip
+                             "fl/strategy=fedasync")  # fmt: skip
         if self.mode == "sync" and self.strategy.kind == "fedasync":
             raise ValueError("strategy fedasync needs mode=async")
         return self

@@ -116,6 +116,8 @@ def test_bad_fl_settings_are_refused() -> None:
         FlightConfig(strategy=FedAsyncConfig())
     with pytest.raises(ValidationError, match="alpha"):
         FedAsyncConfig(alpha=0)
+    with pytest.raises(ValidationError, match=r"path='/nope\.yaml': no such topology file"):
+        FlightConfig(topology={"kind": "file", "path": "/nope.yaml"})
     from components.fl.topology import TopologyError
 
     with pytest.raises(TopologyError, match="each tier needs at least as many"):
