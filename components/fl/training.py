@@ -114,8 +114,13 @@ def train_one(
 def train_many(model: nn.Module, start: Mapping[str, torch.Tensor],
                data: Sequence[tuple[torch.Tensor, torch.Tensor]], cfg: LocalTraining,
                seeds: Sequence[int]) -> list[dict[str, torch.Tensor]]:  # fmt: skip
-    """Every client's local training from the same ``start``, vectorised over clients."""
-    from torch.func import grad, vmap
+    """Every client's local training from the same ``start``, vectorised over clients.
+
+    The forward pass is vmapped over the stacked parameters; one backward pass of the summed
+    losses gives every client its own gradient (clients share no parameters). Plain autograd,
+    not ``torch.func.grad``: that transform imports TorchDynamo and SymPy (+80 MB per process).
+    """
+    from torch.func import vmap
 
     clients = len(data)
     if clients == 0:
@@ -126,9 +131,10 @@ def train_many(model: nn.Module, start: Mapping[str, torch.Tensor],
     features = data[0][0].shape[1:]
     anchor = {k: v.detach() for k, v in start.items()}
     params = {
-        k: v.detach().unsqueeze(0).repeat(clients, *([1] * v.dim())) for k, v in start.items()
+        k: v.detach().unsqueeze(0).repeat(clients, *([1] * v.dim())).requires_grad_(True)
+        for k, v in start.items()
     }
-    step_grad = vmap(grad(lambda p, x, y, w: _loss(model, p, x, y, w, anchor, cfg.mu)))
+    losses = vmap(lambda p, x, y, w: _loss(model, p, x, y, w, anchor, cfg.mu))
     x_batch = torch.zeros((clients, width, *features), dtype=data[0][0].dtype)
     y_batch = torch.zeros((clients, width), dtype=torch.long)
     w_batch = torch.zeros((clients, width))
@@ -143,9 +149,12 @@ def train_many(model: nn.Module, start: Mapping[str, torch.Tensor],
                 x_batch[c, :n] = x[index]
                 y_batch[c, :n] = y[index]
                 w_batch[c, :n] = 1.0
-        grads = step_grad(params, x_batch, y_batch, w_batch)
-        params = {k: params[k] - cfg.lr * grads[k] for k in params}
-    return [{k: v[c].clone() for k, v in params.items()} for c in range(clients)]
+        total = losses(params, x_batch, y_batch, w_batch).sum()
+        grads = torch.autograd.grad(total, list(params.values()))
+        with torch.no_grad():
+            params = {k: (p - cfg.lr * g).requires_grad_(True)
+                      for (k, p), g in zip(params.items(), grads, strict=True)}  # fmt: skip
+    return [{k: v[c].detach().clone() for k, v in params.items()} for c in range(clients)]
 
 
 def evaluate(model: nn.Module, params: Mapping[str, torch.Tensor], x: torch.Tensor,
