@@ -434,6 +434,24 @@ class TaskPath:
         except queue.Empty:
             return None
 
+    def drop(self, handles: Iterable[TaskHandle]) -> None:
+        """Forget the values and arguments of tasks; their records stay.
+
+        A coordinator that runs many rounds calls this after :meth:`wait` once a round's
+        results are read, so the path does not hold every intermediate value until it closes
+        (with a data mover the stored values are already freed after their last consumer;
+        this drops what remains: proxies, or the values themselves when sent by value).
+
+        Raises:
+            ValueError: Some task on the path is unfinished (it may still need a value).
+
+        """
+        if self.completed < len(self.tasks):
+            raise ValueError("drop() needs every task finished: call wait() first")
+        for handle in handles:
+            handle.value = None
+            handle.args = ()
+
     def iter_progress(self, interval_s: float = 0.1) -> Iterator[int]:
         """Yield the number of finished tasks every ``interval_s`` until all are finished."""
         while not self.wait(interval_s):

@@ -75,7 +75,7 @@ class Plan:
     topology: Topology
     strategy: Strategy
     rounds: int
-    participation: float
+    participation: float | tuple[float, ...]  # one share of all workers, or one per tier
     selection: Literal["fixed", "probabilistic"]
     local: LocalTraining
     data: jobs.DataSpec
@@ -116,18 +116,42 @@ class Federation:
         return handle
 
     def select(self, round_: int) -> list[str]:
-        """The workers of one round: a fixed count or each with probability ``participation``."""
+        """The workers of one round.
+
+        A single share picks among all workers: a fixed count, or each with that probability.
+        One share per tier walks down from the leader: every selected node picks that share
+        of its children (a fixed count, at least one, or each with that probability), and
+        the workers picked this way under selected aggregators train.
+        """
         workers = self.topology.workers
         rng = random.Random(hash_seed(self.plan.seed, round_, -1))
-        if self.plan.participation >= 1:
+        shares = self.plan.participation
+        if isinstance(shares, tuple):
+            return self._select_by_tier(shares, rng)
+        if shares >= 1:
             return list(workers)
-        if self.plan.selection == "fixed":
-            count = max(1, int(self.plan.participation * len(workers)))
-            chosen = set(rng.sample(workers, count))
-        else:
-            chosen = {w for w in workers if rng.random() < self.plan.participation}
-            chosen = chosen or {rng.choice(workers)}
+        chosen = set(self._pick(workers, shares, rng))
         return [w for w in workers if w in chosen]
+
+    def _pick(self, nodes: list[str], share: float, rng: random.Random) -> list[str]:
+        if share >= 1:
+            return list(nodes)
+        if self.plan.selection == "fixed":
+            return rng.sample(nodes, max(1, int(share * len(nodes))))
+        chosen = [n for n in nodes if rng.random() < share]
+        return chosen or [rng.choice(nodes)]
+
+    def _select_by_tier(self, shares: tuple[float, ...], rng: random.Random) -> list[str]:
+        topo = self.topology
+        frontier, picked = [topo.root], set()
+        while frontier:
+            node = frontier.pop()
+            children = topo.nodes[node].children
+            if not children:
+                picked.add(node)
+                continue
+            frontier += self._pick(list(children), shares[topo.depth[node]], rng)
+        return [w for w in topo.workers if w in picked]
 
     # -- sync ------------------------------------------------------------------------------
 
@@ -147,6 +171,7 @@ class Federation:
             by_parent: dict[str, list[str]] = defaultdict(list)
             for w in selected:
                 by_parent[topo.parent[w]].append(w)
+            first_task = len(self.path.tasks)
             for parent, leaves in by_parent.items():
                 for i in range(0, len(leaves), plan.clients_per_task):
                     chunk = leaves[i : i + plan.clients_per_task]
@@ -166,6 +191,8 @@ class Federation:
             if not root.success:
                 raise RuntimeError(f"round {round_}: aggregation failed: {root.error}")
             current = _value(root.value)
+            # The round's models are read: the path need not keep them (memory stays flat).
+            self.path.drop(self.path.tasks[first_task:])
             accuracy, loss = self.evaluate(current)
             self.history.append({
                 "round": float(round_), "accuracy": accuracy, "loss": loss,
@@ -260,18 +287,28 @@ class Federation:
 
     # -- after -----------------------------------------------------------------------------
 
+    def spans(self) -> dict[str, list[tuple[float, float, str]]]:
+        """Per tree node, its successful tasks as (start, end, kind), Unix seconds.
+
+        A worker's are its trainings (a task of many vmapped devices counts for each of
+        them); an aggregator's and the leader's are their aggregations or folds.
+        """
+        out: dict[str, list[tuple[float, float, str]]] = defaultdict(list)
+        for task in self.path.tasks:
+            kind, nodes = self.role.get(task.task_id, ("", ()))
+            if kind and task.success:
+                for node in nodes:
+                    out[node].append((task.start, task.end, kind))
+        return out
+
     def idle_fraction(self) -> float:
         """Mean over workers of 1 − time training / (last end − first start)."""
-        spans: dict[str, list[tuple[float, float]]] = defaultdict(list)
-        for task in self.path.tasks:
-            kind, workers = self.role.get(task.task_id, ("", ()))
-            if kind == "train" and task.success:
-                for w in workers:
-                    spans[w].append((task.start, task.end))
         fractions = []
-        for intervals in spans.values():
-            total = max(e for _, e in intervals) - min(s for s, _ in intervals)
-            busy = sum(e - s for s, e in intervals)
+        for node, intervals in self.spans().items():
+            if node not in self.index:
+                continue
+            total = max(e for _, e, _ in intervals) - min(s for s, _, _ in intervals)
+            busy = sum(e - s for s, e, _ in intervals)
             fractions.append(1 - busy / total if total > 0 else 0.0)
         return sum(fractions) / len(fractions) if fractions else 0.0
 
