@@ -179,11 +179,17 @@ class FlightConfig(ComponentConfig):
     kind: Literal["flight"] = "flight"
     topology: TopologyConfig = Field(default_factory=TwoTier)
     strategy: StrategyConfig = Field(default_factory=FedAvgConfig)
-    mode: Literal["sync", "async"] = Field("sync", description="sync rounds or async folding")
+    mode: Literal["auto", "sync", "async"] = Field(
+        "auto", description="sync rounds or async folding; auto: async for fedasync, else sync"
+    )
     rounds: int = Field(
         10, ge=1, le=100_000, description="sync: rounds; async: trainings per worker"
     )
-    participation: float = Field(1.0, gt=0, le=1, description="share of workers per sync round")
+    participation: float | list[float] = Field(
+        1.0,
+        description="share of workers per sync round; or one share per tier (depth 1 … "
+        "height): each selected node picks that share of its children",
+    )
     selection: Literal["fixed", "probabilistic"] = Field(
         "fixed", description="fixed: that share exactly; probabilistic: each with that chance"
     )
@@ -204,13 +210,24 @@ class FlightConfig(ComponentConfig):
     )
 
     @model_validator(mode="after")
+    def _participation_in_range(self) -> Self:
+        shares = self.participation
+        shares = shares if isinstance(shares, list) else [shares]
+        bad = [s for s in shares if not 0 < s <= 1]
+        if bad or not shares:
+            raise ValueError(f"participation={self.participation!r}: each share must be in (0, 1]")
+        return self
+
+    @model_validator(mode="after")
     def _async_needs_fedasync(self) -> Self:
+        if self.mode == "auto":  # so one sweep over fl/strategy can include fedasync
+            self.mode = "async" if self.strategy.kind == "fedasync" else "sync"
         if self.mode == "async" and self.strategy.kind != "fedasync":
             raise ValueError(f"mode=async with strategy {self.strategy.kind}: asynchronous "
                              "aggregation folds models in as they arrive; use "
                              "fl/strategy=fedasync")  # fmt: skip
         if self.mode == "sync" and self.strategy.kind == "fedasync":
-            raise ValueError("strategy fedasync needs mode=async")
+            raise ValueError("strategy fedasync needs mode=async (or mode=auto)")
         return self
 
     def build(self) -> Any:

@@ -92,8 +92,10 @@ class Federated:
              "up": federation.edges.up.get((p, c), 0), "model_bytes": model_bytes}
             for p, c in fl.topology.edges
         ])  # fmt: skip
-        _plot(history, totals, ctx, f"{cfg.mode} {cfg.strategy.kind}, {len(fl.topology.workers)} "
-              f"workers, height {fl.topology.height}")  # fmt: skip
+        title = (f"{cfg.mode} {cfg.strategy.kind}, {len(fl.topology.workers)} workers, "
+                 f"height {fl.topology.height}")  # fmt: skip
+        _plot(history, totals, ctx, title)
+        _plot_nodes(federation, ctx, f"{title}, idle {idle:.0%}")
         trial.record({
             "final_accuracy": accuracy,
             "final_loss": loss,
@@ -137,4 +139,44 @@ def _plot(history: list[dict[str, float]], totals: dict[str, float], ctx: RunCon
     fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(ctx.run_dir / f"federated-trial-{ctx.trial:03d}.png", dpi=120)
+    plt.close(fig)
+
+
+def _plot_nodes(federation: Any, ctx: RunContext, title: str, most: int = 40) -> None:
+    """Each tree node's tasks over time: the leader and aggregators on top, then workers.
+
+    Beyond ``most`` rows, workers are sampled evenly (their order is the tree's).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    spans = federation.spans()
+    if not spans:
+        return
+    topo = federation.topology
+    inner = [n for n in topo.walk() if n not in federation.index and n in spans]
+    workers = [w for w in topo.workers if w in spans]
+    room = max(1, most - len(inner))
+    step = max(1, -(-len(workers) // room))
+    rows = inner[:most] + workers[::step]
+    origin = min(s for intervals in spans.values() for s, _, _ in intervals)
+    colours = {"train": "tab:blue", "aggregate": "tab:orange", "fold": "tab:green"}
+    fig, ax = plt.subplots(figsize=(9, max(2.5, 0.22 * len(rows) + 1.5)))
+    for i, node in enumerate(rows):
+        for kind, colour in colours.items():
+            bars = [(s - origin, e - s) for s, e, k in spans[node] if k == kind]
+            if bars:
+                ax.broken_barh(bars, (i - 0.4, 0.8), color=colour, label=kind)
+    handles, labels = ax.get_legend_handles_labels()
+    unique = dict(zip(labels, handles, strict=True))
+    ax.legend(list(unique.values()), list(unique), loc="upper right", fontsize=8)
+    ax.set_yticks(range(len(rows)), rows, fontsize=6)
+    ax.invert_yaxis()
+    ax.set_xlabel("seconds since the first task")
+    shown = "" if step == 1 else f" (every {step}th worker)"
+    ax.set_title(f"{title}: tasks per tree node{shown}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(ctx.run_dir / f"fl-nodes-trial-{ctx.trial:03d}.png", dpi=110)
     plt.close(fig)

@@ -78,6 +78,29 @@ def test_fedavg_over_a_tree_trains_the_same_model_as_over_a_star(pool: Any) -> N
         assert torch.allclose(from_tree.state[name], from_star.state[name], atol=1e-6)
 
 
+def test_participation_per_tier_picks_under_the_selected_aggregators(pool: Any) -> None:
+    config = FlightConfig(topology={"kind": "balanced", "branching": 4, "height": 2}, rounds=3,
+                          participation=[0.5, 0.25])  # fmt: skip
+    federation, _, _, _ = _run(config, pool)
+    topo = FlightFL(config).topology
+    for round_ in range(3):
+        chosen = federation.select(round_)
+        parents = {topo.parent[w] for w in chosen}
+        # Two of four aggregators, one of four workers under each.
+        assert len(parents) == 2 and len(chosen) == 2
+    assert [h["participants"] for h in federation.history] == [2, 2, 2]
+    assert federation.edges is not None
+    assert sum(federation.edges.up.values()) == 3 * 4  # per round: 2 worker and 2 aggregator edges
+
+
+def test_participation_per_tier_must_match_the_tree() -> None:
+    with pytest.raises(ValueError, match=r"one share per tier, and this tree has 2"):
+        FlightFL(FlightConfig(topology={"kind": "balanced", "branching": 2, "height": 2},
+                              participation=[0.5]))  # fmt: skip
+    with pytest.raises(ValueError, match=r"participation=\[0.5, 1.5\]: each share must be in"):
+        FlightConfig(participation=[0.5, 1.5])
+
+
 def test_a_seeded_run_repeats_exactly(pool: Any) -> None:
     config = FlightConfig(topology=TwoTier(workers=6), rounds=2, participation=0.5,
                           selection="probabilistic")  # fmt: skip
@@ -113,7 +136,9 @@ def test_bad_fl_settings_are_refused() -> None:
     with pytest.raises(ValidationError, match="mode=async with strategy fedavg"):
         FlightConfig(mode="async")
     with pytest.raises(ValidationError, match="strategy fedasync needs mode=async"):
-        FlightConfig(strategy=FedAsyncConfig())
+        FlightConfig(strategy=FedAsyncConfig(), mode="sync")
+    # mode=auto (the default) runs fedasync asynchronously and the rest in rounds.
+    assert FlightConfig(strategy=FedAsyncConfig()).mode == "async" and FlightConfig().mode == "sync"
     with pytest.raises(ValidationError, match="alpha"):
         FedAsyncConfig(alpha=0)
     with pytest.raises(ValidationError, match=r"path='/nope\.yaml': no such topology file"):
@@ -148,3 +173,29 @@ def test_a_small_federation_through_the_engine(workdir: Path) -> None:
     trial_dir = Path(job["tags.loom.run_dir"]) / "trial-000"
     assert len((trial_dir / "rounds.jsonl").read_text().splitlines()) == 3
     assert (trial_dir / "federated-trial-000.png").exists()
+    assert (trial_dir / "fl-nodes-trial-000.png").stat().st_size > 10_000
+
+
+def test_models_cross_the_process_executor_only_as_references() -> None:
+    from components.dataflow.proxystore_flow import ProxyStoreConfig, ProxyStoreFlow
+    from components.executors.process import ProcessExecutorConfig
+
+    config = FlightConfig(topology={"kind": "balanced", "branching": 2, "height": 2}, rounds=2,
+                          clients_per_task=1)  # fmt: skip
+    flow_config = ProxyStoreConfig(connector="file", threshold_bytes=1000)
+    with flow_config.build() as flow, ProcessExecutorConfig(max_workers=2).build() as pool:
+        assert isinstance(flow, ProxyStoreFlow)
+        with TaskPath(pool, mover=flow.mover()) as path:
+            federation, start = _federation(config, pool, path)
+            final = federation.run_sync(start, len(pickle.dumps(start, protocol=5)))
+            tasks = path.tasks
+            assert all(t.success for t in tasks), [t.error for t in tasks]
+            # Every model a task produced went back as a proxy (4 trainings, 2 aggregators
+            # and the leader per round); each aggregation read its children's by reference.
+            assert all(t.moved is not None and t.moved["proxied_out"] == 1 for t in tasks)
+            aggregations = [t for t in tasks if t.name == "aggregate"]
+            assert sorted(t.moved["proxied_in"] for t in aggregations) == [2] * 6
+            # The leader resolved the leader's aggregate once per round, nothing else.
+            assert flow.client_gets() == 2
+            assert not torch.equal(final.state["0.weight"], start.state["0.weight"])
+        assert flow.stored() == (0, 0)  # nothing leaked
