@@ -183,7 +183,7 @@ class FlightConfig(ComponentConfig):
         "auto", description="sync rounds or async folding; auto: async for fedasync, else sync"
     )
     rounds: int = Field(
-        10, ge=1, le=100_000, description="sync: rounds; async: trainings per worker"
+        10, ge=1, le=100_000, description="sync: rounds; async: as many trainings in all (rounds × workers)"
     )
     participation: float | list[float] = Field(
         1.0,

@@ -204,7 +204,11 @@ class Federation:
     # -- async -----------------------------------------------------------------------------
 
     def run_async(self, start: Update, model_bytes: int) -> Update:
-        """Each worker does ``rounds`` trainings, folded in as they arrive; the final model."""
+        """``rounds`` × workers trainings, each folded in as it arrives; the final model.
+
+        A worker starts again as soon as its model is folded, so fast workers do more of the
+        trainings than slow ones (the point of asynchrony); the total is a sync run's.
+        """
         topo, plan = self.topology, self.plan
         if not isinstance(plan.strategy, FedAsync):
             raise ValueError("mode=async needs strategy=fedasync")
@@ -221,6 +225,8 @@ class Federation:
         pending: dict[int, str] = {}  # training task id → worker
 
         def start_training(w: str) -> None:
+            nonlocal started
+            started += 1
             parent = topo.parent[w]
             base[w] = version[parent]
             edges.send_down(parent, w)
@@ -249,9 +255,11 @@ class Federation:
                 forward(parent)
 
         evaluations: dict[int, int] = {}  # root fold task id → evaluation number
+        # As many trainings in all as ``rounds`` sync rounds would run; none waits for another.
+        budget, started = len(topo.workers) * plan.rounds, 0
         for w in topo.workers:
             start_training(w)
-        outstanding = len(topo.workers) * plan.rounds
+        outstanding = budget
         while outstanding or evaluations:
             handle = self.path.next_finished(timeout=60)
             if handle is None:
@@ -267,7 +275,7 @@ class Federation:
                 done_rounds[w] += 1
                 if parent != topo.root and folds[parent] % every[parent] == 0:
                     forward(parent)
-                if done_rounds[w] < plan.rounds:
+                if started < budget:  # whoever is free trains next: fast workers train more
                     start_training(w)
             number = evaluations.pop(handle.task_id, None)
             if number is not None:
