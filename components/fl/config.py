@@ -183,7 +183,7 @@ class FlightConfig(ComponentConfig):
         "auto", description="sync rounds or async folding; auto: async for fedasync, else sync"
     )
     rounds: int = Field(
-        10, ge=1, le=100_000, description="sync: rounds; async: as many trainings in all (rounds × workers)"
+        10, ge=1, le=100_000, description="sync: rounds; async: rounds × workers trainings"
     )
     participation: float | list[float] = Field(
         1.0,
@@ -216,6 +216,11 @@ class FlightConfig(ComponentConfig):
         bad = [s for s in shares if not 0 < s <= 1]
         if bad or not shares:
             raise ValueError(f"participation={self.participation!r}: each share must be in (0, 1]")
+        if isinstance(self.participation, list):  # one share per tier of this very tree
+            height = self.topology.build().height
+            if len(shares) != height:
+                raise ValueError(f"participation={shares!r}: one share per tier, and this tree "
+                                 f"has {height} (depth 1 … {height})")  # fmt: skip
         return self
 
     @model_validator(mode="after")

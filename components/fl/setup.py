@@ -30,11 +30,6 @@ class FlightFL:
     def __init__(self, config: FlightConfig) -> None:
         self.config = config
         self.topology = config.topology.build()
-        tiers = config.participation
-        if isinstance(tiers, list) and len(tiers) != self.topology.height:
-            height = self.topology.height
-            raise ValueError(f"participation={tiers!r}: one share per tier, and this tree has "
-                             f"{height} (depth 1 … {height})")  # fmt: skip
 
     def plan(self, seed: int, features: int, classes: int) -> Plan:
         """What one trial runs, for data of ``features`` features and ``classes`` classes."""
