@@ -223,6 +223,8 @@ class Federation:
         evaluate_every = len(topo.nodes[topo.root].children)
         began = time.time()
         pending: dict[int, str] = {}  # training task id → worker
+        # As many trainings in all as ``rounds`` sync rounds would run; none waits for another.
+        budget, started = len(topo.workers) * plan.rounds, 0
 
         def start_training(w: str) -> None:
             nonlocal started
@@ -255,8 +257,6 @@ class Federation:
                 forward(parent)
 
         evaluations: dict[int, int] = {}  # root fold task id → evaluation number
-        # As many trainings in all as ``rounds`` sync rounds would run; none waits for another.
-        budget, started = len(topo.workers) * plan.rounds, 0
         for w in topo.workers:
             start_training(w)
         outstanding = budget
