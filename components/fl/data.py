@@ -13,7 +13,11 @@ every worker gets at least one.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -42,6 +46,10 @@ def load(
 ) -> Dataset:
     """A dataset, split into train and test with a seeded stratified shuffle.
 
+    The arrays are made once by scikit-learn in a short-lived helper process and cached on
+    disk (``$LOOM_CACHE``, else ``~/.cache/loom``): importing scikit-learn costs a process
+    146 MB that a long federation would hold for nothing. Later calls read the cache.
+
     Args:
         name: ``digits`` or ``synthetic``.
         seed: Seed of the split (and of the synthetic set).
@@ -49,6 +57,32 @@ def load(
         test_fraction: Share held out for the central test accuracy.
 
     """
+    size = samples if name == "synthetic" else 0
+    path = _cache_dir() / f"fl-{name}-{seed}-{size}-{test_fraction}.npz"
+    if not path.exists():
+        command = ("import sys; from components.fl.data import write; "
+                   "write(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), "
+                   "sys.argv[5])")  # fmt: skip
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+        done = subprocess.run([sys.executable, "-c", command, name, str(seed), str(samples),
+                               str(test_fraction), str(path)], env=env, capture_output=True,
+                              text=True)  # fmt: skip
+        if done.returncode != 0:
+            tail = done.stderr.strip().splitlines()[-1:] or ["no output"]
+            raise RuntimeError(f"preparing data {name!r} failed: {tail[0]}")
+    with np.load(path) as arrays:
+        return Dataset(arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"],
+                       int(arrays["classes"]))  # fmt: skip
+
+
+def _cache_dir() -> Path:
+    root = Path(os.environ.get("LOOM_CACHE") or Path.home() / ".cache" / "loom")
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def make(name: DatasetName, seed: int, samples: int, test_fraction: float) -> Dataset:
+    """The dataset made by scikit-learn, in this process (``load`` calls it in a helper)."""
     from sklearn.model_selection import train_test_split
 
     if name == "digits":
@@ -67,6 +101,16 @@ def load(
     )
     return Dataset(x_train.astype(np.float32), y_train.astype(np.int64),
                    x_test.astype(np.float32), y_test.astype(np.int64), 10)  # fmt: skip
+
+
+def write(name: DatasetName, seed: int, samples: int, test_fraction: float, path: str) -> None:
+    """Make the dataset and store it at ``path`` atomically (processes may race to it)."""
+    data = make(name, seed, samples, test_fraction)
+    target = Path(path)
+    partial = target.with_name(f".{target.name}.{os.getpid()}.npz")
+    np.savez(partial, x_train=data.x_train, y_train=data.y_train, x_test=data.x_test,
+             y_test=data.y_test, classes=data.classes)  # fmt: skip
+    os.replace(partial, target)
 
 
 def federated_split(

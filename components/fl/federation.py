@@ -331,6 +331,8 @@ def hash_seed(seed: int, round_: int, worker: int) -> int:
 
 def _value(value: Any) -> Update:
     """A task's result as an Update (a proxy is resolved here, on the leader)."""
+    if type(value) is Update:  # by value: no need to import ProxyStore (and pandas: +75 MB)
+        return value
     from components.dataflow.futures import resolve
 
     out = resolve(value)

@@ -81,7 +81,8 @@ def _loss(model: nn.Module, params: Mapping[str, torch.Tensor], x: torch.Tensor,
     from torch.func import functional_call
 
     logits = functional_call(model, dict(params), (x,))
-    per_sample = nn.functional.cross_entropy(logits, y, reduction="none")
+    # cross_entropy itself, vmapped, imports SymPy (+50 MB) for its batching rule; this is it.
+    per_sample = -torch.log_softmax(logits, -1).gather(-1, y.unsqueeze(-1)).squeeze(-1)
     real = weight.sum()
     loss = (per_sample * weight).sum() / real.clamp(min=1)
     if mu > 0:  # only on a real step: a finished client must not keep pulling to the anchor

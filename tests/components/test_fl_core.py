@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -274,3 +275,25 @@ def test_an_update_pickles_its_tensors_as_arrays() -> None:
     assert b"torch.multiprocessing" not in data and b"rebuild_storage_fd" not in data
     back = pickle.loads(data)
     assert back.samples == 3 and torch.equal(back.state["w"], update.state["w"])
+
+
+def test_loaded_data_is_what_scikit_learn_makes_and_leaves_it_unimported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import subprocess
+    import sys
+
+    from components.fl.data import load, make
+
+    monkeypatch.setenv("LOOM_CACHE", str(tmp_path))
+    loaded = load("synthetic", 3, 500)
+    made = make("synthetic", 3, 500, 0.2)
+    for name in ("x_train", "y_train", "x_test", "y_test"):
+        assert np.array_equal(getattr(loaded, name), getattr(made, name))
+    assert len(list(tmp_path.glob("fl-synthetic-3-500-*.npz"))) == 1
+    # A fresh process reading the cache never imports scikit-learn (146 MB).
+    probe = ("import sys; from components.fl.data import load; load('synthetic', 3, 500); "
+             "print('sklearn' in sys.modules)")  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         env={**os.environ, "LOOM_CACHE": str(tmp_path)}, check=True)  # fmt: skip
+    assert out.stdout.strip() == "False"
