@@ -267,9 +267,10 @@ class Composer:
             key = found.group(1)
             given = next((o for o in overrides if o.split("=", 1)[0] == key), "")
             if given.partition("=")[2].lstrip().startswith("{"):
-                # Hydra merges a mapping into the entry it replaces: new keys are refused.
-                return (f"{key}: a mapping with other keys replaces the entry only with '++': "
-                        f"write ++{given}")  # fmt: skip
+                # Hydra merges a mapping into the entry (even with '++'): new keys are
+                # refused. Deleting the entry first and adding the mapping replaces it.
+                return (f"{key}: a mapping with other keys merges into the entry; to replace "
+                        f"it, delete it first: ~{key} '+{given}'")  # fmt: skip
             others = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") != key]
             known = _keys(self._hydra_compose(others)) if others != overrides else []
             return f"unknown key '{key}'{suggest(key, known)}"

@@ -18,43 +18,10 @@ from __future__ import annotations
 
 import heapq
 import math
-from dataclasses import dataclass, field
 
 import numpy as np
 
-from components.task_placement.base import FloatArray, IntArray, Placement, Site
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """A schedule as it ran.
-
-    Attributes:
-        makespan_s: From the batch's submission to the last task's end.
-        dynamic_j: The tasks' dynamic energy.
-        static_j: Static power × the time blocks were up (idle tails included).
-        tasks: Tasks per endpoint (by name).
-        start_s: Each task's start (submission order).
-        end_s: Each task's end (submission order).
-
-    """
-
-    makespan_s: float
-    dynamic_j: float
-    static_j: float
-    tasks: dict[str, int]
-    start_s: FloatArray = field(repr=False)
-    end_s: FloatArray = field(repr=False)
-
-    @property
-    def energy_j(self) -> float:
-        """Total energy (J)."""
-        return self.dynamic_j + self.static_j
-
-    @property
-    def edp_kj_s(self) -> float:
-        """Energy-delay product as the authors' notebook computes it: E [kJ] × T [s]."""
-        return self.energy_j / 1000 * self.makespan_s
+from components.task_placement.base import Executed, FloatArray, IntArray, Placement, Site
 
 
 def blocks_needed(site: Site, tasks: int) -> int:
@@ -71,7 +38,7 @@ def execute(
     runtime_s: FloatArray,
     energy_j: FloatArray,
     used: tuple[int, ...] | None = None,
-) -> Outcome:  # fmt: skip
+) -> Executed:  # fmt: skip
     """Run a placement against the true costs (tasks × endpoints arrays).
 
     Args:
@@ -89,7 +56,6 @@ def execute(
     if stray:
         raise ValueError(f"tasks placed on {stray}, outside the strategy's endpoints")
     start = np.zeros(len(endpoint))
-    end = np.zeros(len(endpoint))
     finish: dict[int, float] = {}
     blocks: dict[int, int] = {}
     for e in used:
@@ -104,7 +70,7 @@ def execute(
             begins = ready[0]
             ends = begins + float(runtime_s[task, e])
             heapq.heapreplace(ready, ends)
-            start[task], end[task] = begins, ends
+            start[task] = begins
             finish[e] = max(finish[e], ends)
     makespan = max(finish.values(), default=0.0)
     static = 0.0
@@ -114,6 +80,6 @@ def execute(
         up_cold = finish[e] + site.shutdown_s - site.cold_start_s if tasks_at[e] else 0.0
         static += site.static_w * (site.min_blocks * makespan + cold_blocks * max(0.0, up_cold))
     rows = np.arange(len(endpoint))
-    dynamic = float(energy_j[rows, endpoint].sum()) if len(endpoint) else 0.0
+    runtime, energy = runtime_s[rows, endpoint], energy_j[rows, endpoint]
     counts = {sites[e].name: int(tasks_at[e]) for e in used}
-    return Outcome(makespan, dynamic, static, counts, start, end)
+    return Executed(makespan, float(energy.sum()), static, counts, runtime, energy, start)

@@ -60,12 +60,7 @@ class SimulatedEndpoints:
         del watts_per_thread
         assert workload.truth is not None
         runtime, energy = workload.truth
-        outcome = execute(placement, self.sites, runtime, energy, used)
-        rows = np.arange(workload.tasks)
-        return Executed(
-            outcome.makespan_s, outcome.dynamic_j, outcome.static_j, outcome.tasks,
-            runtime[rows, placement.endpoint], energy[rows, placement.endpoint], outcome.start_s,
-        )  # fmt: skip
+        return execute(placement, self.sites, runtime, energy, used)
 
 
 def _spread(rng: np.random.Generator, cv: float, shape: tuple[int, ...]) -> np.ndarray:

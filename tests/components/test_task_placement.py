@@ -68,6 +68,7 @@ def test_the_ground_truth_charges_warm_blocks_for_the_run_and_cold_ones_while_up
     assert outcome.makespan_s == 9.0  # the cold block is ready at 5 and runs both tasks
     assert outcome.static_j == pytest.approx(1.0 * 9 + 10.0 * (9 + 2 - 5))
     assert outcome.dynamic_j == pytest.approx(1 + 2 + 3)
+    assert outcome.start_s.tolist() == [0.0, 5.0, 5.0]
     assert outcome.tasks == {"warm": 1, "cold": 2}
     assert outcome.edp_kj_s == pytest.approx((9 + 60 + 6) / 1000 * 9)
     with pytest.raises(ValueError, match="outside the strategy's endpoints"):

@@ -40,7 +40,21 @@ BAD = [
     (["tasks"], ["cannot parse override 'tasks'", "key=value"]),
     (["scenario.tasks=1,2"], ["add -m"]),
     (["seedz=3"], ["unknown key", "seed"]),
+    (
+        ["recipe=greenfaas/live", "endpoints.sites.cluster.executor={kind: dask, n_workers: 1}"],
+        ["merges into the entry", "~endpoints.sites.cluster.executor '+endpoints.sites.cluster"],
+    ),
+    (["scenario=energy_aware_placement", "task_placement.alpha=2"], ["task_placement.alpha=2"]),
 ]
+
+
+def test_a_mapping_replaces_an_entry_the_way_the_error_says() -> None:
+    composer = Composer()
+    key = "endpoints.sites.cluster.executor"
+    cfg = composer.compose(
+        ["recipe=greenfaas/live", f"~{key}", f"+{key}={{kind: dask, n_workers: 1}}"]
+    )
+    assert cfg.groups["endpoints"].sites["cluster"].executor.kind == "dask"
 
 
 @pytest.mark.parametrize(("overrides", "fragments"), BAD, ids=[" ".join(b[0]) for b in BAD])
@@ -110,10 +124,10 @@ def test_jobs_run_together_share_the_machine_unless_told() -> None:
     composer = Composer()
     whole = composer.compose(["recipe=quickstart", "energy=model"])
     halves = whole.sharing_machine(2)
-    assert halves.groups["energy"].share == 0.5  # type: ignore[attr-defined]
+    assert halves.groups["energy"].share == 0.5
     assert halves.config_hash() == whole.config_hash()  # metering is not what a job computes
     assert whole.sharing_machine(1) is whole
     told = composer.compose(["recipe=quickstart", "energy=model", "energy.share=0.25"])
-    assert told.sharing_machine(4).groups["energy"].share == 0.25  # type: ignore[attr-defined]
+    assert told.sharing_machine(4).groups["energy"].share == 0.25
     off = composer.compose(["recipe=quickstart", "energy=none"])
     assert off.sharing_machine(2) is off
