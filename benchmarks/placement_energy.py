@@ -59,7 +59,7 @@ def measure(endpoints: SimulatedEndpoints, tasks: int, repeats: int) -> list[dic
 
     def problem() -> Problem:
         runtime, energy = predictor.predict(functions, features)  # vectorised, every task
-        return Problem(endpoints.sites, runtime, energy, seed=0)
+        return Problem(endpoints.plan_sites, runtime, energy, seed=0)
 
     fixed = problem()
     groups = cluster_tasks(fixed, threshold_j(fixed))
@@ -105,7 +105,7 @@ def main() -> None:
     sizes = [s for s in SIZES if s <= 256] if args.quick else list(SIZES)
     repeats = 2 if args.quick else args.repeats
     endpoints = SimulatedEndpoints(SimulatedEndpointsConfig())
-    ClusterMhra().place(Problem(endpoints.sites, np.ones((4, 4)), np.ones((4, 4))))  # imports
+    ClusterMhra().place(Problem(endpoints.plan_sites, np.ones((4, 4)), np.ones((4, 4))))  # imports
     rows = [row for tasks in sizes for row in measure(endpoints, tasks, repeats)]
     publish("placement_energy", {
         f"scheduling overhead: predict + place, median of {repeats} (2 cores; alpha {ALPHA})": rows,

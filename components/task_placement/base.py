@@ -177,9 +177,14 @@ class Executed:
 
 @runtime_checkable
 class Endpoints(Protocol):
-    """What the ``endpoints`` group gives a scenario."""
+    """What the ``endpoints`` group gives a scenario.
+
+    ``sites`` are the endpoints as they are (the ground truth runs on them); ``plan_sites`` as
+    the planner believes them to be (the same, unless a site's ``planning_slots`` says not).
+    """
 
     sites: tuple[Site, ...]
+    plan_sites: tuple[Site, ...]
     functions: tuple[str, ...]
     live: bool
 

@@ -39,6 +39,9 @@ class SiteConfig(LoomModel):
     cold_start_s: float | None = Field(
         None, ge=0, le=86_400, description="first task to block ready (default: the group's)"
     )
+    planning_slots: int | None = Field(
+        None, ge=1, le=100_000, description="slots the planner believes it has (default: slots)"
+    )
 
     @model_validator(mode="after")
     def _blocks_in_order(self) -> Self:
@@ -46,20 +49,24 @@ class SiteConfig(LoomModel):
             raise ValueError(f"min_blocks={self.min_blocks} is above max_blocks={self.max_blocks}")
         return self
 
-    def site(self, name: str, cold_start_s: float, static_scale: float = 1.0) -> Site:
-        """The endpoint as the models see it."""
+    def site(
+        self, name: str, cold_start_s: float, static_scale: float = 1.0, *, planned: bool = False
+    ) -> Site:  # fmt: skip
+        """The endpoint as the ground truth sees it, or (``planned``) as the planner does."""
         cold = self.cold_start_s if self.cold_start_s is not None else cold_start_s
+        slots = self.planning_slots if planned and self.planning_slots else self.slots
         return Site(
-            name, self.slots, self.min_blocks, self.max_blocks, self.parallelism,
+            name, int(slots or 1), self.min_blocks, self.max_blocks, self.parallelism,
             self.static_w * static_scale, self.shutdown_s, cold,
         )  # fmt: skip
 
 
 def _greenfaas_sites() -> dict[str, SiteConfig]:
     return {
-        name: SiteConfig(slots=slots, min_blocks=min_blocks, static_w=static_w)
+        name: SiteConfig(slots=slots, min_blocks=min_blocks, static_w=static_w,
+                         planning_slots=greenfaas.PLANNING_SLOTS.get(name))
         for name, (slots, min_blocks, static_w) in greenfaas.SITES.items()
-    }
+    }  # fmt: skip
 
 
 def _check_table(table: Mapping[str, Mapping[str, Any]], sites: list[str], known: set[str] | None,
@@ -111,7 +118,10 @@ class SimulatedEndpointsConfig(ComponentConfig):
         None, description="functions of the workload (default: the table's; greenfaas: 7 SeBS)"
     )
     cold_start_s: float = Field(
-        60.0, ge=0, le=86_400, description="cold start of every cold endpoint (not published)"
+        greenfaas.COLD_START_S,
+        ge=0,
+        le=86_400,
+        description="cold start of every cold endpoint (not published)",
     )
     static_power_scale: float = Field(
         1.0, ge=0, le=100, description="scale of every static power (not published)"

@@ -43,6 +43,7 @@ class LiveEndpoints:
                  else config.cold_start_s)
             for name, s in config.sites.items()
         )  # fmt: skip
+        self.plan_sites = self.sites  # the pools' widths are known
         self.functions = tuple(config.functions)
         self.power_scale = [s.power_scale for s in config.sites.values()]
         self.executors: list[LoomExecutor] = []

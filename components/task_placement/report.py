@@ -88,6 +88,7 @@ def comparison(runs: list[FinishedJob]) -> tuple[str, list[dict[str, Any]]] | No
             "strategy": kind if alpha is None else f"{kind} a={alpha}",
             "faithful": run.params.get("task_placement.faithful", "-"),
             "cold_start_s": run.params.get("endpoints.cold_start_s", "-"),
+            "static_scale": run.params.get("endpoints.static_power_scale", "-"),
             "makespan_s": round(run.metrics.get("makespan_s", float("nan")), 1),
             "energy_kj": round(run.metrics.get("energy_kj", float("nan")), 2),
             "edp_ratio_vs_best_alternative": round(

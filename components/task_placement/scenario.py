@@ -128,7 +128,7 @@ class EnergyAwarePlacement:
             for done, current in enumerate([placer, *alternatives]):
                 started = time.perf_counter()
                 runtime, energy = predictor.predict(workload.functions, workload.features)
-                placement = current.place(Problem(endpoints.sites, runtime, energy, ctx.seed))
+                placement = current.place(Problem(endpoints.plan_sites, runtime, energy, ctx.seed))
                 overhead = time.perf_counter() - started
                 if current is placer:
                     predicted = (runtime, energy)

@@ -33,6 +33,10 @@ class SimulatedEndpoints:
             site.site(name, config.cold_start_s, config.static_power_scale)
             for name, site in config.sites.items()
         )
+        self.plan_sites = tuple(
+            site.site(name, config.cold_start_s, config.static_power_scale, planned=True)
+            for name, site in config.sites.items()
+        )
         self.functions = tuple(config.workload())
         self._table = TablePredictor(self.functions, [s.name for s in self.sites], config.table())
 

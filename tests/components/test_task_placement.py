@@ -98,7 +98,7 @@ def _greenfaas(**changes: Any) -> tuple[SimulatedEndpoints, Problem]:
     endpoints = SimulatedEndpoints(SimulatedEndpointsConfig(**changes))
     workload = endpoints.workload(32, "function_major", 0)
     runtime, energy = endpoints.predictor(0, None).predict(workload.functions, workload.features)
-    return endpoints, Problem(endpoints.sites, runtime, energy, seed=0)
+    return endpoints, Problem(endpoints.plan_sites, runtime, energy, seed=0)
 
 
 def test_cluster_mhra_merges_only_clusters_below_the_threshold() -> None:
