@@ -151,7 +151,8 @@ class Executed:
         runtime_s: Each task's observed runtime.
         energy_j: Each task's observed dynamic energy.
         start_s: Each task's start, from the submission.
-        measured: Which figures were measured here (live) rather than simulated or emulated.
+        measured: Which figures were measured here (live); the rest are simulated.
+        emulated: Which figures (or inputs to them) stand for what this machine cannot show.
 
     """
 
@@ -163,6 +164,7 @@ class Executed:
     energy_j: FloatArray
     start_s: FloatArray
     measured: tuple[str, ...] = ()
+    emulated: tuple[str, ...] = ()
 
     @property
     def energy_total_j(self) -> float:

@@ -28,6 +28,7 @@ from components.task_placement.predictors import LeastSquaresPredictor, TablePre
 from components.task_placement.simulated import task_order
 
 MEASURED = ("makespan_s", "runtime_s", "dynamic_j (estimated from CPU time)")
+EMULATED = ("static_j (static_w while up)", "cold_start_s (a wait)", "power_scale")
 
 
 class LiveEndpoints:
@@ -165,7 +166,7 @@ class LiveEndpoints:
                 static += site.static_w * (finish[e] + site.shutdown_s - site.cold_start_s)
         tasks = {self.sites[e].name: int(counts[e]) for e in used}
         return Executed(makespan, float(energy.sum()), static, tasks, runtime, energy, start,
-                        MEASURED)  # fmt: skip
+                        MEASURED, EMULATED)  # fmt: skip
 
 
 def _raise_failed(handles: list[TaskHandle], endpoint: str) -> None:

@@ -34,7 +34,8 @@ def strategy_rows(
             "clusters": placement.clusters,
             "ordering": placement.ordering,
             "tasks_on": executed.tasks,
-            "measured": list(executed.measured),
+            "measured": list(executed.measured) or ["nothing: simulated from the profiles"],
+            "emulated": list(executed.emulated),
         }
         published = greenfaas.PUBLISHED.get(_published_key(name)) if authors else None
         if published is not None:

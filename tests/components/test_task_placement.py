@@ -276,3 +276,4 @@ def test_live_placement_through_the_engine(workdir: Path) -> None:
     rows = [json.loads(line) for line in (trial / "strategies.jsonl").read_text().splitlines()]
     assert [r["strategy"] for r in rows] == ["cluster_mhra", "round_robin"]
     assert "runtime_s" in rows[0]["measured"] and "authors_makespan_s" not in rows[0]
+    assert "power_scale" in rows[0]["emulated"]
