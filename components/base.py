@@ -197,6 +197,15 @@ class ScenarioConfig(ComponentConfig):
         """Create the scenario."""
         raise NotImplementedError
 
+    def check_components(self, groups: Mapping[str, ComponentConfig]) -> list[str]:
+        """Problems between this scenario's component configs (one line each; none: ``[]``).
+
+        Each group is validated alone; a rule that spans groups (a strategy naming an endpoint
+        the endpoints group lacks) goes here, so that it too is refused before anything runs.
+        """
+        del groups
+        return []
+
     @classmethod
     def comparison(
         cls, runs: list[FinishedJob]

@@ -253,6 +253,8 @@ def validate_run_config(raw: Mapping[str, Any]) -> RunConfig:
                     f"scenario={scenario.kind} needs a '{needed}' component; "
                     f"pick one: {needed}=<{'|'.join(registry.options(needed))}>"
                 )
+        if all(g in groups for g in scenario.needs()):
+            problems += scenario.check_components(groups)
     if problems or root is None:
         raise ConfigError(problems, context=f"recipe={raw.get('recipe', 'default')}")
     if isinstance(scenario, ScenarioConfig):

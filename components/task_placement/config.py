@@ -15,7 +15,7 @@ from components.task_placement.base import TaskPlacementConfig, TaskPlacer
 
 Alpha = Field(0.5, ge=0, le=1, description="weight of energy against time (0: time only)")
 Faithful = Field(
-    False, description="reproduce the authors' code, quirks included (see greenfaas.md §1.5)"
+    False, description="reproduce the authors' quirk: a candidate's own cold start left out"
 )
 
 

@@ -10,12 +10,13 @@ strategy). Task records carry the endpoint, predicted and observed runtime and e
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import Field, field_validator
 
-from components.base import FinishedJob, RunContext, Scenario, ScenarioConfig
+from components.base import ComponentConfig, FinishedJob, RunContext, Scenario, ScenarioConfig
 from components.task_placement.base import (
     Endpoints,
     Executed,
@@ -62,6 +63,15 @@ class EnergyAwarePlacementConfig(ScenarioConfig):
     def build(self) -> Scenario:
         """Create the scenario."""
         return EnergyAwarePlacement(self)
+
+    def check_components(self, groups: Mapping[str, ComponentConfig]) -> list[str]:
+        """A single-endpoint strategy names one of the endpoints."""
+        endpoint = getattr(groups["task_placement"], "endpoint", None)
+        sites = list(getattr(groups["endpoints"], "sites", {}))
+        if endpoint is not None and endpoint not in sites:
+            return [f"task_placement.endpoint={endpoint!r} is not an endpoint; "
+                    f"choose one of: {', '.join(sites)}"]  # fmt: skip
+        return []
 
     @classmethod
     def comparison(cls, runs: list[FinishedJob]) -> tuple[str, list[dict[str, Any]]] | None:

@@ -222,8 +222,14 @@ def test_bad_input_on_the_command_line_writes_nothing(
         ("task_placement.alpha=1.5", "task_placement.alpha=1.5"),
         ("endpoints.sites.midway.slots=0", "endpoints.sites.midway.slots=0"),
         ("endpoints.functions=[foo]", "unknown function 'foo'"),
+        (
+            "task_placement=single",
+            "task_placement.endpoint='faster' is not an endpoint; choose "
+            "one of: desktop, cluster, efficient",
+        ),
     ]:
-        assert main(["run", "recipe=greenfaas/energy_aware_placement", override]) == 2
+        recipe = "live" if override == "task_placement=single" else "energy_aware_placement"
+        assert main(["run", f"recipe=greenfaas/{recipe}", override]) == 2
         assert message in capsys.readouterr().err
     assert not (workdir / "results").exists()
 
@@ -277,3 +283,42 @@ def test_live_placement_through_the_engine(workdir: Path) -> None:
     assert [r["strategy"] for r in rows] == ["cluster_mhra", "round_robin"]
     assert "runtime_s" in rows[0]["measured"] and "authors_makespan_s" not in rows[0]
     assert "power_scale" in rows[0]["emulated"]
+
+
+@pytest.mark.slow
+def test_live_endpoints_run_on_their_own_pools_and_a_cold_one_waits() -> None:
+    from components.task_placement.live import LiveEndpoints
+
+    cell = {"runtime_s": 0.01, "energy_j": 0.1}
+    config = LiveEndpointsConfig(
+        sites={
+            "warm": {"executor": {"kind": "thread", "max_workers": 1}, "min_blocks": 1},
+            "dask": {
+                "executor": {"kind": "dask", "n_workers": 1},
+                "cold_start_s": 0.5,
+                "static_w": 10.0,
+                "shutdown_s": 2.0,
+            },
+        },
+        functions=["matmul", "thumbnail"],
+        profiles={
+            "matmul": {"warm": cell, "dask": cell},
+            "thumbnail": {"warm": cell, "dask": cell},
+        },
+        scale=0.2,
+    )
+    with LiveEndpoints(config) as endpoints:
+        assert [s.slots for s in endpoints.sites] == [1, 1]
+        workload = endpoints.workload(3, "interleaved", 0)
+        placement = RoundRobin().place(
+            Problem(endpoints.plan_sites, np.ones((6, 2)), np.ones((6, 2)))
+        )
+        executed = endpoints.run(placement, workload, (0, 1), watts_per_thread=10.0)
+    assert executed.tasks == {"warm": 3, "dask": 3}
+    on_dask = placement.endpoint == 1
+    assert executed.start_s[on_dask].min() >= 0.5  # the emulated cold start
+    assert executed.start_s[~on_dask].min() < 0.5
+    assert (executed.runtime_s > 0).all() and (executed.energy_j > 0).all()
+    # The cold block is charged from its start to its last task's end plus the idle tail.
+    finish = (executed.start_s + executed.runtime_s)[on_dask].max()
+    assert executed.static_j == pytest.approx(10.0 * (finish + 2.0 - 0.5))
