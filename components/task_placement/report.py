@@ -57,16 +57,20 @@ def plot(rows: list[dict[str, Any]], path: Path, live: bool) -> None:
     ours = [r["edp_kj_s"] for r in rows]
     x = range(len(rows))
     bars.bar([i - 0.2 for i in x], ours, 0.4, label="Loom (live)" if live else "Loom (simulated)",
-             color=["tab:green" if r["this_job"] else "tab:blue" for r in rows])  # fmt: skip
+             color="tab:blue")  # fmt: skip
+    bars.bar([names.index(r["strategy"]) - 0.2 for r in rows if r["this_job"]],
+             [r["edp_kj_s"] for r in rows if r["this_job"]], 0.4, color="tab:green",
+             label="this job's strategy")  # fmt: skip
     theirs = [r.get("authors_edp_kj_s") for r in rows]
     if any(v is not None for v in theirs):
-        bars.bar([i + 0.2 for i in x], [v or 0 for v in theirs], 0.4, label="authors (published)",
-                 color="tab:gray")  # fmt: skip
+        shown = [i for i, v in enumerate(theirs) if v is not None]
+        bars.bar([i + 0.2 for i in shown], [theirs[i] for i in shown], 0.4,
+                 label="authors (published)", color="tab:gray")  # fmt: skip
     bars.set_xticks(list(x), names, rotation=40, ha="right", fontsize=8)
     bars.set_ylabel("EDP (kJ·s)")
     bars.set_yscale("log")
     bars.legend(fontsize=8)
-    bars.set_title("energy-delay product per strategy (green: this job)")
+    bars.set_title("energy-delay product per strategy")
     for r in rows:
         scatter.scatter(r["makespan_s"], r["energy_kj"], color="tab:green" if r["this_job"]
                         else "tab:blue")  # fmt: skip
