@@ -173,11 +173,11 @@ class _Planned(Campaign):
     def __init__(self, queues: ColmenaQueues, settings: CampaignSettings,
                  counter: ResourceCounter | None = None) -> None:  # fmt: skip
         super().__init__(queues, settings, counter)
-        self.planned: deque[list[float]] = deque()
+        self.planned: deque[Any] = deque()  # points, or (pool policies) indices into the pool
         self.ready = threading.Condition(self.lock)
 
-    def take(self) -> list[float] | None:
-        """The next planned point; None once the campaign is done."""
+    def take(self) -> Any:
+        """The next planned item; None once the campaign is done."""
         with self.ready:
             while not self.planned:
                 if self.done.is_set() or self.sent >= self.settings.evaluations:
@@ -185,10 +185,10 @@ class _Planned(Campaign):
                 self.ready.wait(0.05)
             return self.planned.popleft()
 
-    def plan(self, points: list[list[float]]) -> None:
+    def plan(self, items: list[Any]) -> None:
         """Replace the plan."""
         with self.ready:
-            self.planned = deque(points)
+            self.planned = deque(items)
             self.ready.notify_all()
 
 
@@ -265,26 +265,25 @@ class InterleavedSearch(_Planned):
         super().__init__(queues, settings, counter)
         size = int(settings.options.get("pool", POOL))
         self.pool = self.random_points(size)
-        self.unused = list(range(size))
+        self.unused = set(range(size))
         self.min_training = int(settings.options.get("min_training", 8))
         self.opt_delay_s = float(settings.options.get("opt_delay_s", 0.0))
-        self.plan(self.pool.tolist())
+        self.plan(list(range(size)))  # indices into the pool, in rank order
 
     def take_from_pool(self) -> list[float] | None:
         """The top-ranked unused candidate."""
-        point = self.take()
-        if point is not None:
-            with self.lock:
-                index = next(i for i in self.unused if self.pool[i].tolist() == point)
-                self.unused.remove(index)
+        index = self.take()
+        if index is None:
+            return None
+        with self.lock:
+            self.unused.discard(index)
+        point: list[float] = self.pool[index].tolist()
         return point
 
-    def rerank(self, order: np.ndarray, unused: list[int]) -> None:
-        """Put the unused candidates in the new order."""
+    def rerank(self, order: np.ndarray, ranked: list[int]) -> None:
+        """Plan the pool indices ``ranked`` (a snapshot of the unused) in ``order``."""
         with self.ready:
-            still = set(self.unused)
-            ranked = [unused[i] for i in order.tolist() if unused[i] in still]
-            self.planned = deque(self.pool[i].tolist() for i in ranked)
+            self.planned = deque(ranked[i] for i in order.tolist() if ranked[i] in self.unused)
             self.ready.notify_all()
 
     @task_submitter()
@@ -309,7 +308,7 @@ class InterleavedSearch(_Planned):
             x, y = self.snapshot()
             if len(y) >= self.min_training and len(y) > trained_on:
                 with self.lock:
-                    unused = list(self.unused)
+                    unused = sorted(self.unused)
                 order = rank(x, y, self.pool[unused], self.settings.seed, self.noise)
                 self.rerank(order, unused)
                 trained_on = len(y)
@@ -368,7 +367,7 @@ class ReallocatingSearch(InterleavedSearch):
         started = time.perf_counter()
         x, y = self.snapshot()
         with self.lock:
-            unused = list(self.unused)
+            unused = sorted(self.unused)
         self.trained_on = len(y)
         self.queues.send_inputs(x, y, self.pool[unused], self.settings.seed, self.noise,
                                 method="rank", topic="ml")  # fmt: skip
