@@ -41,11 +41,21 @@ def evaluate(
         RuntimeError: An injected crash.
 
     """
-    attempt = 0 if _result is None else int(_result.retries)
-    if attempt < crash_attempts:
-        raise RuntimeError(f"injected crash of attempt {attempt + 1} at x={x}")
+    crash_if_injected(x, crash_attempts, _result)
     time.sleep(runtime_s)
     return ackley(x)
+
+
+def crash_if_injected(x: list[float], crash_attempts: int, result: Any) -> None:
+    """Raise on the first ``crash_attempts`` attempts of a task (``result``: Colmena's request).
+
+    Raises:
+        RuntimeError: An injected crash.
+
+    """
+    attempt = 0 if result is None else int(result.retries)
+    if attempt < crash_attempts:
+        raise RuntimeError(f"injected crash of attempt {attempt + 1} at x={x}")
 
 
 def runtimes(count: int, median_s: float, sigma: float, seed: int) -> list[float]:

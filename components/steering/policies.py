@@ -20,7 +20,7 @@ import logging
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -42,8 +42,8 @@ from components.steering.surrogate import rank
 
 log = logging.getLogger(__name__)
 
-POOL = 1000
-RETRAIN_TIMEOUT_S = 600.0  # the interleaved and reallocation examples' fixed candidate pool
+POOL = 1000  # the interleaved and reallocation examples' fixed candidate pool
+RETRAIN_TIMEOUT_S = 600.0
 CANDIDATES_PER_SLOT = 1024
 
 
@@ -61,6 +61,10 @@ class CampaignSettings:
         crash_every: Every k-th evaluation crashes on its first ``crash_attempts`` attempts.
         crash_attempts: See ``crash_every``.
         options: The policy's own settings.
+        method: The evaluation task's function name.
+        bound: The search box is [−bound, bound]^dim.
+        task_kwargs: Keyword arguments every evaluation gets (the digits campaign's data).
+        outside: A consumer of fabric events that steer the campaign (see ``Campaign.listen``).
 
     """
 
@@ -73,6 +77,10 @@ class CampaignSettings:
     crash_every: int = 0
     crash_attempts: int = 1
     options: dict[str, Any] = field(default_factory=dict)
+    method: str = "evaluate"
+    bound: float = BOUND
+    task_kwargs: dict[str, Any] = field(default_factory=dict)
+    outside: Any = None
 
 
 class Campaign(BaseThinker):
@@ -95,6 +103,7 @@ class Campaign(BaseThinker):
         self.decisions_s: list[float] = []
         self.retrains = 0
         self.noise = bool(settings.options.get("surrogate_noise", True))
+        self.outside_events = 0
 
     @property
     def counter(self) -> ResourceCounter:
@@ -104,7 +113,8 @@ class Campaign(BaseThinker):
 
     def random_points(self, count: int) -> np.ndarray:
         """Uniform points in the box."""
-        return self.rng.uniform(-BOUND, BOUND, (count, self.settings.dim))
+        bound = self.settings.bound
+        return self.rng.uniform(-bound, bound, (count, self.settings.dim))
 
     def spent(self, pool: str | None = None) -> None:
         """The budget is spent: hold the slot this submitter took until the end, then free it.
@@ -124,10 +134,14 @@ class Campaign(BaseThinker):
             self.sent += 1
         s = self.settings
         crash = s.crash_attempts if s.crash_every and (index + 1) % s.crash_every == 0 else 0
+        timed = (s.runtimes[index],) if s.runtimes else ()  # Ackley's evaluations sleep
+        point = [float(v) for v in x]
+        # The point rides in task_info, so results need not carry the inputs back (the digits
+        # campaign's data would double every result message).
         self.queues.send_inputs(
-            [float(v) for v in x], s.runtimes[index], method="evaluate",
-            input_kwargs={"crash_attempts": crash}, max_retries=s.max_retries,
-            task_info={"index": index},
+            point, *timed, method=s.method, keep_inputs=False,
+            input_kwargs={"crash_attempts": crash, **s.task_kwargs}, max_retries=s.max_retries,
+            task_info={"index": index, "x": point},
         )  # fmt: skip
         self.decisions_s.append(time.perf_counter() - started)
         return True
@@ -137,10 +151,28 @@ class Campaign(BaseThinker):
         with self.lock:
             self.results.append(result)
             if result.success:
-                self.x.append(list(result.args[0]))
+                self.x.append(list((result.task_info or {})["x"]))
                 self.y.append(float(result.value))
             if len(self.results) >= self.settings.evaluations:
                 self.done.set()
+
+    @agent(startup=True)
+    def listen(self) -> None:
+        """Let events from any producer on the fabric steer the campaign.
+
+        An event ``{"event": NAME}`` sets the Thinker's ``threading.Event`` called NAME, which
+        wakes the event responders of that name (``reallocation``: ``retrain``); ``stop`` ends
+        the campaign (tasks running finish and are kept). Other events are counted only.
+        """
+        outside = self.settings.outside
+        while outside is not None and not self.done.is_set():
+            for event in outside.poll(100, 0.1):
+                self.outside_events += 1
+                name = event.value.get("event") if isinstance(event.value, dict) else None
+                if name == "stop":
+                    self.done.set()
+                elif isinstance(getattr(self, str(name), None), threading.Event):
+                    getattr(self, str(name)).set()
 
     def snapshot(self) -> tuple[list[list[float]], list[float]]:
         """The database so far."""
@@ -262,8 +294,12 @@ class InterleavedSearch(_Planned):
 
     def __init__(self, queues: ColmenaQueues, settings: CampaignSettings,
                  counter: ResourceCounter | None = None) -> None:  # fmt: skip
-        super().__init__(queues, settings, counter)
         size = int(settings.options.get("pool", POOL))
+        if size < settings.evaluations:  # each candidate is evaluated once: the pool is the budget
+            log.warning("pool=%d < evaluations=%d: %d evaluations", size, settings.evaluations,
+                        size)  # fmt: skip
+            settings = replace(settings, evaluations=size)
+        super().__init__(queues, settings, counter)
         self.pool = self.random_points(size)
         self.unused = set(range(size))
         self.min_training = int(settings.options.get("min_training", 8))
@@ -309,8 +345,9 @@ class InterleavedSearch(_Planned):
             if len(y) >= self.min_training and len(y) > trained_on:
                 with self.lock:
                     unused = sorted(self.unused)
-                order = rank(x, y, self.pool[unused], self.settings.seed, self.noise)
-                self.rerank(order, unused)
+                if unused:  # else every candidate is taken: nothing left to rank
+                    order = rank(x, y, self.pool[unused], self.settings.seed, self.noise)
+                    self.rerank(order, unused)
                 trained_on = len(y)
                 self.retrains += 1
             self.done.wait(max(self.opt_delay_s, 0.01))
@@ -369,6 +406,9 @@ class ReallocatingSearch(InterleavedSearch):
         with self.lock:
             unused = sorted(self.unused)
         self.trained_on = len(y)
+        if not unused:  # every candidate is taken: nothing left to rank
+            self.counter.release("ml")
+            return
         self.queues.send_inputs(x, y, self.pool[unused], self.settings.seed, self.noise,
                                 method="rank", topic="ml")  # fmt: skip
         # Wait for the result even when the campaign ended meanwhile: a result left unread

@@ -1,6 +1,6 @@
-"""Colmena's in-process pipe queues, safe for several agents sending at once.
+"""Colmena queues for Loom: locked pipes (default), Redis, and the event fabric.
 
-A Thinker's agents are threads, and several of them may send requests at the same moment (a
+Pipes. A Thinker's agents are threads, and several of them may send requests at the same moment (a
 task submitter and an event responder, say). ``multiprocessing.Connection.send`` writes a
 message over 16 KiB as two writes, so two threads sending large messages on one pipe interleave
 their bytes and the reader fails (``UnpicklingError: invalid load key``; found with the
@@ -11,9 +11,14 @@ has no lock; these queues take one per pipe end. The server's shallow copy share
 from __future__ import annotations
 
 import threading
+import time
+import uuid
+from collections import deque
 from collections.abc import Collection
 from typing import Any
 
+from colmena.exceptions import KillSignalException, TimeoutException
+from colmena.queue.base import ColmenaQueues
 from colmena.queue.python import PipeQueues
 
 
@@ -32,3 +37,106 @@ class LockedPipeQueues(PipeQueues):
     def _send_result(self, message: str, topic: str) -> None:
         with self._result_locks[topic]:
             super()._send_result(message, topic)
+
+
+class FabricQueues(ColmenaQueues):
+    """Colmena's queues over the ``events`` fabric: Kafka topics in one principal's namespace.
+
+    Requests go to ``<prefix>-requests`` (the Colmena topic is the event key), results to
+    ``<prefix>-result-<topic>``; each reader is a consumer in a group of its own, made and
+    assigned before the campaign starts so that the first message meets a ready reader. The
+    producer sends at once (``linger.ms`` 0): latency matters more than batching here.
+    Messages travel as the fabric carries them, so the broker's size limit (1 MiB by
+    default) applies: large inputs and results go by reference (``dataflow=proxystore``).
+
+    Args:
+        session: The principal's fabric session (``components.events.fabric.Session``).
+        topics: Colmena topics besides ``default``.
+        prefix: Topic prefix (default: ``colmena-`` and a random suffix).
+        **options: ``ColmenaQueues`` options (serialization, keep_inputs, ProxyStore).
+
+    """
+
+    def __init__(self, session: Any, topics: Collection[str] = (), prefix: str | None = None,
+                 **options: Any) -> None:  # fmt: skip
+        super().__init__(topics, **options)
+        self.session = session
+        self.prefix = prefix or f"colmena-{uuid.uuid4().hex[:8]}"
+        self._requests = session.create_topic(f"{self.prefix}-requests")
+        self._results = {t: session.create_topic(f"{self.prefix}-result-{t}") for t in self.topics}
+        self._producer = session.producer(**{"linger.ms": 0})
+        self._readers = {
+            name: _Reader(session, name) for name in (self._requests, *self._results.values())
+        }
+        for reader in self._readers.values():  # made first, so that the groups join together
+            reader.ready()
+
+    def _send_request(self, message: str, topic: str) -> None:
+        self._producer.produce(self._requests, message.encode(), key=topic)
+        self._producer.poll(0)
+
+    def _get_request(self, timeout: float | None = None) -> tuple[str, str]:
+        event = self._readers[self._requests].get(timeout)
+        message = event.value.decode()
+        if message == "null":
+            raise KillSignalException()
+        return (event.key or b"default").decode(), message
+
+    def _send_result(self, message: str, topic: str) -> None:
+        self._producer.produce(self._results[topic], message.encode())
+        self._producer.poll(0)
+
+    def _get_result(self, topic: str, timeout: float | None = None) -> str:
+        value: bytes = self._readers[self._results[topic]].get(timeout).value
+        return value.decode()
+
+    def flush(self) -> None:
+        """Deliver what was sent."""
+        self._producer.flush()
+
+    def close(self) -> None:
+        """Close the readers and the producer; delete the topics."""
+        for reader in self._readers.values():
+            reader.close()
+        self._producer.close()
+        for name in (self._requests, *self._results.values()):
+            self.session.delete_topic(name.split(".", 1)[1])
+
+
+class _Reader:
+    """One topic's consumer and the events it fetched but nobody took yet (one reader thread)."""
+
+    def __init__(self, session: Any, topic: str) -> None:
+        group = f"{topic.split('.', 1)[1]}-reader"
+        self._consumer = session.consumer([topic], group=group)
+        self._pending: deque[Any] = deque()
+
+    def ready(self) -> None:
+        """Wait until the topic is assigned to this reader."""
+        self._pending.extend(self._consumer.wait_assigned(1))
+
+    def get(self, timeout: float | None) -> Any:
+        """The next event; ``TimeoutException`` after ``timeout`` s (None: wait for ever)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self._pending:
+            wait = 1.0 if deadline is None else deadline - time.monotonic()
+            if wait <= 0:
+                raise TimeoutException()
+            self._pending.extend(self._consumer.poll(500, min(wait, 1.0)))
+        return self._pending.popleft()
+
+    def close(self) -> None:
+        """Commit and leave the group."""
+        self._consumer.close()
+
+
+def redis_queues(host: str, port: int, topics: Collection[str] = (), **options: Any) -> Any:
+    """Colmena's ``RedisQueues`` with a prefix of their own.
+
+    Colmena's default prefix is one ``uuid4()`` evaluated at import, so every queue made in a
+    process without a prefix would share (and drain) the same lists.
+    """
+    from colmena.queue.redis import RedisQueues
+
+    return RedisQueues(topics, hostname=host, port=port,
+                       prefix=f"colmena-{uuid.uuid4().hex[:8]}", **options)  # fmt: skip

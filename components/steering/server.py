@@ -45,12 +45,24 @@ class ExecutorTaskServer(FutureBasedTaskServer):
         self._methods = {m.name: m for m in map(convert_to_colmena_method, methods)}
         self._executor = executor
         self._thread: threading.Thread | None = None
+        self._retry_inputs: dict[str, Any] = {}
         super().__init__(queues=copy.copy(queues), method_names=list(self._methods))
 
     def _submit(self, task: Result, topic: str) -> Future[Any] | None:
         del topic
+        if task.retries < task.max_retries:
+            self._retry_inputs[task.task_id] = task.inputs  # serialized: the wrapper replaces it
         future: Future[Any] = self._executor.submit(self._methods[str(task.method)], task)
         return future
+
+    def perform_callback(self, future: Future[Any], result: Result, topic: str) -> None:
+        """Colmena's callback, with the inputs given back to a task that will be retried."""
+        inputs = self._retry_inputs.pop(result.task_id, None)
+        if inputs is not None:
+            done = result if future.exception() is not None else future.result()
+            if not done.success:
+                done.inputs = inputs
+        super().perform_callback(future, result, topic)
 
     def serve(self) -> None:
         """Start serving in a thread of this process (stop: the queues' kill signal)."""

@@ -125,6 +125,14 @@ def test_each_policy_improves_on_its_first_points_within_its_slots(policy: str) 
         assert counter.allocated_slots("ml") == 0  # the borrowed slot went back
 
 
+@pytest.mark.parametrize("policy", ["interleaved", "reallocation"])
+def test_a_pool_smaller_than_the_budget_ends_the_campaign_when_spent(policy: str) -> None:
+    options = {"min_training": 3, "retrain_after": 2, "pool": 7}
+    with ThreadExecutor(2) as executor:
+        thinker = _campaign(policy, executor, evaluations=12, options=options)
+    assert sorted(r.task_info["index"] for r in thinker.results) == list(range(7))
+
+
 def test_a_crashing_task_is_reported_with_its_error_or_retried() -> None:
     with ThreadExecutor(2) as executor:
         failing = _campaign("random", executor, evaluations=9, crash_every=3)
