@@ -3,7 +3,7 @@
 Run:  python benchmarks/steering.py [--tasks N] [--slots P] [--rounds R]
 Prints the table and writes results/benchmarks/steering.{md,json}.
 
-The same campaign everywhere:the ``random`` policy's Thinker sends ``--tasks`` no-op evaluations
+The same campaign everywhere: the ``random`` policy's Thinker sends ``--tasks`` no-op evaluations
 (Ackley, zero runtime), ``--slots`` at a time, and every task's Colmena timestamps give reaction
 (compute ended -> result received by the Thinker), dispatch (request created -> compute started)
 p50/p99 in ms and tasks/s. Servers: Colmena's ``LocalTaskServer`` (a child process with a thread
