@@ -17,6 +17,7 @@ figure is the median over rounds; ratios are to Colmena's server.
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import statistics
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager
@@ -36,6 +37,7 @@ from components.steering.queues import FabricQueues, LockedPipeQueues, redis_que
 from components.steering.scenario import _record
 from components.steering.server import ExecutorTaskServer
 
+CAMPAIGN_LIMIT_S = 600
 Served = Callable[[int], AbstractContextManager[Any]]  # slots -> a context giving the queues
 
 
@@ -98,6 +100,7 @@ def servers(stack: ExitStack) -> dict[str, Served]:
 
 def campaign(served: Served, tasks: int, slots: int, seed: int) -> dict[str, float]:
     """One no-op campaign on a server; its latency figures and throughput."""
+    faulthandler.dump_traceback_later(CAMPAIGN_LIMIT_S, exit=True)  # a stuck campaign: stacks
     with served(slots) as queues:
         for _ in range(2 * slots):  # warm-up, untimed: worker processes start on first use
             queues.send_inputs([0.0] * 4, 0.0, method="evaluate")
@@ -106,6 +109,7 @@ def campaign(served: Served, tasks: int, slots: int, seed: int) -> dict[str, flo
         settings = CampaignSettings(tasks, slots, 4, [0.0] * tasks, seed)
         thinker = POLICIES["random"](queues, settings)
         thinker.run()  # in this thread: the figures exclude thread start-up
+    faulthandler.cancel_dump_traceback_later()
     records = [_record(r) for r in thinker.results]
     assert len(records) == tasks and all(r["success"] for r in records)
     figures = campaign_metrics(records, slots, thinker.decisions_s, epsilon=1.0)

@@ -17,9 +17,11 @@ from collections import deque
 from collections.abc import Collection
 from typing import Any
 
+import redis
 from colmena.exceptions import KillSignalException, TimeoutException
 from colmena.queue.base import ColmenaQueues
 from colmena.queue.python import PipeQueues
+from colmena.queue.redis import RedisQueues
 
 
 class LockedPipeQueues(PipeQueues):
@@ -130,13 +132,32 @@ class _Reader:
         self._consumer.close()
 
 
-def redis_queues(host: str, port: int, topics: Collection[str] = (), **options: Any) -> Any:
-    """Colmena's ``RedisQueues`` with a prefix of their own.
+class BlockingRedisQueues(RedisQueues):
+    """Colmena's ``RedisQueues`` whose client waits as long as a blocking pop asks.
+
+    Colmena waits for a message with ``BLPOP`` (timeout 0: for ever) on a client made with
+    redis-py's defaults, and redis-py 8 gives every socket a 5 s read timeout. So a server that
+    has no request for 5 s (every slot busy on a long task) dies of ``TimeoutError`` in its
+    listening thread and the campaign hangs. These queues' client has no socket timeout.
+    """
+
+    def connect(self) -> None:
+        """Connect to the Redis server, with no socket read timeout."""
+        if not self.redis_client:
+            client = redis.StrictRedis(
+                host=self.hostname, port=self.port, decode_responses=True, socket_timeout=None
+            )
+            client.ping()  # fails here, as Colmena's does, when no server answers
+            self.redis_client = client  # type: ignore[assignment]  # Colmena annotates None
+
+
+def redis_queues(
+    host: str, port: int, topics: Collection[str] = (), **options: Any
+) -> BlockingRedisQueues:
+    """Redis queues with a prefix of their own (``BlockingRedisQueues``).
 
     Colmena's default prefix is one ``uuid4()`` evaluated at import, so every queue made in a
     process without a prefix would share (and drain) the same lists.
     """
-    from colmena.queue.redis import RedisQueues
-
-    return RedisQueues(topics, hostname=host, port=port,
-                       prefix=f"colmena-{uuid.uuid4().hex[:8]}", **options)  # fmt: skip
+    return BlockingRedisQueues(topics, hostname=host, port=port,
+                               prefix=f"colmena-{uuid.uuid4().hex[:8]}", **options)  # fmt: skip

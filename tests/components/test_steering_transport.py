@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from colmena.exceptions import TimeoutException
 
 from components.events.embedded import EmbeddedEventsConfig
 from components.events.fabric import KafkaFabric
@@ -122,6 +123,25 @@ def test_redis_queues_from_a_server_started_for_the_run() -> None:
         assert client.llen(f"{first.prefix}_requests") == 0
     assert len(thinker.results) == 12 and all(r.success for r in thinker.results)
     assert _values(thinker)[0] < 22
+
+
+def test_a_redis_server_that_waits_longer_than_redis_py_s_socket_timeout_still_serves() -> None:
+    # redis-py 8 reads with a 5 s socket timeout; Colmena's RedisQueues block in BLPOP for ever,
+    # so a server idle for 5 s died and the campaign hung. Loom's queues have no socket timeout.
+    from components.storage.redis_peer import redis_server
+
+    with redis_server(2**20) as client, ThreadExecutor(1) as executor:
+        port = int(client.connection_pool.connection_kwargs["port"])
+        queues = redis_queues("127.0.0.1", port, ["ml"])
+        server = ExecutorTaskServer(queues, [evaluate], executor)
+        server.serve()
+        with pytest.raises(TimeoutException):  # not redis' TimeoutError after 5 s
+            queues.get_result(timeout=6)
+        queues.send_inputs([0.0] * 4, 0.0, method="evaluate")
+        result = queues.get_result(timeout=30)
+        queues.send_kill_signal()
+        server.wait(10)
+    assert result is not None and result.success and abs(float(result.value)) < 1e-9
 
 
 def test_digits_tasks_train_real_models_and_take_their_data_by_reference() -> None:
