@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import faulthandler
+import multiprocessing
 import statistics
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, ExitStack, contextmanager
@@ -125,6 +126,9 @@ def main() -> None:
     parser.add_argument("--slots", type=int, default=2, help="tasks in flight at once")
     parser.add_argument("--rounds", type=int, default=3, help="campaigns per server")
     args = parser.parse_args()
+    # Colmena's server is a child process, started after Redis' and the broker's threads: a
+    # forked child can inherit a lock one of them held and hang. The forkserver starts clean.
+    multiprocessing.set_start_method("forkserver")
     keys = ("reaction_p50_ms", "reaction_p99_ms", "dispatch_p50_ms", "dispatch_p99_ms",
             "tasks_per_s")  # fmt: skip
     with ExitStack() as stack:

@@ -24,7 +24,33 @@ from colmena.queue.python import PipeQueues
 from colmena.queue.redis import RedisQueues
 
 
-class LockedPipeQueues(PipeQueues):
+class CountedQueues(ColmenaQueues):
+    """Colmena queues that count a task as active before its request can be answered.
+
+    Colmena's ``send_inputs`` sends the request and only then adds the task to the active set,
+    while ``get_result`` removes a result's task from it. A fast server can answer in between:
+    the removal finds nothing, the late addition stays for ever, ``active_count`` never reaches
+    0 and the Thinker's result agent and ``wait_until_done`` wait for good (found with no-op
+    tasks on a thread server). Here the bookkeeping lock is re-entrant and held across the whole
+    send, so a result's removal waits until its task has been added.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._active_lock = threading.RLock()  # type: ignore[assignment]  # Colmena: a Lock
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        self._active_lock = threading.RLock()  # type: ignore[assignment]
+
+    def send_inputs(self, *input_args: Any, **options: Any) -> str:
+        """Colmena's ``send_inputs``, with the task counted before a result can be counted."""
+        with self._active_lock:
+            task_id: str = super().send_inputs(*input_args, **options)
+        return task_id
+
+
+class LockedPipeQueues(CountedQueues, PipeQueues):
     """``PipeQueues`` whose senders take turns on each pipe."""
 
     def __init__(self, topics: Collection[str] = (), **options: Any) -> None:
@@ -41,7 +67,7 @@ class LockedPipeQueues(PipeQueues):
             super()._send_result(message, topic)
 
 
-class FabricQueues(ColmenaQueues):
+class FabricQueues(CountedQueues):
     """Colmena's queues over the ``events`` fabric: Kafka topics in one principal's namespace.
 
     Requests go to ``<prefix>-requests`` (the Colmena topic is the event key), results to
@@ -132,7 +158,7 @@ class _Reader:
         self._consumer.close()
 
 
-class BlockingRedisQueues(RedisQueues):
+class BlockingRedisQueues(CountedQueues, RedisQueues):
     """Colmena's ``RedisQueues`` whose client waits as long as a blocking pop asks.
 
     Colmena waits for a message with ``BLPOP`` (timeout 0: for ever) on a client made with

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import threading
 from pathlib import Path
@@ -88,6 +89,29 @@ def test_locked_pipe_queues_keep_large_messages_from_several_threads_whole() -> 
     for thread in [*threads, reader]:
         thread.join(30)
     assert len(received) == 80 and all(message == ("default", big) for message in received)
+
+
+class _AnsweredAtOnce(LockedPipeQueues):
+    """Queues whose request is answered, and the answer read, before ``send_inputs`` returns."""
+
+    def _send_request(self, message: str, topic: str) -> None:
+        super()._send_request(message, topic)
+        server = copy.copy(self)
+        server.set_role("server")
+        _, task = server.get_task(timeout=5)
+        task.set_result(0.0)
+        server.send_result(task)
+        self.reader = threading.Thread(target=lambda: self.get_result(timeout=5))
+        self.reader.start()
+        self.reader.join(0.5)  # Colmena's reader counts the result here, before the task
+
+
+def test_a_result_that_comes_back_before_send_inputs_returns_still_completes_the_task() -> None:
+    queues = _AnsweredAtOnce()
+    queues.send_inputs(1.0, method="evaluate")
+    queues.reader.join(5)
+    assert queues.active_count == 0  # Colmena's PipeQueues: 1 for ever, and the Thinker hangs
+    assert queues.wait_until_done(timeout=1)
 
 
 @pytest.mark.parametrize("kind", ["thread", "process"])
