@@ -3,6 +3,9 @@
 Run:  python benchmarks/steering.py [--tasks N] [--slots P] [--rounds R]
 Prints the table and writes results/benchmarks/steering.{md,json}.
 
+Colmena's queues carry one fix of Loom's (``CountedQueues``): without it a fast server's result
+can arrive before the task is counted, and the campaign hangs.
+
 The same campaign everywhere: the ``random`` policy's Thinker sends ``--tasks`` no-op evaluations
 (Ackley, zero runtime), ``--slots`` at a time, and every task's Colmena timestamps give reaction
 (compute ended -> result received by the Thinker), dispatch (request created -> compute started)
@@ -34,7 +37,12 @@ from components.executors.thread import ThreadExecutor
 from components.steering.ackley import evaluate
 from components.steering.metrics import campaign_metrics
 from components.steering.policies import POLICIES, CampaignSettings
-from components.steering.queues import FabricQueues, LockedPipeQueues, redis_queues
+from components.steering.queues import (
+    CountedQueues,
+    FabricQueues,
+    LockedPipeQueues,
+    redis_queues,
+)
 from components.steering.scenario import _record
 from components.steering.server import ExecutorTaskServer
 
@@ -42,10 +50,18 @@ CAMPAIGN_LIMIT_S = 600
 Served = Callable[[int], AbstractContextManager[Any]]  # slots -> a context giving the queues
 
 
+class CountedPipeQueues(CountedQueues, PipeQueues):
+    """Colmena's ``PipeQueues`` with only the fix without which its no-op campaigns hang.
+
+    Colmena counts a task as active after sending it; a result that comes back first is never
+    uncounted and the Thinker waits for ever (``CountedQueues``). No lock: one sender here.
+    """
+
+
 @contextmanager
 def colmena_local(slots: int) -> Iterator[Any]:
     """Colmena's own server: a child process with ``slots`` threads."""
-    queues = PipeQueues()
+    queues = CountedPipeQueues()
     server = LocalTaskServer(queues, [evaluate], threads=True, num_workers=slots)
     server.start()
     try:
