@@ -226,7 +226,9 @@ def _print_summary(inv: Any, jobs: list[Any]) -> None:
     out.print(table)
     for r in inv.results:
         if r.status == "failed":
-            out.print(f"[red]failed[/]: {r.job.label}: {r.error}", highlight=False)
+            where = f" (traceback: {r.run_dir / 'error.txt'})" if r.run_dir else ""
+            line = r.error.line if r.error else "unknown error"
+            out.print(f"[red]failed[/]: {r.job.label}: {line}{where}", highlight=False)
         elif r.status == "skipped":
             out.print(f"skipped (resume; finished run {r.run_id}): {r.job.label}", highlight=False)
     out.print(f"Results: {inv.run_dir}", highlight=False, soft_wrap=True)

@@ -9,25 +9,22 @@ Prefect sees stages and trials only.
 from __future__ import annotations
 
 import os
-import shutil
-import statistics
 import time
-from contextlib import AbstractContextManager, ExitStack
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
-from components.base import RunContext, Scenario
-from components.energy.base import EnergyMeter, NoMeter
-from components.pricing.base import Pricing
 from framework import __version__
-from framework.config import RunConfig
 from framework.environment import environment
+from framework.job import Job, JobPlan, JobResult, JobRunner
 from framework.progress import RichProgress
-from framework.results import new_run_dir, write_json, write_yaml
-from framework.tracking import OPTION_TAG_PREFIX, Tracker, quiet_mlflow
+from framework.results import new_run_dir, write_json
+from framework.tracking import Tracker, quiet_mlflow
+
+__all__ = ["Invocation", "Job", "JobResult", "configure_prefect", "run_invocation"]
 
 
 def configure_prefect(verbose: bool) -> None:
@@ -43,32 +40,6 @@ def configure_prefect(verbose: bool) -> None:
 
 
 @dataclass
-class Job:
-    """One configuration to run ``repeats`` times."""
-
-    index: int
-    overrides: list[str]
-    config: RunConfig
-
-    @property
-    def label(self) -> str:
-        """Short name from the overrides that define it."""
-        return " ".join(o for o in self.overrides if not o.startswith("recipe=")) or "defaults"
-
-
-@dataclass
-class JobResult:
-    """What became of a job."""
-
-    job: Job
-    status: str  # finished | failed | skipped
-    run_id: str | None = None
-    run_dir: Path | None = None
-    metrics: dict[str, float] = field(default_factory=dict)
-    error: str | None = None
-
-
-@dataclass
 class Invocation:
     """What one ``loom run`` did."""
 
@@ -79,49 +50,24 @@ class Invocation:
     timings: dict[str, float]
 
 
-def aggregate(trials: list[dict[str, float]]) -> dict[str, float]:
-    """Mean (as ``name``) and standard deviation (``name_std``) of each metric over trials."""
-    out: dict[str, float] = {}
-    for name in sorted({k for t in trials for k in t}):
-        values = [t[name] for t in trials if name in t]
-        out[name] = statistics.fmean(values)
-        out[f"{name}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
-    return out
+def prefect_stage(
+    name: str, run_name: str, fn: Callable[..., Any], retries: int = 0,
+    retry_delay_seconds: float = 0.0,
+) -> Callable[..., Any]:  # fmt: skip
+    """A job's stage as a Prefect task named ``name`` whose run is ``run_name``.
 
-
-class _Session:
-    """A job's live state between its stages.
-
-    Deliberately not a dataclass: Prefect walks dataclass parameters, and this holds open
-    components.
+    Calling it runs the task in the current flow (or task) run; a failure raises the stage's
+    exception after its retries.
     """
+    from prefect import task
+    from prefect.cache_policies import NO_CACHE
 
-    def __init__(self, job: Job, run_dir: Path, run_id: str) -> None:
-        self.job = job
-        self.run_dir = run_dir
-        self.run_id = run_id
-        self.stack = ExitStack()
-        self.components: dict[str, object] = {}
-        self.scenario: Scenario | None = None
-        self.meter: EnergyMeter = NoMeter()
-        self.pricing: Pricing = _default_pricing()
-        self.trials: list[dict[str, float]] = []
-
-
-def _default_pricing() -> Pricing:
-    return Pricing("node_hours", 1, 1.0)
-
-
-def _build(config: object, default: Any) -> Any:
-    """The engine group's component, or its default where the job has none."""
-    return default() if config is None else config.build()  # type: ignore[attr-defined]
-
-
-def _error_text(exc: BaseException | None) -> str:
-    if exc is None:
-        return "unknown error"
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    made: Callable[..., Any] = task(
+        name=name, task_run_name=run_name.replace("{", "{{").replace("}", "}}"),
+        cache_policy=NO_CACHE, persist_result=False, retries=retries,
+        retry_delay_seconds=retry_delay_seconds,
+    )(fn)  # fmt: skip
+    return made
 
 
 def run_invocation(
@@ -137,14 +83,12 @@ def run_invocation(
     console = console or Console(stderr=True)
     timings: dict[str, float] = {}
     first = jobs[0].config
-    by_index = {job.index: job for job in jobs}  # a worker of `loom run -j` has some jobs only
     recipe = first.recipe
     results_dir = Path(first.root.results_dir)
 
     started = time.perf_counter()
     configure_prefect(verbose)
-    from prefect import flow, tags, task
-    from prefect.cache_policies import NO_CACHE
+    from prefect import flow, tags
 
     timings["import_prefect_s"] = time.perf_counter() - started
 
@@ -158,154 +102,25 @@ def run_invocation(
     invocation_dir = new_run_dir(results_dir, recipe)
     run_name = " ".join(cli_overrides) or "defaults"
     base_tags = {"recipe": recipe, "git_commit": env["git_commit"], "loom_version": __version__}
-    sessions: dict[int, _Session] = {}
     results: list[JobResult] = []
     progress = RichProgress(console)
 
-    def stage(name: str) -> Any:
-        return task(name=name, cache_policy=NO_CACHE, persist_result=False)
-
-    @stage("setup")
-    def setup(index: int, parent_run_id: str | None) -> str:
-        job = by_index[index]
-        cfg = job.config
-        job_dir = invocation_dir / f"job-{index:03d}" if sweep else invocation_dir
-        job_dir.mkdir(parents=True, exist_ok=True)
-        run_id = tracker.start_run(
+    def plan(job: Job, parent_run_id: str | None) -> JobPlan:
+        return JobPlan(
+            job,
+            invocation_dir / f"job-{job.index:03d}" if sweep else invocation_dir,
             experiment_id,
-            job.label,
-            {
-                **base_tags,
-                "scenario": cfg.scenario.kind,
-                "loom.run_type": "job",
-                "loom.config_hash": cfg.config_hash(),
-                "loom.overrides": " ".join(job.overrides),
-                "loom.run_dir": str(job_dir),
-                **{f"{OPTION_TAG_PREFIX}{g}": o for g, o in cfg.options.items()},
-            },
-            parent_id=parent_run_id,
+            parent_run_id,
+            base_tags,
+            env,
+            task_prefix=f"job-{job.index}-" if sweep else "",
         )
-        session = sessions[index] = _Session(job, job_dir, run_id)
-        tracker.log_params(run_id, cfg.flat())
-        write_yaml(job_dir / "config.yaml", cfg.to_dict())
-        write_json(job_dir / "environment.json", env)
-        (job_dir / "overrides.txt").write_text("\n".join(job.overrides) + "\n", encoding="utf-8")
-        for group in cfg.scenario.needs():
-            component = cfg.groups[group].build()
-            if isinstance(component, AbstractContextManager):  # servers, pools: closed at teardown
-                component = session.stack.enter_context(component)
-            session.components[group] = component
-        session.scenario = cfg.scenario.build()
-        session.meter = _build(cfg.groups.get("energy"), NoMeter)
-        session.pricing = _build(cfg.groups.get("pricing"), _default_pricing)
-        return run_id
-
-    @stage("trial")
-    def trial(index: int, number: int) -> dict[str, float]:
-        session = sessions[index]
-        cfg = session.job.config
-        trial_dir = session.run_dir / f"trial-{number:03d}"
-        shutil.rmtree(trial_dir, ignore_errors=True)  # a retried trial starts clean
-        trial_dir.mkdir(parents=True)
-        child = tracker.start_run(
-            experiment_id,
-            f"trial-{number}",
-            {
-                **base_tags,
-                "scenario": cfg.scenario.kind,
-                "loom.run_type": "trial",
-            },
-            parent_id=session.run_id,
-        )
-        ctx = RunContext(
-            components=session.components,
-            seed=cfg.root.seed,
-            trial=number,
-            run_dir=trial_dir,
-            progress=progress,
-            watts_per_thread=getattr(session.meter, "watts_per_thread", None),
-        )
-        assert session.scenario is not None
-        measurement = session.meter.start()
-        try:
-            session.scenario.run(ctx)
-        except BaseException:
-            measurement.stop()
-            tracker.end_run(child, "FAILED")
-            raise
-        reading = measurement.stop()
-        ctx.log_metrics(session.pricing.charge(reading))
-        accounting = {"energy.source": reading.source, "pricing.scheme": session.pricing.scheme}
-        tracker.set_tags(child, accounting)
-        if reading.constants:
-            tracker.log_params(child, reading.constants)
-        if not session.trials:  # the job run: once, from its first trial
-            tracker.set_tags(session.run_id, accounting)
-            if reading.constants:
-                tracker.log_params(session.run_id, reading.constants)
-        write_json(trial_dir / "metrics.json", ctx.metrics)
-        tracker.log_metrics(child, ctx.metrics)
-        tracker.log_artifacts(child, trial_dir)
-        tracker.end_run(child)
-        session.trials.append(ctx.metrics)
-        return ctx.metrics
-
-    @stage("teardown")
-    def teardown(index: int) -> None:
-        sessions[index].stack.close()
-
-    @stage("report")
-    def report(index: int) -> dict[str, float]:
-        session = sessions[index]
-        metrics = aggregate(session.trials)
-        write_json(
-            session.run_dir / "metrics.json", {"aggregate": metrics, "trials": session.trials}
-        )
-        tracker.log_metrics(session.run_id, metrics)
-        for path in sorted(session.run_dir.iterdir()):
-            if path.is_file():
-                tracker.client.log_artifact(session.run_id, str(path))
-        return metrics
 
     def run_job(job: Job, parent_run_id: str | None) -> JobResult:
         cfg = job.config
         if cfg.root.resume and (done := tracker.finished_run(experiment_id, cfg.config_hash())):
             return JobResult(job, "skipped", run_id=done)
-        prefix = f"job-{job.index}-" if sweep else ""
-        state = setup.with_options(task_run_name=f"{prefix}setup")(
-            job.index, parent_run_id, return_state=True
-        )
-        session = sessions.get(job.index)
-        error = None if state.is_completed() else _error_text(state.result(raise_on_failure=False))
-        if error is None and session is not None:
-            trial_task = trial.with_options(
-                retries=cfg.root.retries, retry_delay_seconds=cfg.root.retry_delay_s
-            )
-            with progress.bar(f"{job.label}: trials", cfg.root.repeats) as bar:
-                for number in range(cfg.root.repeats):
-                    state = trial_task.with_options(task_run_name=f"{prefix}trial-{number}")(
-                        job.index, number, return_state=True
-                    )
-                    if not state.is_completed():
-                        error = _error_text(state.result(raise_on_failure=False))
-                        break
-                    bar.update(number + 1)
-        if session is not None:
-            teardown.with_options(task_run_name=f"{prefix}teardown")(job.index)
-        metrics: dict[str, float] = {}
-        if error is None and session is not None:
-            metrics = report.with_options(task_run_name=f"{prefix}report")(job.index)
-        run_id = session.run_id if session else None
-        if run_id:
-            tracker.end_run(run_id, "FAILED" if error else "FINISHED")
-        return JobResult(
-            job,
-            "failed" if error else "finished",
-            run_id=run_id,
-            run_dir=session.run_dir if session else None,
-            metrics=metrics,
-            error=error,
-        )
+        return JobRunner(plan(job, parent_run_id), tracker, progress, prefect_stage).run()
 
     flow_name = recipe.replace("/", ".")
 
@@ -333,7 +148,7 @@ def run_invocation(
             results.append(run_job(job, sweep_run))
         if sweep_run:
             _write_sweep_table(invocation_dir, results)
-            tracker.client.log_artifact(sweep_run, str(invocation_dir / "sweep.json"))
+            tracker.log_artifact(sweep_run, invocation_dir / "sweep.json")
             failed = any(r.status == "failed" for r in results)
             tracker.end_run(sweep_run, "FAILED" if failed else "FINISHED")
 
@@ -357,7 +172,7 @@ def _write_sweep_table(folder: Path, results: list[JobResult]) -> None:
                 "status": r.status,
                 "run_id": r.run_id,
                 "run_dir": str(r.run_dir) if r.run_dir else None,
-                "error": r.error,
+                "error": r.error.to_dict() if r.error else None,
                 "metrics": r.metrics,
             }
             for r in results

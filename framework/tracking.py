@@ -128,6 +128,10 @@ class Tracker:
 
         self.client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
 
+    def log_artifact(self, run_id: str, path: Path) -> None:
+        """Upload one file."""
+        self.client.log_artifact(run_id, str(path))
+
     def log_artifacts(self, run_id: str, folder: Path, artifact_path: str | None = None) -> None:
         """Upload every file under ``folder``."""
         self.client.log_artifacts(run_id, str(folder), artifact_path)

@@ -132,6 +132,10 @@ def test_failed_trial_fails_the_job_with_a_message(
     assert "RuntimeError: flaky attempt 1" in out
     job = _runs("default").query("`tags.loom.run_type` == 'job'").iloc[0]
     assert job["status"] == "FAILED"
+    # The evidence survives without -v: the whole traceback, in the folder and in MLflow.
+    error = Path(job["tags.loom.run_dir"], "error.txt").read_text()
+    assert error.startswith("RuntimeError: flaky attempt 1") and "Traceback" in error
+    assert "error.txt" in _artifacts(MlflowClient(_uri()), job["run_id"])
 
 
 def test_plugin_executor_runs_a_real_scenario(workdir: Path, plugin: str) -> None:
