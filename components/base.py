@@ -183,11 +183,13 @@ class ScenarioConfig(ComponentConfig):
     """Config of a scenario.
 
     ``requires`` names the component groups it needs opened; ``headline_metrics`` are the
-    metrics the CLI's summary table shows.
+    metrics the CLI's summary table shows. An ``exclusive`` scenario runs alone, whatever the
+    runner: it measures the machine (timings, energy) or holds resources that others need.
     """
 
     requires: ClassVar[tuple[str, ...]] = ()
     headline_metrics: ClassVar[tuple[str, ...]] = ()
+    exclusive: ClassVar[bool] = False
 
     def needs(self) -> tuple[str, ...]:
         """The groups this config needs opened: ``requires``, plus any its settings call for."""

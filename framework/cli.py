@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +21,7 @@ EPILOG = """examples:
   loom run -m recipe=taps/structures executor=thread,process scenario.structure=bag,reduce
   loom run -m recipe=taps/structures executor=thread,process resume=true
   loom run -j 2 recipe=drex/reliability_sweep scenario.replay=25
+  loom run -m recipe=drex/reliability_sweep runner=dask runner.address=tcp://127.0.0.1:8786
   loom show recipe=taps/failures
   loom list executor
   loom report taps/structures --metrics tasks_per_s,overhead_per_task_ms
@@ -68,9 +67,9 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         default=1,
         metavar="N",
-        help="run a sweep's jobs in N worker processes (CPU-bound trials use N cores)",
+        help="run N jobs at once: short for runner=processes runner.workers=N "
+        "(with runner=dask or threads: that runner's workers=N)",
     )
-    run.add_argument("--slice", default=None, help=argparse.SUPPRESS)  # a worker's share
     run.add_argument(
         "overrides",
         nargs="*",
@@ -121,7 +120,7 @@ def _jobs(args: argparse.Namespace) -> tuple[Composer, list[Any]]:
     from framework.engine import Job
 
     composer = Composer()
-    job_overrides = composer.expand(list(args.overrides), args.multirun)
+    job_overrides = composer.expand(_with_jobs_option(args), args.multirun)
     # Every job is validated before anything starts.
     jobs = [
         Job(i, overrides, composer.compose(overrides)) for i, overrides in enumerate(job_overrides)
@@ -130,40 +129,54 @@ def _jobs(args: argparse.Namespace) -> tuple[Composer, list[Any]]:
         raise ConfigError("a sweep runs one recipe at a time; run each recipe separately")
     if len({j.config.root.tracking.uri for j in jobs}) > 1:
         raise ConfigError("all jobs of a sweep must use one tracking.uri")
-    if getattr(args, "slice", None):
-        from framework.parallel import parse_slice
-
-        try:
-            part, total = parse_slice(args.slice)
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from None
-        jobs = [
-            replace(j, config=j.config.sharing_machine(total))
-            for j in jobs
-            if j.index % total == part
-        ]
+    runners = {j.config.root.runner.model_dump_json() for j in jobs}
+    if len(runners) > 1:
+        raise ConfigError("all jobs of a sweep must use one runner; sweep runner settings in "
+                          "separate invocations")  # fmt: skip
+    _check_runner(jobs)
     return composer, jobs
+
+
+def _with_jobs_option(args: argparse.Namespace) -> list[str]:
+    """The overrides, with ``-j N`` spelled out as the runner's workers."""
+    overrides = list(args.overrides)
+    jobs = getattr(args, "jobs", 1)
+    if jobs < 1:
+        raise ConfigError(f"-j {jobs}: need at least 1 job at once")
+    if jobs == 1:
+        return overrides
+    if not any(o.startswith("runner=") for o in overrides):
+        overrides.append("runner=processes")
+    return [*overrides, f"runner.workers={jobs}"]
+
+
+def _check_runner(jobs: list[Any]) -> None:
+    """Refuse runner settings whose figures or records would be wrong."""
+    config = jobs[0].config
+    runner = config.root.runner
+    if runner.remote and config.root.tracking.uri.startswith("sqlite:"):
+        address = getattr(runner, "address", None)
+        raise ConfigError(
+            f"runner.address={address}: jobs on other machines cannot write the local "
+            f"SQLite store tracking.uri={config.root.tracking.uri}; start an MLflow server and "
+            "set tracking=mlflow_server tracking.uri=http://<host>:5000"
+        )
+    metered = [j for j in jobs if getattr(j.config.groups.get("energy"), "kind", "none") != "none"]
+    if runner.shares_a_process and len(metered) > 1:
+        raise ConfigError(
+            f"runner=threads runs {runner.slots} jobs in one process, so each job's CPU-time "
+            f"energy accounting (energy={metered[0].config.groups['energy'].kind}) would include "
+            "the others'; use runner=processes or runner=dask, or energy=none"
+        )
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     """``loom run``."""
     from framework.engine import run_invocation
 
-    if args.jobs < 1:
-        raise ConfigError(f"--jobs {args.jobs}: need at least 1 worker process")
     composer, jobs = _jobs(args)
     declared = bool(composer.declared_sweep(list(args.overrides)))
-    sweep = args.multirun or declared or bool(args.slice)
-    if args.jobs > 1 and len(jobs) > 1 and not args.slice:
-        from framework.parallel import run_in_workers
-
-        argv = [*(["-m"] if args.multirun else []), *(["-v"] if args.verbose else [])]
-        workers = min(args.jobs, len(jobs))
-        return run_in_workers(
-            [*argv, *args.overrides], workers, jobs[0].config, jobs[0].overrides, err, out
-        )
-    if not jobs:
-        return 0  # a worker whose slice is empty
+    sweep = args.multirun or declared
     try:
         inv = run_invocation(
             jobs,
@@ -181,10 +194,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise LoomError(
             f"the run could not start: {type(exc).__name__}: {exc} (add -v for details)"
         ) from None
-    from framework.parallel import SLICE_ENV
-
-    if os.environ.get(SLICE_ENV):  # tell the parent where this worker's results went
-        Path(os.environ[SLICE_ENV]).write_text(str(inv.run_dir))
     _print_summary(inv, jobs)
     return 1 if any(r.status == "failed" for r in inv.results) else 0
 

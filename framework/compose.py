@@ -21,7 +21,7 @@ import yaml
 
 from framework import registry
 from framework.config import (
-    TRACKING_OPTIONS,
+    FRAMEWORK_GROUPS,
     RunConfig,
     defaults_of,
     suggest,
@@ -71,7 +71,8 @@ class Composer:
         if group == "recipe":
             return self.recipes()
         files = {p.stem for p in (self.conf_dir / group).glob("*.yaml")}
-        builtin = set(TRACKING_OPTIONS) if group == "tracking" else set(registry.options(group))
+        framework = FRAMEWORK_GROUPS.get(group)
+        builtin = set(framework) if framework is not None else set(registry.options(group))
         return sorted(files | builtin)
 
     def option_file(self, group: str, option: str) -> Path | None:

@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field, TypeAdapter, ValidationError, model_valid
 from components.base import ComponentConfig, LoomModel, ScenarioConfig
 from framework import registry
 from framework.errors import ConfigError
+from framework.runners import RUNNER_OPTIONS, RunnerConfig, SequentialRunner
 
 
 class MlflowLocalTracking(LoomModel):
@@ -42,6 +43,11 @@ TRACKING_OPTIONS: dict[str, type[LoomModel]] = {
     "mlflow_local": MlflowLocalTracking,
     "mlflow_server": MlflowServerTracking,
 }
+# The engine's own groups (options built in, not registered): how runs are recorded and run.
+FRAMEWORK_GROUPS: dict[str, dict[str, type[LoomModel]]] = {
+    "tracking": TRACKING_OPTIONS,
+    "runner": RUNNER_OPTIONS,
+}
 
 
 class RootConfig(LoomModel):
@@ -56,6 +62,7 @@ class RootConfig(LoomModel):
     resume: bool = Field(False, description="skip jobs whose config already has a finished run")
     results_dir: str = Field("results", description="where run folders and reports go")
     tracking: TrackingConfig = Field(default_factory=MlflowLocalTracking)
+    runner: RunnerConfig = Field(default_factory=SequentialRunner)
 
     @model_validator(mode="after")
     def _delay_needs_retries(self) -> Self:
@@ -73,7 +80,7 @@ ENGINE_GROUPS = ("energy", "pricing")
 ACCOUNTING_METRICS = ("energy_j", "carbon_g", "charge")
 # Keys that do not change what a job computes, so they do not enter its hash: bookkeeping,
 # and how a run is metered and charged.
-_NOT_HASHED = ("resume", "tracking", "results_dir", "description", *ENGINE_GROUPS)
+_NOT_HASHED = ("resume", "tracking", "runner", "results_dir", "description", *ENGINE_GROUPS)
 
 
 @dataclass(frozen=True)
@@ -137,12 +144,13 @@ def _flatten(data: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, s
 
 def option_model(group: str, name: str) -> type[BaseModel]:
     """The config model of option ``name`` of ``group`` (built-in or registered)."""
-    if group == "tracking":
-        if name not in TRACKING_OPTIONS:
+    if group in FRAMEWORK_GROUPS:
+        options = FRAMEWORK_GROUPS[group]
+        if name not in options:
             raise ConfigError(
-                f"tracking.kind={name!r} is unknown; choose one of: {', '.join(TRACKING_OPTIONS)}"
+                f"{group}.kind={name!r} is unknown; choose one of: {', '.join(options)}"
             )
-        return TRACKING_OPTIONS[name]
+        return options[name]
     return registry.config_model(group, name)
 
 
@@ -182,7 +190,7 @@ def describe_errors(exc: ValidationError, model: type[BaseModel], prefix: str = 
     lines = []
     for err in exc.errors(include_url=False):
         loc = [str(part) for part in err["loc"]]
-        if len(loc) > 1 and loc[0] == "tracking" and loc[1] in TRACKING_OPTIONS:
+        if len(loc) > 1 and loc[0] in FRAMEWORK_GROUPS and loc[1] in FRAMEWORK_GROUPS[loc[0]]:
             del loc[1]  # pydantic names the union member; users name the key
         key = prefix + ".".join(loc)
         key = key.rstrip(".")

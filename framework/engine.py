@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +19,11 @@ from rich.console import Console
 
 from framework import __version__
 from framework.environment import environment
-from framework.job import Job, JobPlan, JobResult, JobRunner
+from framework.job import ErrorInfo, Job, JobPlan, JobResult, JobRunner
 from framework.progress import RichProgress
 from framework.results import new_run_dir, write_json
-from framework.tracking import Tracker, quiet_mlflow
+from framework.runners import task_runner
+from framework.tracking import Tracker, quiet_mlflow, store_uri
 
 __all__ = ["Invocation", "Job", "JobResult", "configure_prefect", "run_invocation"]
 
@@ -105,35 +106,49 @@ def run_invocation(
     results: list[JobResult] = []
     progress = RichProgress(console)
 
+    runner = first.root.runner
+    slots = min(runner.slots, len(jobs))
+
     def plan(job: Job, parent_run_id: str | None) -> JobPlan:
+        config = job.config.sharing_machine(slots) if not runner.remote else job.config
         return JobPlan(
-            job,
-            invocation_dir / f"job-{job.index:03d}" if sweep else invocation_dir,
+            replace(job, config=config),
+            (invocation_dir / f"job-{job.index:03d}" if sweep else invocation_dir).resolve(),
             experiment_id,
             parent_run_id,
             base_tags,
             env,
             task_prefix=f"job-{job.index}-" if sweep else "",
+            tracking_uri=store_uri(tracker.uri),
         )
 
-    def run_job(job: Job, parent_run_id: str | None) -> JobResult:
+    def finished_before(job: Job) -> JobResult | None:
         cfg = job.config
         if cfg.root.resume and (done := tracker.finished_run(experiment_id, cfg.config_hash())):
             return JobResult(job, "skipped", run_id=done)
-        return JobRunner(plan(job, parent_run_id), tracker, progress, prefect_stage).run()
+        return None
+
+    def run_here(job: Job, parent_run_id: str | None) -> JobResult:
+        return (
+            finished_before(job)
+            or JobRunner(plan(job, parent_run_id), tracker, progress, prefect_stage).run()
+        )
+
+    def run_side_by_side(parent_run_id: str | None) -> list[JobResult]:
+        done: dict[int, JobResult] = {}
+        waiting: list[JobPlan] = []
+        for job in jobs:
+            if (skipped := finished_before(job)) is not None:
+                done[job.index] = skipped
+            else:
+                waiting.append(plan(job, parent_run_id))
+        with progress.bar(f"{len(waiting)} jobs on {runner.kind}", len(waiting)) as bar:
+            done |= _side_by_side(waiting, runner, slots, lambda n: bar.update(n))
+        return [done[job.index] for job in jobs]
 
     flow_name = recipe.replace("/", ".")
 
-    @flow(
-        name=flow_name,
-        # Prefect formats the name with the flow's parameters: braces of a dict override
-        # (fl.strategy={kind:fedprox}) must be literal.
-        flow_run_name=run_name[:120].replace("{", "{{").replace("}", "}}"),
-        persist_result=False,
-        validate_parameters=False,
-    )
-    def loom_flow(recipe: str, jobs_overrides: list[list[str]]) -> None:
-        del recipe, jobs_overrides  # shown in the Prefect UI; the jobs come from the closure
+    def body() -> None:
         sweep_run = None
         if sweep:
             sweep_run = tracker.start_run(
@@ -144,22 +159,120 @@ def run_invocation(
             tracker.log_params(
                 sweep_run, {"sweep.overrides": run_name, "sweep.jobs": str(len(jobs))}
             )
-        for job in jobs:
-            results.append(run_job(job, sweep_run))
+        if slots > 1:
+            results.extend(run_side_by_side(sweep_run))
+        else:
+            results.extend(run_here(job, sweep_run) for job in jobs)
         if sweep_run:
             _write_sweep_table(invocation_dir, results)
             tracker.log_artifact(sweep_run, invocation_dir / "sweep.json")
             failed = any(r.status == "failed" for r in results)
             tracker.end_run(sweep_run, "FAILED" if failed else "FINISHED")
 
+    loom_flow = flow(
+        name=flow_name,
+        # Prefect formats the name with the flow's parameters: braces of a dict override
+        # (fl.strategy={kind:fedprox}) must be literal.
+        flow_run_name=run_name[:120].replace("{", "{{").replace("}", "}}"),
+        persist_result=False,
+        validate_parameters=False,
+    )(_flow_body)
+    key = invocation_dir.name
+    _BODIES[key] = body
     scenario_tags = sorted({f"scenario:{j.config.scenario.kind}" for j in jobs})
     mark = time.perf_counter()
     with progress, tags(f"recipe:{recipe}", *scenario_tags):
-        loom_flow(recipe, [j.overrides for j in jobs])
+        try:
+            loom_flow(recipe, [j.overrides for j in jobs], key)
+        finally:
+            del _BODIES[key]
     timings["flow_s"] = time.perf_counter() - mark
     timings["total_s"] = time.perf_counter() - started
     write_json(invocation_dir / "timings.json", timings)
     return Invocation(recipe, invocation_dir, tracker.uri, results, timings)
+
+
+# What each running flow does, by invocation. The flow's function stays a plain module function:
+# Prefect pickles the flow for process and Dask workers, and a closure would take the tracker,
+# the progress display and their locks along.
+_BODIES: dict[str, Callable[[], None]] = {}
+
+
+def _flow_body(recipe: str, jobs_overrides: list[list[str]], invocation: str) -> None:
+    """The flow: run invocation ``invocation`` (recipe and jobs: shown in the Prefect UI)."""
+    del recipe, jobs_overrides
+    _BODIES[invocation]()
+
+
+def _side_by_side(
+    plans: list[JobPlan], runner: Any, slots: int, progress: Callable[[int], None]
+) -> dict[int, JobResult]:
+    """Run ``plans`` on the runner's task runner, ``slots`` at a time; their results by index.
+
+    A job whose worker process dies breaks a process pool, and every job in it fails with
+    ``BrokenProcessPool``. Those jobs run again, one at a time, on a fresh pool: the one that
+    breaks it alone is the one that died, and only it fails.
+    """
+    from concurrent.futures.process import BrokenProcessPool
+
+    from prefect.futures import as_completed
+
+    done: dict[int, JobResult] = {}
+    waiting = list(plans)
+    alone: set[int] = set()  # suspects of a crash, run one at a time
+    running: dict[Any, JobPlan] = {}
+    pool: Any = None
+    try:
+        while waiting or running:
+            if pool is None:
+                pool = task_runner(runner).__enter__()
+            while waiting and _may_start(waiting[0], list(running.values()), slots, alone):
+                ready = waiting.pop(0)
+                job_task = prefect_stage("job", f"job-{ready.job.index}", run_planned_job)
+                running[pool.submit(job_task, {"plan": ready})] = ready
+            future = next(as_completed(list(running)))
+            finished = running.pop(future)
+            index = finished.job.index
+            try:
+                done[index] = future.result()
+            except BrokenProcessPool as exc:
+                if index in alone:  # it broke a pool of its own: it is the one that died
+                    done[index] = JobResult(finished.job, "failed", error=ErrorInfo(
+                        "WorkerDied", f"the job's worker process ended without a result ({exc})",
+                        ErrorInfo.of(exc).traceback))  # fmt: skip
+                else:
+                    alone.add(index)
+                    waiting.insert(0, finished)
+                if not running:  # the pool is dead: a fresh one for what is left
+                    pool.__exit__(None, None, None)
+                    pool = None
+            except Exception as exc:  # the worker itself failed (crashed, lost)
+                done[index] = JobResult(finished.job, "failed", error=ErrorInfo.of(exc))
+            progress(len(done))
+    finally:
+        if pool is not None:
+            pool.__exit__(None, None, None)
+    return done
+
+
+def _may_start(plan: JobPlan, running: list[JobPlan], slots: int, alone: set[int]) -> bool:
+    """Whether ``plan`` may start beside ``running``: exclusive jobs and suspects run alone."""
+    if plan.job.config.scenario.exclusive or plan.job.index in alone:
+        return not running
+    return len(running) < slots and not any(
+        p.job.config.scenario.exclusive or p.job.index in alone for p in running
+    )
+
+
+def run_planned_job(plan: JobPlan) -> JobResult:
+    """A whole job where a task runner placed it: its own tracker; stages as nested tasks."""
+    config = plan.job.config
+    quiet_mlflow(False)
+    tracking = config.root.tracking
+    if plan.tracking_uri is not None:
+        tracking = tracking.model_copy(update={"uri": plan.tracking_uri})
+    tracker = Tracker(tracking, Path(config.root.results_dir))
+    return JobRunner(plan, tracker, None, prefect_stage).run()
 
 
 def _write_sweep_table(folder: Path, results: list[JobResult]) -> None:

@@ -88,6 +88,7 @@ class JobPlan:
     tags: Mapping[str, str]  # the invocation's: recipe, git commit, Loom version
     environment: Mapping[str, Any]
     task_prefix: str = ""  # "job-3-" in a sweep: Prefect task runs say whose stage they are
+    tracking_uri: str | None = None  # as the flow resolved it (a worker's folder may differ)
 
 
 class JobTracker(Protocol):

@@ -71,16 +71,42 @@ class FlakyScenarioConfig(ScenarioConfig):
     kind: Literal["flaky"] = "flaky"
     requires: ClassVar[tuple[str, ...]] = ()
     fail_first: int = Field(1, ge=0)
+    crash: bool = Field(False, description="end the process at once, as a segfault would")
+    sleep_s: float = Field(0.0, ge=0.0)
+    meet: str | None = Field(None, description="folder where `parties` jobs wait for each other")
+    parties: int = Field(2, ge=1)
 
     def build(self):
-        return FlakyScenario(self.fail_first)
+        return FlakyScenario(self.fail_first, self.crash, self.sleep_s, self.meet, self.parties)
 
 
 class FlakyScenario:
-    def __init__(self, fail_first: int) -> None:
+    def __init__(self, fail_first: int, crash: bool = False, sleep_s: float = 0.0,
+                 meet: str | None = None, parties: int = 2) -> None:
         self.fail_first = fail_first
+        self.crash = crash
+        self.sleep_s = sleep_s
+        self.meet = meet
+        self.parties = parties
 
     def run(self, ctx: RunContext) -> None:
+        import os
+        import pathlib
+        import time
+        import uuid
+
+        time.sleep(self.sleep_s)
+        if self.meet is not None:  # proof of overlap: every party must be running at once
+            folder = pathlib.Path(self.meet)
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / uuid.uuid4().hex).touch()
+            deadline = time.monotonic() + 120
+            while len(list(folder.iterdir())) < self.parties:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the other jobs never ran at the same time")
+                time.sleep(0.05)
+        if self.crash:
+            os._exit(7)
         ATTEMPTS["count"] += 1
         if ATTEMPTS["count"] <= self.fail_first:
             raise RuntimeError(f"flaky attempt {ATTEMPTS['count']}")

@@ -58,7 +58,7 @@ def test_single_run_tracks_params_metrics_nested_trials_and_artifacts(workdir: P
     )
 
     run_dir = Path(job["tags.loom.run_dir"])
-    assert run_dir.parent == Path("results/quickstart")
+    assert run_dir.parent == Path("results/quickstart").resolve()  # absolute: workers read it
     env = json.loads((run_dir / "environment.json").read_text())
     assert env["cpu_count"] >= 1 and env["packages"]["prefect"]
     records = (run_dir / "trial-000" / "tasks.jsonl").read_text().splitlines()
@@ -149,7 +149,7 @@ def test_plugin_executor_runs_a_real_scenario(workdir: Path, plugin: str) -> Non
 
 
 @pytest.mark.slow
-def test_sweep_jobs_shared_among_worker_processes(
+def test_dash_j_runs_a_sweeps_jobs_in_worker_processes(
     workdir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("PREFECT_HOME", str(workdir / "prefect-home"))  # a fresh local database
@@ -159,7 +159,7 @@ def test_sweep_jobs_shared_among_worker_processes(
     )  # fmt: skip
     assert status == 0
     sweeps = sorted(Path("results", "drex", "reliability_sweep").glob("*/sweep.json"))
-    assert len(sweeps) == 2  # one per worker process
+    assert len(sweeps) == 1  # one flow, one sweep, whatever the runner
     jobs = [row for path in sweeps for row in json.loads(path.read_text())]
     assert sorted(row["job"] for row in jobs) == [0, 1, 2]
     assert all(row["status"] == "finished" for row in jobs)

@@ -1,0 +1,132 @@
+"""Sweep runners (issue 18): wall time of a sweep under each runner, as a ratio to sequential.
+
+Run:  python benchmarks/sweeps.py [--replay N] [--short-jobs N] [--workers P]
+Prints the table and writes results/benchmarks/sweeps.{md,json}.
+
+Two sweeps, each run by ``loom run`` in a fresh folder with its own MLflow store:
+* ``drex/reliability_sweep`` narrowed to 10 placers at one target (CPU-bound Python jobs);
+* ``--short-jobs`` synthetic jobs of 20 no-op tasks (what a runner adds per job).
+
+Runners: ``sequential``, ``processes`` and a local ``dask`` cluster with ``--workers`` workers,
+and the same sweep on a Dask scheduler started here as a separate process with ``--workers``
+``dask worker`` processes (the way a cluster is run). A figure is one wall time per runner
+(the sweeps take minutes); per job is wall time / jobs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from tables import publish  # benchmarks/ is the script's folder
+
+ROOT = Path(__file__).resolve().parent.parent
+PLACERS = ("drex_sc,drex_lb,greedy_min_storage,greedy_least_used,hdfs_3rep,ec_3_2,ec_6_3,"
+           "glusterfs,daos,random")  # fmt: skip
+
+
+def sweeps(replay: int, short_jobs: int) -> dict[str, tuple[list[str], int]]:
+    """Name -> (overrides, jobs)."""
+    seeds = ",".join(str(s) for s in range(short_jobs))
+    return {
+        f"drex placers x 1 target, replay {replay}": (
+            ["recipe=drex/reliability_sweep", f"placement={PLACERS}",
+             "scenario.reliability=0.99", f"scenario.replay={replay}"],
+            len(PLACERS.split(",")),
+        ),
+        f"{short_jobs} short synthetic jobs": (
+            ["scenario=synthetic", "scenario.tasks=20", "scenario.plots=false",
+             f"scenario.seed={seeds}"],
+            short_jobs,
+        ),
+    }  # fmt: skip
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def dask_cluster(workers: int) -> Iterator[str]:
+    """A scheduler and ``workers`` worker processes, each started as its own command."""
+    port = _free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    procs = [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host",
+                               "127.0.0.1", "--port", str(port), "--dashboard-address", ":0"],
+                              **quiet)]  # type: ignore[call-overload]  # fmt: skip
+    procs += [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", address,
+                                "--nthreads", "1", "--no-dashboard"], cwd=ROOT,
+                               **quiet)  # type: ignore[call-overload]
+              for _ in range(workers)]  # fmt: skip
+    try:
+        from distributed import Client
+
+        with Client(address, timeout=60) as client:
+            client.wait_for_workers(workers, timeout=60)
+        yield address
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(30)
+
+
+def run(overrides: list[str], runner: list[str]) -> float:
+    """Wall seconds of one ``loom run -m`` in a fresh folder (raises if it failed)."""
+    with tempfile.TemporaryDirectory(prefix="loom-sweeps-") as tmp:
+        command = [sys.executable, "-m", "framework", "run", "-m", *overrides, *runner,
+                   f"results_dir={tmp}", f"tracking.uri=sqlite:///{tmp}/mlflow.db"]  # fmt: skip
+        started = time.perf_counter()
+        done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True,
+                              env={**os.environ, "LOOM_ROOT": str(ROOT)})  # fmt: skip
+        wall = time.perf_counter() - started
+    if done.returncode != 0:
+        raise RuntimeError(
+            f"{' '.join(runner)} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}"
+        )
+    return wall
+
+
+def main() -> None:
+    """Every sweep under every runner; print and write the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--replay", type=int, default=10, help="MEVA replays per drex job")
+    parser.add_argument("--short-jobs", type=int, default=20, help="short synthetic jobs")
+    parser.add_argument("--workers", type=int, default=2, help="workers of each parallel runner")
+    args = parser.parse_args()
+    p = args.workers
+    tables: dict[str, list[dict[str, object]]] = {}
+    with dask_cluster(p) as address:
+        runners = {
+            "sequential": ["runner=sequential"],
+            f"processes ({p})": ["runner=processes", f"runner.workers={p}"],
+            f"dask, local cluster ({p})": ["runner=dask", f"runner.workers={p}"],
+            f"dask, scheduler + {p} workers": ["runner=dask", f"runner.address={address}"],
+        }
+        for title, (overrides, jobs) in sweeps(args.replay, args.short_jobs).items():
+            walls: dict[str, float] = {}
+            for name, runner in runners.items():
+                walls[name] = run(overrides, runner)
+                print(f"{title}: {name}: {walls[name]:.1f} s", flush=True)
+            base = walls["sequential"]
+            tables[f"{title} ({jobs} jobs)"] = [
+                {"runner": name, "wall s": f"{wall:.1f}", "ratio to sequential":
+                 f"{wall / base:.2f}", "per job s": f"{wall / jobs:.2f}"}
+                for name, wall in walls.items()
+            ]  # fmt: skip
+    publish("sweeps", tables)
+
+
+if __name__ == "__main__":
+    main()
