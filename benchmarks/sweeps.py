@@ -101,9 +101,10 @@ def run(overrides: list[str], runner: list[str]) -> float:
 def main() -> None:
     """Every sweep under every runner; print and write the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--replay", type=int, default=10, help="MEVA replays per drex job")
+    parser.add_argument("--replay", type=int, default=60, help="MEVA replays per drex job")
     parser.add_argument("--short-jobs", type=int, default=20, help="short synthetic jobs")
     parser.add_argument("--workers", type=int, default=2, help="workers of each parallel runner")
+    parser.add_argument("--only", choices=("drex", "short"), help="run one of the two sweeps")
     args = parser.parse_args()
     p = args.workers
     tables: dict[str, list[dict[str, object]]] = {}
@@ -114,7 +115,10 @@ def main() -> None:
             f"dask, local cluster ({p})": ["runner=dask", f"runner.workers={p}"],
             f"dask, scheduler + {p} workers": ["runner=dask", f"runner.address={address}"],
         }
-        for title, (overrides, jobs) in sweeps(args.replay, args.short_jobs).items():
+        chosen = sweeps(args.replay, args.short_jobs)
+        if args.only:
+            chosen = {t: v for t, v in chosen.items() if args.only in t}
+        for title, (overrides, jobs) in chosen.items():
             walls: dict[str, float] = {}
             for name, runner in runners.items():
                 walls[name] = run(overrides, runner)
@@ -125,7 +129,7 @@ def main() -> None:
                  f"{wall / base:.2f}", "per job s": f"{wall / jobs:.2f}"}
                 for name, wall in walls.items()
             ]  # fmt: skip
-    publish("sweeps", tables)
+    publish("sweeps" if not args.only else f"sweeps-{args.only}", tables)
 
 
 if __name__ == "__main__":

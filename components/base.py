@@ -171,6 +171,17 @@ class FinishedJob:
     options: Mapping[str, str] = field(default_factory=dict)
 
 
+# Root keys and groups that say how a job is run, recorded, metered and charged, not what it
+# computes: they stay out of its config hash, and never tell two experiments apart.
+NOT_AN_EXPERIMENT = ("resume", "tracking", "runner", "results_dir", "description", "energy",
+                     "pricing")  # fmt: skip
+
+
+def is_bookkeeping(key: str) -> bool:
+    """Whether a dotted config key (``runner.workers``) is in :data:`NOT_AN_EXPERIMENT`."""
+    return key.split(".", 1)[0] in NOT_AN_EXPERIMENT
+
+
 @runtime_checkable
 class Scenario(Protocol):
     """An experiment: runs one trial and records metrics, records and plots into the context."""

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError, model_validator
 
-from components.base import ComponentConfig, LoomModel, ScenarioConfig
+from components.base import NOT_AN_EXPERIMENT, ComponentConfig, LoomModel, ScenarioConfig
 from framework import registry
 from framework.errors import ConfigError
 from framework.runners import RUNNER_OPTIONS, RunnerConfig, SequentialRunner
@@ -78,9 +78,10 @@ class RootConfig(LoomModel):
 ENGINE_GROUPS = ("energy", "pricing")
 # Metrics the engine adds to every trial (the summary table and `loom report` show them).
 ACCOUNTING_METRICS = ("energy_j", "carbon_g", "charge")
-# Keys that do not change what a job computes, so they do not enter its hash: bookkeeping,
-# and how a run is metered and charged.
-_NOT_HASHED = ("resume", "tracking", "runner", "results_dir", "description", *ENGINE_GROUPS)
+# Keys that do not change what a job computes, so they do not enter its hash (one list for the
+# engine and the components: ``components.base.NOT_AN_EXPERIMENT``).
+_NOT_HASHED = NOT_AN_EXPERIMENT
+assert set(ENGINE_GROUPS) <= set(_NOT_HASHED)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from components.base import FinishedJob
+from components.base import FinishedJob, is_bookkeeping
 
 # The baselines the paper compares against (HDFS 3-rep, EC(3,2), EC(6,3), GlusterFS, DAOS).
 BASELINES = ("hdfs_3rep", "ec_3_2", "ec_6_3", "glusterfs", "daos")
@@ -24,9 +24,9 @@ BASELINES = ("hdfs_3rep", "ec_3_2", "ec_6_3", "glusterfs", "daos")
 PAPER_CLAIMS = {"drex_sc": 1.45, "drex_lb": 1.45, "greedy_least_used": 1.21}
 # Keys that name the replicate, not the experiment.
 SEED_KEYS = ("seed", "scenario.seed")
-# Keys that change neither what is placed nor how (bookkeeping, outputs, tracking).
-NOT_AN_EXPERIMENT = ("description", "resume", "results_dir", "retries", "retry_delay_s",
-                     "recipe", "scenario.records")  # fmt: skip
+# Besides the engine's bookkeeping (``is_bookkeeping``): keys that change neither what is placed
+# nor how (retries of a trial, the recipe's name, whether records are written).
+NOT_A_PLACEMENT = ("retries", "retry_delay_s", "recipe", "scenario.records")
 
 
 def placer_label(job: FinishedJob) -> str:
@@ -59,9 +59,10 @@ def setting_keys(jobs: Sequence[FinishedJob]) -> list[str]:
     return [
         key
         for key in keys
-        if not key.startswith(("placement.", "tracking."))
+        if not key.startswith("placement.")
+        and not is_bookkeeping(key)
         and key not in SEED_KEYS
-        and key not in NOT_AN_EXPERIMENT
+        and key not in NOT_A_PLACEMENT
         and len({job.params.get(key) for job in jobs}) > 1
     ]
 

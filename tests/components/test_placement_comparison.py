@@ -44,6 +44,8 @@ def test_groups_are_every_differing_key_but_the_placer_and_the_seed() -> None:
         _job("ec_3_2", 50, MEVA, 0, **{"placement.k": "3"}),
         _job("ec_6_3", 80, FB, 1, **{"placement.k": "6", "description": "other"}),
         _job("drex_sc", 90, FB, 1, **{"scenario.records": "true"}),
+        # Run with -j 2 beside sequential runs: where and how it ran is no experiment.
+        _job("drex_lb", 70, FB, 1, **{"runner.kind": "processes", "energy.share": "0.5"}),
     ]
     assert setting_keys(jobs) == ["scenario.workload"]
 
