@@ -13,7 +13,7 @@ from pydantic import Field
 
 from components.base import RunContext, ScenarioConfig
 from components.events.base import AccessDenied, EventsError
-from components.events.scenarios import fabric_of
+from components.events.fabric import fabric_of
 
 
 class EventAccessConfig(ScenarioConfig):

@@ -36,6 +36,7 @@ from components.events.topology import EventsConfig
 EMBEDDED_GAP_WAIT_MS = 5000
 
 if TYPE_CHECKING:
+    from components.base import RunContext
     from components.events.acl_mirror import AclMirror
     from components.events.broker import TansuBroker
     from components.events.topology import TriggerSpec
@@ -432,3 +433,8 @@ class Session:
         trigger = Trigger(self, spec, executor)
         self.fabric.on_close(trigger.stop)
         return trigger
+
+
+def fabric_of(ctx: RunContext) -> KafkaFabric:
+    """The opened event fabric of a run (its ``events`` component)."""
+    return ctx.component("events", KafkaFabric)

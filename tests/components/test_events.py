@@ -25,7 +25,7 @@ from components.events.clients import DLQ_ERROR
 from components.events.embedded import EmbeddedEventsConfig
 from components.events.fabric import KafkaFabric
 from components.events.kafka import KafkaEventsConfig
-from components.events.scenarios import EventThroughputConfig
+from components.events.throughput_scenario import EventThroughputConfig
 from components.events.topology import TriggerSpec
 from components.events.trigger_scenario import EventTriggersConfig
 

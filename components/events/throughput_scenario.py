@@ -1,7 +1,8 @@
-"""Event experiments: throughput and latency, triggers with filters and dead letters, access.
+"""The event-throughput scenario: producers and consumers on one topology, latency per event.
 
-Each reads its topology (topics, producers, consumers, triggers) from the ``events`` config
-and runs it on the fabric's own clients, in threads of the Loom process.
+It reads its topology (topics, producers, consumers) from the ``events`` config and runs it on
+the fabric's own clients, in threads of the Loom process. (Triggers: ``trigger_scenario``;
+access rules: ``access_scenario``.)
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pydantic import Field
 from components.base import RunContext, ScenarioConfig
 from components.events.base import Access, EventsError
 from components.events.clients import FabricConsumer
-from components.events.fabric import KafkaFabric
+from components.events.fabric import KafkaFabric, fabric_of
 from components.events.plots import plot_latency
 from components.events.workload import (
     ConsumerTally,
@@ -26,11 +27,6 @@ from components.events.workload import (
     run_consumer,
     run_producer,
 )
-
-
-def fabric_of(ctx: RunContext) -> KafkaFabric:
-    """The opened event fabric of the run."""
-    return ctx.component("events", KafkaFabric)
 
 
 class EventThroughputConfig(ScenarioConfig):
