@@ -1,4 +1,4 @@
-"""Hydra composition: ``conf/`` + ``recipes/`` + overrides → validated :class:`RunConfig`.
+"""Hydra composition: ``conf/`` + ``recipes/`` + overrides → validated :class:`JobConfig`.
 
 Hydra's own errors are turned into one line each that names the key or option, the bad value
 and what is allowed. A recipe is ``recipe=<name>`` (``recipes/<name>.yaml``) or
@@ -22,10 +22,10 @@ import yaml
 from framework import registry
 from framework.config import (
     FRAMEWORK_GROUPS,
-    RunConfig,
+    JobConfig,
     defaults_of,
     suggest,
-    validate_run_config,
+    validate_job_config,
 )
 from framework.errors import ConfigError
 
@@ -136,10 +136,10 @@ class Composer:
         jobs: list[list[str]] = BasicSweeper.split_arguments(parsed, None)[0]
         return jobs
 
-    def compose(self, overrides: list[str]) -> RunConfig:
+    def compose(self, overrides: list[str]) -> JobConfig:
         """Compose one job's config and validate it."""
         raw, options = self._compose(overrides)
-        config = validate_run_config(raw)
+        config = validate_job_config(raw)
         return replace(config, options={g: options[g] for g in config.groups if g in options})
 
     def compose_raw(self, overrides: list[str]) -> dict[str, Any]:

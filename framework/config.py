@@ -85,7 +85,7 @@ assert set(ENGINE_GROUPS) <= set(_NOT_HASHED)
 
 
 @dataclass(frozen=True)
-class RunConfig:
+class JobConfig:
     """A fully validated job: root keys plus one component config per group."""
 
     root: RootConfig
@@ -122,7 +122,7 @@ class RunConfig:
         data = {k: v for k, v in self.to_dict().items() if k not in _NOT_HASHED}
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
-    def sharing_machine(self, runs_at_once: int) -> RunConfig:
+    def sharing_machine(self, runs_at_once: int) -> JobConfig:
         """The job as one of ``runs_at_once`` running together (``loom run -j N``).
 
         Each is then charged 1/N of the machine's idle power and TDP, where ``energy.share``
@@ -215,7 +215,7 @@ def describe_errors(exc: ValidationError, model: type[BaseModel], prefix: str = 
     return lines
 
 
-def validate_run_config(raw: Mapping[str, Any]) -> RunConfig:
+def validate_job_config(raw: Mapping[str, Any]) -> JobConfig:
     """Validate a composed config; raise :class:`ConfigError` listing every problem."""
     problems: list[str] = []
     root_raw: dict[str, Any] = {}
@@ -274,7 +274,7 @@ def validate_run_config(raw: Mapping[str, Any]) -> RunConfig:
             for g, c in groups.items()
             if g == "scenario" or g in scenario.needs() or g in ENGINE_GROUPS
         }
-    return RunConfig(root, groups)
+    return JobConfig(root, groups)
 
 
 def defaults_of(model: type[BaseModel]) -> dict[str, Any]:

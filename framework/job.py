@@ -21,7 +21,7 @@ from typing import Any, Protocol
 from components.base import ProgressReporter, RunContext, Scenario, SilentProgress
 from components.energy.base import EnergyMeter, NoMeter
 from components.pricing.base import Pricing
-from framework.config import RunConfig
+from framework.config import JobConfig
 from framework.results import write_json, write_yaml
 from framework.tracking import OPTION_TAG_PREFIX
 
@@ -57,7 +57,7 @@ class Job:
 
     index: int
     overrides: list[str]
-    config: RunConfig
+    config: JobConfig
 
     @property
     def label(self) -> str:
@@ -178,7 +178,7 @@ class JobRunner:
         self.trials: list[dict[str, float]] = []
 
     @property
-    def config(self) -> RunConfig:
+    def config(self) -> JobConfig:
         """The job's validated config."""
         return self.plan.job.config
 
