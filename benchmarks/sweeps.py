@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,6 +26,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from tables import publish  # benchmarks/ is the script's folder
+
+from components.events.broker import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 # Two placers of like cost at the recipe's five targets: 10 jobs of similar length (drex_sc alone
@@ -52,16 +53,10 @@ def sweeps(replay: int, short_jobs: int) -> dict[str, tuple[list[str], int]]:
     }  # fmt: skip
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextmanager
 def dask_cluster(workers: int) -> Iterator[str]:
     """A scheduler and ``workers`` worker processes, each started as its own command."""
-    port = _free_port()
+    port = free_port()
     address = f"tcp://127.0.0.1:{port}"
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
     procs = [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -15,6 +14,7 @@ import mlflow
 import pandas as pd
 import pytest
 
+from components.events.broker import free_port
 from framework.cli import main
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
@@ -94,16 +94,10 @@ def test_a_failing_and_a_crashing_job_fail_alone(
     assert "RuntimeError: flaky attempt" in out  # the count is per worker process
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def dask_cluster(workdir: Path, plugin: str) -> Iterator[str]:
     """A scheduler and two workers, each a process of its own, as a cluster is run."""
-    port = _free_port()
+    port = free_port()
     address = f"tcp://127.0.0.1:{port}"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     scheduler = subprocess.Popen(
