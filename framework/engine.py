@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -181,7 +182,7 @@ def run_invocation(
     _BODIES[key] = body
     scenario_tags = sorted({f"scenario:{j.config.scenario.kind}" for j in jobs})
     mark = time.perf_counter()
-    with progress, tags(f"recipe:{recipe}", *scenario_tags):
+    with progress, tags(f"recipe:{recipe}", *scenario_tags), _one_prefect_api(runner, slots):
         try:
             loom_flow(recipe, [j.overrides for j in jobs], key)
         finally:
@@ -200,8 +201,36 @@ _BODIES: dict[str, Callable[[], None]] = {}
 
 def _flow_body(recipe: str, jobs_overrides: list[list[str]], invocation: str) -> None:
     """The flow: run invocation ``invocation`` (recipe and jobs: shown in the Prefect UI)."""
+    from prefect.context import TagsContext
+
     del recipe, jobs_overrides
-    _BODIES[invocation]()
+    # The recipe and scenario tags mark the flow run only. A tagged task run asks the API for
+    # its tags' concurrency slots before it starts: about a second per stage on 2 busy cores.
+    with TagsContext(current_tags=set()):
+        _BODIES[invocation]()
+
+
+@contextmanager
+def _one_prefect_api(runner: Any, slots: int) -> Iterator[None]:
+    """Workers on this machine report to the flow's Prefect API, not each to one of its own.
+
+    Without a ``PREFECT_API_URL``, Prefect starts an ephemeral API server in every process that
+    needs one: each worker would start its own (seconds of CPU each, on the cores the jobs
+    need) over the same SQLite database. The flow starts the one server and hands its address
+    to the workers through the settings that travel with each task. Remote workers cannot
+    reach it on this machine's loopback; they keep Prefect's default.
+    """
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    if slots <= 1 or runner.remote or PREFECT_API_URL.value():
+        yield
+        return
+    from prefect.server.api.server import SubprocessASGIServer
+
+    server = SubprocessASGIServer()  # the one Prefect's client would start: a singleton
+    server.start()
+    with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+        yield
 
 
 def _side_by_side(
