@@ -21,6 +21,7 @@ from typing import Any, Protocol
 from components.base import ProgressReporter, RunContext, Scenario, SilentProgress
 from components.energy.base import EnergyMeter, NoMeter
 from components.pricing.base import Pricing
+from components.protocols import check_provides
 from framework.config import JobConfig
 from framework.results import write_json, write_yaml
 from framework.tracking import OPTION_TAG_PREFIX
@@ -210,10 +211,15 @@ class JobRunner:
             component = cfg.groups[group].build()
             if isinstance(component, AbstractContextManager):  # servers, pools: closed at teardown
                 component = self.stack.enter_context(component)
+            check_provides(group, cfg.groups[group].kind, component)
             self.components[group] = component
         self.scenario = cfg.scenario.build()
+        check_provides("scenario", cfg.scenario.kind, self.scenario)
         self.meter = _build(cfg.groups.get("energy"), NoMeter)
         self.pricing = _build(cfg.groups.get("pricing"), _default_pricing)
+        for group, built in (("energy", self.meter), ("pricing", self.pricing)):
+            option = cfg.groups.get(group)
+            check_provides(group, option.kind if option else "default", built)
         return self.run_id
 
     def trial(self, number: int) -> dict[str, float]:
