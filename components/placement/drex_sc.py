@@ -43,6 +43,7 @@ from components.placement.reliability import as_threshold, failure_pmf, max_k_ma
 from components.placement.scheduling import (
     Decision,
     ReliabilityPlacementConfig,
+    ReliabilityPlacer,
     Scheduler,
     SchedulingContext,
     no_space,
@@ -317,3 +318,13 @@ class DrexSCConfig(ReliabilityPlacementConfig):
     def scheduler(self) -> Scheduler:
         """Create the scheduler."""
         return DrexSC()
+
+    def build(self) -> ReliabilityPlacer:
+        """The placer for the storage fabric, timed with the authors' measured coding tables.
+
+        The simulator hands SC the tables its scenario names; the fabric has none of its own.
+        """
+        from components.placement.scenarios import DATA_DIR, data_path
+
+        times = CodingTimes.load(data_path(f"{DATA_DIR}/ec_times"))
+        return ReliabilityPlacer(self.scheduler(), self.reliability, self.duration_days, times)

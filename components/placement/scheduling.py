@@ -178,12 +178,15 @@ class ReliabilityPlacer:
 
     chooses_shape = True
 
-    def __init__(self, scheduler: Scheduler, default_target: float, duration_days: float) -> None:
+    def __init__(
+        self, scheduler: Scheduler, default_target: float, duration_days: float,
+        coding_times: CodingTimes | None = None,
+    ) -> None:  # fmt: skip
         self.scheduler = scheduler
         self.name = scheduler.name
         self.default_target = default_target
         self.duration_days = duration_days
-        self._ctx = SchedulingContext()
+        self._ctx = SchedulingContext(coding_times=coding_times)
 
     def place(
         self,

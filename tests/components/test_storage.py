@@ -32,10 +32,12 @@ from components.storage.fabric import Fabric, TenantStore
 from components.storage.network import (
     LocalStorageConfig,
     MemoryStorageConfig,
+    MixedStorageConfig,
     S3StorageConfig,
     StorageConfig,
     StorageNetwork,
 )
+from tests.components.group_options import composed, conf_files
 
 SEGMENT = 64 * 1024
 SEGMENT_MB = SEGMENT / 2**20
@@ -63,17 +65,43 @@ def _storage(kind: str, s3_endpoint: str, tmp_path: Path) -> StorageConfig:
     )
 
 
-@pytest.fixture(params=["local", "memory", "s3"])
+def _registered_storage(option: str, s3_endpoint: str, tmp_path: Path) -> StorageConfig:
+    """``storage=option`` from its conf/ file, pointed at this test's folder and S3 server."""
+    config = composed("storage", option)
+    assert isinstance(config, StorageConfig)
+    data = config.model_dump() | {"segment_size_mb": SEGMENT_MB, "parallelism": 3}
+    if isinstance(config, MixedStorageConfig):  # six containers over three kinds of backend
+        s3 = {"endpoint_url": s3_endpoint, "key": "loom-test", "secret": "loom-test-secret"}
+        prefix = f"loom-test/mixed-{uuid.uuid4().hex[:8]}"
+        data["containers"] = [
+            *({"url": f"memory://mixed-{uuid.uuid4().hex[:8]}/{i}"} for i in range(2)),
+            *({"url": f"file://{tmp_path}/mixed-{i}"} for i in range(2)),
+            *({"url": f"s3://{prefix}/{i}", "options": s3} for i in range(2)),
+        ]
+        data["containers"][1]["link"] = {"bandwidth_mb_s": 200.0, "latency_ms": 1.0}
+        return type(config).model_validate(data)
+    data["containers"] = 6
+    if isinstance(config, LocalStorageConfig):
+        data["root"] = str(tmp_path / "containers")
+    if isinstance(config, S3StorageConfig):
+        data |= {"bucket": "loom-test", "prefix": f"run-{uuid.uuid4().hex[:8]}",
+                 "endpoint_url": s3_endpoint}  # fmt: skip
+    return type(config).model_validate(data)
+
+
+@pytest.fixture(params=conf_files("storage"))
 def network(
     request: pytest.FixtureRequest, s3_endpoint: str, tmp_path: Path
 ) -> Iterator[StorageNetwork]:
-    with _storage(request.param, s3_endpoint, tmp_path).build() as opened:
+    with _registered_storage(request.param, s3_endpoint, tmp_path).build() as opened:
         yield opened
 
 
-@pytest.fixture(params=list(CODERS))
+@pytest.fixture(params=conf_files("coding"))
 def coder(request: pytest.FixtureRequest) -> Coder:
-    return CODERS[request.param].build()
+    built = composed("coding", request.param).build()
+    assert isinstance(built, Coder)
+    return built
 
 
 @pytest.fixture
