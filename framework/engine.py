@@ -18,9 +18,10 @@ from typing import Any
 
 from rich.console import Console
 
+from components.error_info import ErrorInfo
 from framework import __version__
 from framework.environment import environment
-from framework.job import ErrorInfo, Job, JobPlan, JobResult, JobRunner
+from framework.job import Job, JobPlan, JobResult, JobRunner
 from framework.progress import RichProgress
 from framework.results import new_run_dir, write_json
 from framework.runners import task_runner

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import shutil
 import statistics
-import traceback
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass, field
@@ -20,36 +19,12 @@ from typing import Any, Protocol
 
 from components.base import ProgressReporter, RunContext, Scenario, SilentProgress
 from components.energy.base import EnergyMeter, NoMeter
+from components.error_info import ErrorInfo
 from components.pricing.base import Pricing
 from components.protocols import check_provides
 from framework.config import JobConfig
 from framework.results import write_json, write_yaml
 from framework.tracking import OPTION_TAG_PREFIX
-
-
-@dataclass(frozen=True)
-class ErrorInfo:
-    """Why a job or a task failed: the exception's type, its message and its traceback."""
-
-    type: str
-    message: str
-    traceback: str = ""
-
-    @classmethod
-    def of(cls, exc: BaseException) -> ErrorInfo:
-        """The evidence of ``exc``."""
-        text = "".join(traceback.format_exception(exc))
-        return cls(type(exc).__name__, str(exc).strip(), text)
-
-    @property
-    def line(self) -> str:
-        """``Type: first line of the message`` (what the summary shows)."""
-        first = self.message.splitlines()[0] if self.message else ""
-        return f"{self.type}: {first}" if first else self.type
-
-    def to_dict(self) -> dict[str, str]:
-        """As JSON data."""
-        return {"type": self.type, "message": self.message, "traceback": self.traceback}
 
 
 @dataclass

@@ -168,6 +168,8 @@ class StreamConfig(ScenarioConfig):
 
     kind: Literal["stream"] = "stream"
     requires: ClassVar[tuple[str, ...]] = ("executor", "dataflow", "events")
+    # Its figures are items and MB per second on this machine: it runs alone.
+    exclusive: ClassVar[bool] = True
     headline_metrics: ClassVar[tuple[str, ...]] = (
         "items_per_s", "mb_per_s", "result_verified", "store_keys_leaked",
     )  # fmt: skip

@@ -34,6 +34,8 @@ class EventThroughputConfig(ScenarioConfig):
 
     kind: Literal["event_throughput"] = "event_throughput"
     requires: ClassVar[tuple[str, ...]] = ("events",)
+    # Its figures are the machine's event rates: another job beside it would halve them.
+    exclusive: ClassVar[bool] = True
     headline_metrics: ClassVar[tuple[str, ...]] = (
         "produce_events_per_s",
         "consume_events_per_s",

@@ -46,6 +46,8 @@ class CholeskyConfig(ScenarioConfig):
 
     kind: Literal["cholesky"] = "cholesky"
     requires: ClassVar[tuple[str, ...]] = ("executor", "dataflow")
+    # CPU-bound on every executor worker: its makespan is the figure, so it runs alone.
+    exclusive: ClassVar[bool] = True
     headline_metrics: ClassVar[tuple[str, ...]] = (
         "makespan_s", "tasks", "max_abs_error", "result_verified", "store_keys_leaked",
     )  # fmt: skip

@@ -58,6 +58,8 @@ class MapReduceConfig(ScenarioConfig):
 
     kind: Literal["mapreduce"] = "mapreduce"
     requires: ClassVar[tuple[str, ...]] = ("executor", "dataflow")
+    # CPU-bound on every executor worker: its makespan is the figure, so it runs alone.
+    exclusive: ClassVar[bool] = True
     headline_metrics: ClassVar[tuple[str, ...]] = (
         "makespan_s", "words_counted", "result_verified", "store_keys_leaked",
     )  # fmt: skip

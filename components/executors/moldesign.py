@@ -35,6 +35,8 @@ class MolDesignConfig(ScenarioConfig):
 
     kind: Literal["moldesign"] = "moldesign"
     requires: ClassVar[tuple[str, ...]] = ("executor", "dataflow")
+    # CPU-bound on every executor worker: its makespan is the figure, so it runs alone.
+    exclusive: ClassVar[bool] = True
     headline_metrics: ClassVar[tuple[str, ...]] = (
         "makespan_s", "simulations", "best_ie_ev", "result_verified", "store_keys_leaked",
     )  # fmt: skip

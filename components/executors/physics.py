@@ -35,6 +35,8 @@ class PhysicsConfig(ScenarioConfig):
 
     kind: Literal["physics"] = "physics"
     requires: ClassVar[tuple[str, ...]] = ("executor", "dataflow")
+    # CPU-bound on every executor worker: its makespan is the figure, so it runs alone.
+    exclusive: ClassVar[bool] = True
     headline_metrics: ClassVar[tuple[str, ...]] = (
         "makespan_s", "simulations", "mesh_mb", "result_verified", "store_keys_leaked",
     )  # fmt: skip

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, Literal
 
+from components.error_info import ErrorInfo
 from components.executors.base import DataMover, LoomExecutor, WorkerHook
 
 FailureKind = Literal["exception", "zero_division", "import_error"]
@@ -160,7 +161,7 @@ def _run_attempt(
             value, moved = hook(fn, args)
         ok = True
     except Exception as exc:
-        value = (type(exc).__name__, str(exc))
+        value = ErrorInfo.of(exc)
         ok = False
     return ok, value, start, time.time(), moved
 
@@ -215,8 +216,8 @@ def _nbytes(value: Any) -> int:
     return 0
 
 
-def _dependency_error(parent: TaskHandle) -> tuple[str, str]:
-    return DependencyFailed.__name__, f"parent task {parent.task_id} failed"
+def _dependency_error(parent: TaskHandle) -> ErrorInfo:
+    return ErrorInfo(DependencyFailed.__name__, f"parent task {parent.task_id} failed")
 
 
 class TaskHandle:
@@ -268,7 +269,7 @@ class TaskHandle:
         self.cpu_s = 0.0
         self.success = False
         self.finished = False
-        self.error: tuple[str, str] | None = None
+        self.error: ErrorInfo | None = None
         self.value: Any = None
         self.moved: dict[str, Any] | None = None
         self.keep = False
@@ -291,9 +292,7 @@ class TaskHandle:
             "success": self.success,
             "attempts": self.attempts,
             **({"moved": self.moved} if self.moved is not None else {}),
-            "exception": None
-            if self.error is None
-            else {"type": self.error[0], "message": self.error[1]},
+            "exception": None if self.error is None else self.error.to_dict(),
         }
 
 
@@ -571,7 +570,7 @@ class TaskPath:
             ok, value, handle.start, handle.end, handle.worker, cpu, handle.moved = future.result()
             handle.cpu_s += cpu
         except BaseException as exc:  # the worker died or the attempt was cancelled
-            ok, value = False, (type(exc).__name__, str(exc))
+            ok, value = False, ErrorInfo.of(exc)
         self._complete(handle, ok, value)
 
     def _complete(self, handle: TaskHandle, ok: bool, value: Any) -> None:
@@ -607,7 +606,7 @@ class TaskPath:
                     self._mover.release(parent.value)
 
     def _fail_undispatched(self, handle: TaskHandle, exc: Exception) -> None:
-        handle.error = (type(exc).__name__, str(exc))
+        handle.error = ErrorInfo.of(exc)
         self._finish(handle)
 
     def _finish(self, first: TaskHandle) -> None:

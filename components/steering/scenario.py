@@ -27,6 +27,7 @@ from typing import Any, ClassVar, Literal, Self
 from pydantic import Field, model_validator
 
 from components.base import RunContext, Scenario, ScenarioConfig
+from components.error_info import ErrorInfo
 
 FABRIC_PRINCIPAL = "loom"  # the default topology's principal: queues and listener use its namespace
 
@@ -218,11 +219,20 @@ def _record(result: Any) -> dict[str, Any]:
         "value": float(result.value) if result.success else None,
         "success": bool(result.success),
         "retries": int(result.retries),
-        "error": None if failure is None else f"{failure.exception}",
+        "error": None if failure is None else _error_info(failure).to_dict(),
         "running_s": result.time.running,
         "worker": result.worker_info.hostname if result.worker_info else None,
         **{k: stamps[k] for k in stamps},
     }
+
+
+def _error_info(failure: Any) -> ErrorInfo:
+    """Colmena's failure (``repr`` of the exception and its traceback) as Loom's ErrorInfo."""
+    text = str(failure.exception)
+    name, _, rest = text.partition("(")
+    if name.isidentifier() and rest.endswith(")"):
+        return ErrorInfo(name, rest[:-1].strip("'\""), failure.traceback or "")
+    return ErrorInfo("Exception", text, failure.traceback or "")
 
 
 def _plot(tasks: list[dict[str, Any]], slots: int, ctx: RunContext, policy: str,

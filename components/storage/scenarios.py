@@ -128,6 +128,8 @@ class StorageBenchmarkConfig(_StorageScenarioConfig):
     """Put then get N objects through the fabric; optionally the same against peers."""
 
     kind: Literal["storage_benchmark"] = "storage_benchmark"
+    # Its figures are the fabric's throughput and latency on this machine: it runs alone.
+    exclusive: ClassVar[bool] = True
     headline_metrics: ClassVar[tuple[str, ...]] = (
         "put_throughput_mb_s",
         "get_throughput_mb_s",

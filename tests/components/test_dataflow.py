@@ -223,7 +223,7 @@ def test_zmq_is_refused_on_dask_workers_with_a_clear_error() -> None:
         with TaskPath(pool, mover=flow.mover()) as path:
             task = path.submit(synthetic_task, 0.0, 10, 0, b"m" * 200_000)
             path.wait(60)
-        assert task.error is not None and "does not work on Dask workers" in task.error[1]
+        assert task.error is not None and "does not work on Dask workers" in task.error.message
         assert flow.stored() == (0, 0)
 
 
@@ -280,8 +280,8 @@ def test_futures_wake_the_consumer_and_carry_the_producer_error(connector: str) 
             assert path.wait(60)
         assert consumer.success and consumer.value == 500_000
         assert consumer.done - consumer.start < 5  # woken, not timed out
-        assert waiting.error is not None and "producer broke" in waiting.error[1]
-        assert "FutureFailed" in waiting.error[0]
+        assert waiting.error is not None and "producer broke" in waiting.error.message
+        assert "FutureFailed" in waiting.error.type
         flow.store.evict(good.key)
         flow.store.evict(bad.key)
         assert flow.stored() == (0, 0)

@@ -112,7 +112,25 @@ def test_failure_kinds(kind: str, exc: str) -> None:
     ):  # type: ignore[arg-type]
         handle = path.submit(synthetic_task, 0.0, 8, 0, b"x")
         path.wait()
-    assert handle.error is not None and handle.error[0] == exc
+    assert handle.error is not None and handle.error.type == exc
+    assert "raise_failure" in handle.error.traceback  # the evidence, not only the type
+
+
+def test_a_task_error_from_a_worker_process_keeps_its_traceback() -> None:
+    with (
+        ProcessExecutorConfig(max_workers=1).build() as executor,
+        TaskPath(executor, failure=FailureSpec(1.0, "zero_division", 0)) as path,
+    ):  # type: ignore[arg-type]
+        failed = path.submit(synthetic_task, 0.0, 8, 0, b"x")
+        child = path.submit(synthetic_task, 0.0, 8, 0, failed)
+        path.wait()
+    assert failed.error is not None and failed.error.type == "ZeroDivisionError"
+    assert "division by zero" in failed.error.message
+    assert "raise_failure" in failed.error.traceback
+    record = failed.record()["exception"]
+    assert record == failed.error.to_dict() and record["traceback"]
+    assert child.error is not None and child.error.type == "DependencyFailed"
+    assert str(child.error) == f"DependencyFailed: parent task {failed.task_id} failed"
 
 
 def test_workflow_shapes() -> None:
@@ -162,4 +180,4 @@ def test_tasks_on_a_shut_down_executor_fail_instead_of_hanging() -> None:
         with TaskPath(executor) as path:
             handle = path.submit(synthetic_task, 0.0, 8, 0, b"x")
             assert path.wait(timeout=10)
-        assert handle.error is not None and "shutdown" in handle.error[1]
+        assert handle.error is not None and "shutdown" in handle.error.message

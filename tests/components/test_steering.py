@@ -163,7 +163,8 @@ def test_a_crashing_task_is_reported_with_its_error_or_retried() -> None:
         retried = _campaign("random", executor, evaluations=9, crash_every=3, max_retries=1)
     failed = [_record(r) for r in failing.results if not r.success]
     assert len(failed) == 3
-    assert all("injected crash of attempt 1" in (r["error"] or "") for r in failed)
+    assert all("injected crash of attempt 1" in r["error"]["message"] for r in failed)
+    assert all(r["error"]["type"] == "RuntimeError" and r["error"]["traceback"] for r in failed)
     records = [_record(r) for r in retried.results]
     assert all(r["success"] for r in records)
     assert sorted(r["index"] for r in records if r["retries"] == 1) == [2, 5, 8]

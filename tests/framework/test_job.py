@@ -6,8 +6,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from components.error_info import ErrorInfo
 from framework.compose import Composer
-from framework.job import ErrorInfo, Job, JobPlan, JobRunner
+from framework.job import Job, JobPlan, JobRunner
 
 
 class FakeTracker:

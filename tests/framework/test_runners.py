@@ -158,10 +158,8 @@ def test_exclusive_jobs_and_crash_suspects_start_only_alone() -> None:
     from framework.job import Job, JobPlan
 
     config = Composer().compose(["scenario=synthetic"])
-    solo_scenario = type(config.scenario)
-    solo_config = type("Solo", (solo_scenario,), {"exclusive": True})
-    solo = config.scenario.model_dump()
-    exclusive = replace_scenario(config, solo_config.model_validate(solo))
+    exclusive = Composer().compose(["scenario=storage_benchmark"])  # it measures throughput
+    assert not config.scenario.exclusive and exclusive.scenario.exclusive
 
     def plan(index: int, cfg: Any) -> JobPlan:
         return JobPlan(Job(index, [], cfg), Path("."), "e", None, {}, {})
@@ -174,7 +172,10 @@ def test_exclusive_jobs_and_crash_suspects_start_only_alone() -> None:
     assert not _may_start(other, [shared], 2, {1}) and _may_start(other, [], 2, {1})
 
 
-def replace_scenario(config: Any, scenario: Any) -> Any:
-    from dataclasses import replace
+@pytest.mark.parametrize("recipe", ["greenfaas/live", "accounting/measured"])
+def test_recipes_that_measure_the_machine_cap_jobs_whatever_the_runner(recipe: str) -> None:
+    from framework.compose import Composer
 
-    return replace(config, groups={**config.groups, "scenario": scenario})
+    for runner in ("runner=processes", "runner=dask", "runner=threads"):
+        config = Composer().compose([f"recipe={recipe}", runner, "runner.workers=2"])
+        assert config.root.runner.slots == 1, runner
