@@ -9,6 +9,7 @@ Prefect sees stages and trials only.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -93,6 +94,8 @@ def run_invocation(
     configure_prefect(verbose)
     from prefect import flow, tags
 
+    runner = first.root.runner
+    prefect_api = _LocalPrefectApi(runner)  # boots while MLflow is set up
     timings["import_prefect_s"] = time.perf_counter() - started
 
     mark = time.perf_counter()
@@ -107,8 +110,6 @@ def run_invocation(
     base_tags = {"recipe": recipe, "git_commit": env["git_commit"], "loom_version": __version__}
     results: list[JobResult] = []
     progress = RichProgress(console)
-
-    runner = first.root.runner
     slots = min(runner.slots, len(jobs))
 
     def plan(job: Job, parent_run_id: str | None) -> JobPlan:
@@ -183,7 +184,7 @@ def run_invocation(
     _BODIES[key] = body
     scenario_tags = sorted({f"scenario:{j.config.scenario.kind}" for j in jobs})
     mark = time.perf_counter()
-    with progress, tags(f"recipe:{recipe}", *scenario_tags), _one_prefect_api(runner, slots):
+    with progress, tags(f"recipe:{recipe}", *scenario_tags), prefect_api.settings():
         try:
             loom_flow(recipe, [j.overrides for j in jobs], key)
         finally:
@@ -211,27 +212,51 @@ def _flow_body(recipe: str, jobs_overrides: list[list[str]], invocation: str) ->
         _BODIES[invocation]()
 
 
-@contextmanager
-def _one_prefect_api(runner: Any, slots: int) -> Iterator[None]:
-    """Workers on this machine report to the flow's Prefect API, not each to one of its own.
+class _LocalPrefectApi:
+    """The invocation's one Prefect API server, booted while the flow's process sets up MLflow.
 
-    Without a ``PREFECT_API_URL``, Prefect starts an ephemeral API server in every process that
-    needs one: each worker would start its own (seconds of CPU each, on the cores the jobs
-    need) over the same SQLite database. The flow starts the one server and hands its address
-    to the workers through the settings that travel with each task. Remote workers cannot
-    reach it on this machine's loopback; they keep Prefect's default.
+    Without a ``PREFECT_API_URL``, Prefect starts an ephemeral API server (a uvicorn process over
+    a SQLite database) when its client first needs one, and then in every process that needs
+    one: each worker would start its own (seconds of CPU each, on the cores the jobs need).
+    Here the server boots on a thread as soon as Prefect is imported, so its start overlaps the
+    MLflow import and store set-up; :meth:`settings` hands its address to the flow and, through
+    the settings that travel with each task, to process and Dask workers. Remote workers cannot
+    reach this machine's loopback: with a remote runner, Prefect's default stays.
     """
-    from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    if slots <= 1 or runner.remote or PREFECT_API_URL.value():
-        yield
-        return
-    from prefect.server.api.server import SubprocessASGIServer
+    def __init__(self, runner: Any) -> None:
+        from prefect.settings import PREFECT_API_URL
 
-    server = SubprocessASGIServer()  # the one Prefect's client would start: a singleton
-    server.start()
-    with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
-        yield
+        self._server: Any = None
+        self._failure: BaseException | None = None
+        self._boot: threading.Thread | None = None
+        if runner.remote or PREFECT_API_URL.value():
+            return
+        self._boot = threading.Thread(target=self._start, name="loom-prefect-api", daemon=True)
+        self._boot.start()
+
+    def _start(self) -> None:
+        try:
+            from prefect.server.api.server import SubprocessASGIServer
+
+            self._server = SubprocessASGIServer()  # the one Prefect's client would start
+            self._server.start()
+        except BaseException as exc:  # re-raised in the flow's thread by settings()
+            self._failure = exc
+
+    @contextmanager
+    def settings(self) -> Iterator[None]:
+        """Wait for the server; run the block with ``PREFECT_API_URL`` set to it."""
+        from prefect.settings import PREFECT_API_URL, temporary_settings
+
+        if self._boot is None:
+            yield
+            return
+        self._boot.join()
+        if self._failure is not None:
+            raise self._failure
+        with temporary_settings(updates={PREFECT_API_URL: self._server.api_url}):
+            yield
 
 
 def _side_by_side(
