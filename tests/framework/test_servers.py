@@ -158,3 +158,80 @@ def test_run_is_recorded_by_the_prefect_server_and_the_mlflow_server(
         a.path for a in client.list_artifacts(job.info.run_id)
     }
     assert not (tmp_path / "results" / "mlflow.db").exists()  # nothing went to the local store
+
+
+def _this_machine_address() -> str | None:
+    """A non-loopback IPv4 address of this machine, if it has one (no packet is sent)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.connect(("192.0.2.1", 9))  # TEST-NET-1: only picks the outgoing interface
+        except OSError:
+            return None
+        host = str(sock.getsockname()[0])
+    return None if host.startswith("127.") or host == "0.0.0.0" else host
+
+
+@contextmanager
+def _dask_cluster(host: str, workers: int, env: dict[str, str]) -> Iterator[str]:
+    port = _free_port()
+    address = f"tcp://{host}:{port}"
+    quiet: dict[str, object] = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    procs = [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host",
+                               host, "--port", str(port), "--dashboard-address", ":0"],
+                              env=env, **quiet)]  # type: ignore[call-overload]  # fmt: skip
+    procs += [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", address,
+                                "--nthreads", "1", "--no-dashboard"], env=env,
+                               **quiet)  # type: ignore[call-overload]
+              for _ in range(workers)]  # fmt: skip
+    try:
+        from distributed import Client
+
+        with Client(address, timeout=60) as client:
+            client.wait_for_workers(workers, timeout=60)
+        yield address
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def test_a_sweep_on_a_remote_dask_cluster_records_to_the_servers(
+    servers: dict[str, str], tmp_path: Path
+) -> None:
+    """The remote path end to end: scheduler on a non-loopback address, MLflow and Prefect servers.
+
+    The scheduler listens on this machine's network address, so Loom treats the cluster as
+    remote: the local SQLite store is refused there and the jobs record to the MLflow server.
+    """
+    host = _this_machine_address()
+    if host is None:
+        pytest.skip("this machine has no non-loopback IPv4 address for a 'remote' scheduler")
+    env = {**os.environ, "PREFECT_API_URL": servers["prefect"], "PREFECT_HOME": servers["home"]}
+    with _dask_cluster(host, 2, env) as address:
+        argv = [sys.executable, "-m", "framework", "run", "-m", "recipe=quickstart",
+                "scenario.seed=0,1", "scenario.tasks=10", "scenario.plots=false",
+                "runner=dask", f"runner.address={address}", "tracking=mlflow_server",
+                f"tracking.uri={servers['mlflow']}"]  # fmt: skip
+        done = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True,
+                              timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    client = MlflowClient(servers["mlflow"])
+    experiment = client.get_experiment_by_name("quickstart")
+    assert experiment is not None
+    runs = client.search_runs([experiment.experiment_id], "tags.`loom.run_type` != 'trial'")
+    sweeps = [r for r in runs if r.data.tags["loom.run_type"] == "sweep"]
+    assert len(sweeps) == 1 and sweeps[0].data.params["sweep.jobs"] == "2"
+    jobs = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == sweeps[0].info.run_id]
+    assert len(jobs) == 2 and {r.info.status for r in jobs} == {"FINISHED"}
+    assert {r.data.params["scenario.seed"] for r in jobs} == {"0", "1"}
+    assert all(r.data.metrics["result_verified"] == 1.0 for r in jobs)
+
+    task_runs = httpx.post(f"{servers['prefect']}/task_runs/filter", json={}, timeout=10).json()
+    names = {t["name"] for t in task_runs}
+    for job in (0, 1):  # each job's stages are task runs on the servers' Prefect, by job
+        assert any(n.startswith(f"job-{job}-trial") for n in names), sorted(names)
