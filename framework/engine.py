@@ -22,6 +22,7 @@ from rich.console import Console
 from components.error_info import ErrorInfo
 from framework import __version__
 from framework.environment import environment
+from framework.errors import LoomError
 from framework.job import Job, JobPlan, JobResult, JobRunner
 from framework.progress import RichProgress
 from framework.results import new_run_dir, write_json
@@ -162,10 +163,15 @@ def run_invocation(
             tracker.log_params(
                 sweep_run, {"sweep.overrides": run_name, "sweep.jobs": str(len(jobs))}
             )
-        if slots > 1:
-            results.extend(run_side_by_side(sweep_run))
-        else:
-            results.extend(run_here(job, sweep_run) for job in jobs)
+        try:
+            if slots > 1:
+                results.extend(run_side_by_side(sweep_run))
+            else:
+                results.extend(run_here(job, sweep_run) for job in jobs)
+        except BaseException:
+            if sweep_run:  # nothing left RUNNING in MLflow when the sweep cannot go on
+                tracker.end_run(sweep_run, "FAILED")
+            raise
         if sweep_run:
             _write_sweep_table(invocation_dir, results)
             tracker.log_artifact(sweep_run, invocation_dir / "sweep.json")
@@ -280,7 +286,7 @@ def _side_by_side(
     try:
         while waiting or running:
             if pool is None:
-                pool = task_runner(runner).__enter__()
+                pool = _open_pool(runner)
             while waiting and _may_start(waiting[0], list(running.values()), slots, alone):
                 ready = waiting.pop(0)
                 job_task = prefect_stage("job", f"job-{ready.job.index}", run_planned_job)
@@ -317,6 +323,24 @@ def _may_start(plan: JobPlan, running: list[JobPlan], slots: int, alone: set[int
     return len(running) < slots and not any(
         p.job.config.scenario.exclusive or p.job.index in alone for p in running
     )
+
+
+def _open_pool(runner: Any) -> Any:
+    """The runner's task runner, entered; a cluster that does not answer is named as such."""
+    pool = task_runner(runner).__enter__()
+    address = getattr(runner, "address", None)
+    if address is None:
+        return pool
+    try:
+        pool.client  # noqa: B018  # prefect-dask connects on first use: connect now
+    except (OSError, TimeoutError) as exc:
+        pool.__exit__(None, None, None)
+        raise LoomError(
+            f"runner.address={address}: no Dask scheduler answered "
+            f"({type(exc).__name__}: {exc}); start one (`dask scheduler`, then `dask worker "
+            f"{address}` on each machine), or drop runner.address for a local cluster"
+        ) from None
+    return pool
 
 
 def run_planned_job(plan: JobPlan) -> JobResult:

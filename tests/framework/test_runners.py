@@ -146,6 +146,22 @@ def test_a_remote_cluster_with_the_local_sqlite_store_is_refused(
     assert not Path("results").exists()  # nothing written
 
 
+def test_a_cluster_that_does_not_answer_is_named_and_the_sweep_run_ends_failed(
+    workdir: Path, plugin: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import dask
+
+    address = f"tcp://127.0.0.1:{free_port()}"  # nothing listens there
+    with dask.config.set({"distributed.comm.timeouts.connect": "2s"}):
+        status = main(["run", "-m", *SLOW_PAIR, "runner=dask", f"runner.address={address}"])
+    assert status == 1
+    err = capsys.readouterr().err
+    assert f"runner.address={address}: no Dask scheduler answered" in err
+    assert "Traceback" not in err
+    runs = _runs()
+    assert list(runs["tags.loom.run_type"]) == ["sweep"] and list(runs["status"]) == ["FAILED"]
+
+
 def test_max_jobs_one_runs_the_jobs_one_after_the_other(workdir: Path, plugin: str) -> None:
     assert main(["run", "-m", *SLOW_PAIR, "runner=processes", "runner.max_jobs=1"]) == 0
     jobs = _runs().query("`tags.loom.run_type` == 'job'").sort_values("start_time")
