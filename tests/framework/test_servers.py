@@ -20,16 +20,12 @@ import httpx
 import pytest
 from mlflow.tracking import MlflowClient
 
+from components.events.broker import free_port
+
 pytestmark = [pytest.mark.slow, pytest.mark.service]
 
 BIN = Path(sys.executable).parent
 STARTUP_TIMEOUT_S = 240
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextmanager
@@ -65,7 +61,7 @@ def _server(argv: list[str], health_url: str, log: Path, env: dict[str, str]) ->
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """Start ``prefect server`` and ``mlflow server``; yield their URLs."""
     base = tmp_path_factory.mktemp("servers")
-    prefect_port, mlflow_port = _free_port(), _free_port()
+    prefect_port, mlflow_port = free_port(), free_port()
     env = {
         **os.environ,
         "PREFECT_HOME": str(base / "prefect-home"),
@@ -173,7 +169,7 @@ def _this_machine_address() -> str | None:
 
 @contextmanager
 def _dask_cluster(host: str, workers: int, env: dict[str, str]) -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     address = f"tcp://{host}:{port}"
     quiet: dict[str, object] = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
     procs = [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host",
