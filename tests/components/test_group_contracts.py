@@ -6,6 +6,7 @@ suite in ``test_storage.py`` and the coder properties below take every option th
 
 from __future__ import annotations
 
+import functools
 from contextlib import AbstractContextManager, ExitStack
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from components.base import ComponentConfig
 from components.coding.base import DecodeError
 from components.placement.base import CannotPlace, NodeInfo, Placer
 from components.protocols import GROUP_PROTOCOLS, check_provides
@@ -71,11 +73,17 @@ def test_a_component_that_is_not_its_group_s_protocol_is_named() -> None:
 # ----- coders: any k of m chunks give the bytes back; fewer is refused ---------------------
 
 
+@functools.cache
+def _coder_config(option: str) -> ComponentConfig:
+    """Composed once per option: Hydra's compose, not the coder, is what costs per example."""
+    return composed("coding", option)
+
+
 @pytest.mark.parametrize("option", conf_files("coding"))
 @settings(max_examples=40, deadline=None, derandomize=True)
 @given(data=st.binary(max_size=3000), order=st.randoms(use_true_random=False))
 def test_every_coder_decodes_from_any_k_chunks(option: str, data: bytes, order: object) -> None:
-    coder = composed("coding", option).build()
+    coder = _coder_config(option).build()
     chunks = coder.encode(data)
     assert len(chunks) == coder.m and 1 <= coder.k <= coder.m
     indices = list(range(coder.m))
