@@ -48,10 +48,10 @@ from components.dataflow.workload import (
     transform,
     transform_resolved,
 )
-from components.events.broker import free_port
 from components.executors.dask import DaskExecutorConfig
 from components.executors.process import ProcessExecutorConfig
 from components.executors.taskpath import TaskPath
+from components.loopback import free_port
 
 KINDS = ("numpy", "bytes", "object")
 MAX_CELL_BYTES = 800 * 2**20  # inputs of one cell: fewer tasks for the largest payloads

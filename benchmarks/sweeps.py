@@ -27,7 +27,7 @@ from pathlib import Path
 
 from tables import publish  # benchmarks/ is the script's folder
 
-from components.events.broker import free_port
+from components.loopback import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 # Two placers of like cost at the recipe's five targets: 10 jobs of similar length (drex_sc alone

@@ -19,7 +19,7 @@ from typing import Any, Literal, Self
 from pydantic import Field, model_validator
 
 from components.base import LoomModel
-from components.events.broker import free_port
+from components.loopback import free_port
 
 Stored = Callable[[], tuple[int, int]]  # → (keys, bytes) in the store now
 

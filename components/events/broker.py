@@ -19,15 +19,9 @@ from types import TracebackType
 from typing import IO, Self
 
 from components.events.base import BrokerUnreachable, EventsError
+from components.loopback import free_port
 
 log = logging.getLogger(__name__)
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def broker_binary(explicit: str | None = None) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -11,11 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from components.loopback import free_port
 
 
 @contextmanager
@@ -28,7 +23,7 @@ def redis_server(max_object_bytes: int) -> Iterator[Any]:
         )
     import redis
 
-    port = _free_port()
+    port = free_port()
     bulk = max(512 * 2**20, 2 * max_object_bytes)
     with tempfile.TemporaryDirectory(prefix="loom-redis-") as folder:
         proc = subprocess.Popen(

@@ -21,12 +21,12 @@ from components.dataflow.base import ByValueConfig
 from components.dataflow.connectors import OpenConnector
 from components.dataflow.proxystore_flow import ProxyStoreConfig, ProxyStoreFlow, _Cache
 from components.dataflow.sizes import ProxyRule, estimate_size
-from components.events.broker import free_port
 from components.executors.dask import DaskExecutorConfig
 from components.executors.process import ProcessExecutorConfig
 from components.executors.synthetic import synthetic_task
 from components.executors.taskpath import FailureSpec, TaskPath
 from components.executors.thread import ThreadExecutorConfig
+from components.loopback import free_port
 
 CONNECTORS = ["file", "redis", "zmq", "fabric"]
 MB = 2**20

@@ -20,7 +20,7 @@ import pytest
 
 from components.base import RunContext
 from components.events.base import Access, AccessDenied, BrokerUnreachable, TopicError
-from components.events.broker import TansuBroker, free_port
+from components.events.broker import TansuBroker
 from components.events.clients import DLQ_ERROR
 from components.events.embedded import EmbeddedEventsConfig
 from components.events.fabric import KafkaFabric
@@ -28,6 +28,7 @@ from components.events.kafka import KafkaEventsConfig
 from components.events.throughput_scenario import EventThroughputConfig
 from components.events.topology import TriggerSpec
 from components.events.trigger_scenario import EventTriggersConfig
+from components.loopback import free_port
 
 pytestmark = [pytest.mark.service]
 

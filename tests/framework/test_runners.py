@@ -14,7 +14,7 @@ import mlflow
 import pandas as pd
 import pytest
 
-from components.events.broker import free_port
+from components.loopback import free_port
 from framework.cli import main
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]

@@ -20,7 +20,7 @@ import httpx
 import pytest
 from mlflow.tracking import MlflowClient
 
-from components.events.broker import free_port
+from components.loopback import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.service]
 
