@@ -84,17 +84,19 @@ class _Subsets:
         self.min_read = padded_read.min(axis=1)
         self.nodes = cluster.size
         self._k: dict[float, NDArray[np.int64]] = {}
-        self._plans: dict[tuple[float, int, int, float], _Plan | None] = {}
+        self._plans: dict[tuple[bytes, int, int, float], _Plan | None] = {}
 
     def plan(
         self, target: float, limit: int, times: CodingTimes, nearest: NearestSize
     ) -> _Plan | None:
         """What stays fixed for this target, limit and price bracket (None: none reliable)."""
-        key = (as_threshold(target), limit, nearest.index, nearest.size_mb)
+        k_all = self.max_k(target)
+        # Keyed by K per subset, not by target: random targets are nearly all distinct, but
+        # far fewer of them differ in the (N, K) they allow, and the plan depends on that only.
+        key = (k_all.tobytes(), limit, nearest.index, nearest.size_mb)
         if key not in self._plans:
             if len(self._plans) > 256:
                 self._plans.clear()
-            k_all = self.max_k(target)
             rows = np.flatnonzero((k_all > 0) & (self.sizes <= limit))
             self._plans[key] = _Plan(self, rows, k_all[rows], times, nearest) if len(rows) else None
         return self._plans[key]
