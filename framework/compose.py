@@ -24,6 +24,8 @@ from framework.config import (
     FRAMEWORK_GROUPS,
     JobConfig,
     defaults_of,
+    field_paths,
+    option_model,
     suggest,
     validate_job_config,
 )
@@ -274,10 +276,34 @@ class Composer:
                         f"it, delete it first: ~{key} '+{given}'")  # fmt: skip
             others = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") != key]
             known = _keys(self._hydra_compose(others)) if others != overrides else []
+            elsewhere = self._options_with_key(key, others)
+            if elsewhere:
+                group = key.lstrip("+~").split(".")[0]
+                verb = "has" if len(elsewhere) == 1 else "have"
+                return f"unknown key '{key}' for this {group}; {', '.join(elsewhere)} {verb} it"
             return f"unknown key '{key}'{suggest(key, known)}"
         if "Error parsing override" in message or "mismatched input" in message:
             return _parse_problem(message, overrides)
         return message.strip().splitlines()[0]
+
+    def _options_with_key(self, key: str, overrides: list[str]) -> list[str]:
+        """Other options of the key's group whose config has the key (``runner=dask``)."""
+        group, _, field = key.lstrip("+~").partition(".")
+        if not field or group not in self.groups() or group == "recipe":
+            return []
+        chosen = {o.partition("=")[2] for o in overrides if o.partition("=")[0] == group}
+        found = []
+        for option in self.options(group):
+            file = self.option_file(group, option)
+            body = yaml.safe_load(file.read_text()) if file is not None else None
+            kind = body.get("kind", option) if isinstance(body, dict) else option
+            try:
+                paths = field_paths(option_model(group, str(kind)))
+            except (ConfigError, LookupError):
+                continue  # a conf/ file without a model: nothing to offer
+            if field in paths and option not in chosen:
+                found.append(f"{group}={option}")
+        return found
 
 
 def _keys(cfg: Any, prefix: str = "") -> list[str]:

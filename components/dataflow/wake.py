@@ -74,7 +74,8 @@ class RedisWake:
         import redis
 
         client = redis.Redis(host=self.host, port=self.port)
-        pubsub = client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+        # Some redis releases type pubsub(), some do not: the ignore must hold for both.
+        pubsub = client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call,unused-ignore]
 
         def sleep(seconds: float) -> bool:
             # get_message also returns None on the subscription's own reply: wait on past it.

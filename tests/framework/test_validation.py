@@ -16,6 +16,10 @@ BAD = [
     (["scenario=nope"], ["scenario=nope", "synthetic"]),
     (["scenario.taks=5"], ["unknown key 'scenario.taks'", "did you mean 'scenario.tasks'"]),
     (["+scenario.taks=5"], ["unknown key 'scenario.taks'", "scenario.tasks"]),
+    (
+        ["runner.workers=2"],
+        ["unknown key 'runner.workers' for this runner", "runner=dask, runner=processes"],
+    ),
     (["executor.max_wrkers=3"], ["executor.max_wrkers", "executor.max_workers"]),
     (["scenario.tasks=abc"], ["scenario.tasks='abc'", "valid integer"]),
     (["scenario.tasks=0"], ["scenario.tasks=0", "greater than or equal to 1"]),
