@@ -1,6 +1,6 @@
 """Sweep runners (issue 18): wall time of a sweep under each runner, as a ratio to sequential.
 
-Run:  python benchmarks/sweeps.py [--replay N] [--short-jobs N] [--workers P]
+Run:  python benchmarks/sweeps.py [--replay N] [--short-jobs N] [--workers P] [--only drex|short]
 Prints the table and writes results/benchmarks/sweeps.{md,json}.
 
 Two sweeps, each run by ``loom run`` in a fresh folder with its own MLflow store:
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -30,9 +31,11 @@ from tables import publish  # benchmarks/ is the script's folder
 from components.loopback import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
-# Two placers of like cost at the recipe's five targets: 10 jobs of similar length (drex_sc alone
-# takes 70 % of a sweep of all placers, and then bounds any runner's wall time).
-PLACERS = "greedy_least_used,random"
+# Two placers whose jobs cost alike at every one of the recipe's five targets: 10 jobs of similar
+# length (at MEVA x 60 under processes: 7.9-9.8 s each). greedy_least_used and random, used before,
+# ran 8-22 s, and a worker sat idle while the longest job ran last; drex_sc alone takes 70 % of
+# a sweep of all placers, and then bounds any runner's wall time.
+PLACERS = "greedy_min_storage,utility_factor"
 TARGETS = "0.9,0.99,0.999,0.9999,0.99999"
 
 
@@ -79,8 +82,18 @@ def dask_cluster(workers: int) -> Iterator[str]:
             proc.wait(30)
 
 
-def run(overrides: list[str], runner: list[str]) -> float:
-    """Wall seconds of one ``loom run -m`` in a fresh folder (raises if it failed)."""
+def job_seconds(database: Path) -> list[float]:
+    """How long each job of a sweep ran: its MLflow run's end less its start."""
+    with sqlite3.connect(database) as db:
+        rows = db.execute(
+            "SELECT start_time, end_time FROM runs WHERE run_uuid IN (SELECT run_uuid FROM tags"
+            " WHERE key = 'loom.run_type' AND value = 'job')"
+        ).fetchall()
+    return [(end - start) / 1000 for start, end in rows if end]
+
+
+def run(overrides: list[str], runner: list[str]) -> tuple[float, list[float]]:
+    """Wall seconds of one ``loom run -m`` in a fresh folder, and its jobs' (raises on failure)."""
     with tempfile.TemporaryDirectory(prefix="loom-sweeps-") as tmp:
         command = [sys.executable, "-m", "framework", "run", "-m", *overrides, *runner,
                    f"results_dir={tmp}", f"tracking.uri=sqlite:///{tmp}/mlflow.db"]  # fmt: skip
@@ -88,17 +101,19 @@ def run(overrides: list[str], runner: list[str]) -> float:
         done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True,
                               env={**os.environ, "LOOM_ROOT": str(ROOT)})  # fmt: skip
         wall = time.perf_counter() - started
+        jobs = job_seconds(Path(tmp) / "mlflow.db") if done.returncode == 0 else []
     if done.returncode != 0:
         raise RuntimeError(
             f"{' '.join(runner)} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}"
         )
-    return wall
+    return wall, jobs
 
 
 def main() -> None:
     """Every sweep under every runner; print and write the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--replay", type=int, default=60, help="MEVA replays per drex job")
+    parser.add_argument("--replay", type=int, default=250,
+                        help="MEVA replays per drex job (the recipe's 250)")  # fmt: skip
     parser.add_argument("--short-jobs", type=int, default=20, help="short synthetic jobs")
     parser.add_argument("--workers", type=int, default=2, help="workers of each parallel runner")
     parser.add_argument("--only", choices=("drex", "short"), help="run one of the two sweeps")
@@ -116,15 +131,16 @@ def main() -> None:
         if args.only:
             chosen = {t: v for t, v in chosen.items() if args.only in t}
         for title, (overrides, jobs) in chosen.items():
-            walls: dict[str, float] = {}
+            walls: dict[str, tuple[float, list[float]]] = {}
             for name, runner in runners.items():
                 walls[name] = run(overrides, runner)
-                print(f"{title}: {name}: {walls[name]:.1f} s", flush=True)
-            base = walls["sequential"]
+                print(f"{title}: {name}: {walls[name][0]:.1f} s", flush=True)
+            base = walls["sequential"][0]
             tables[f"{title} ({jobs} jobs)"] = [
                 {"runner": name, "wall s": f"{wall:.1f}", "ratio to sequential":
-                 f"{wall / base:.2f}", "per job s": f"{wall / jobs:.2f}"}
-                for name, wall in walls.items()
+                 f"{wall / base:.2f}", "per job s": f"{wall / jobs:.2f}",
+                 "jobs ran s (sum; min-max)": f"{sum(ran):.0f}; {min(ran):.1f}-{max(ran):.1f}"}
+                for name, (wall, ran) in walls.items()
             ]  # fmt: skip
     publish("sweeps" if not args.only else f"sweeps-{args.only}", tables)
 
