@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -29,6 +28,7 @@ from pathlib import Path
 from tables import publish  # benchmarks/ is the script's folder
 
 from components.loopback import free_port
+from framework.tracking import job_runs
 
 ROOT = Path(__file__).resolve().parent.parent
 # Two placers whose jobs cost alike at every one of the recipe's five targets: 10 jobs of similar
@@ -82,26 +82,24 @@ def dask_cluster(workers: int) -> Iterator[str]:
             proc.wait(30)
 
 
-def job_seconds(database: Path) -> list[float]:
+def job_seconds(tracking_uri: str, overrides: list[str]) -> list[float]:
     """How long each job of a sweep ran: its MLflow run's end less its start."""
-    with sqlite3.connect(database) as db:
-        rows = db.execute(
-            "SELECT start_time, end_time FROM runs WHERE run_uuid IN (SELECT run_uuid FROM tags"
-            " WHERE key = 'loom.run_type' AND value = 'job')"
-        ).fetchall()
-    return [(end - start) / 1000 for start, end in rows if end]
+    recipe = next((o.split("=", 1)[1] for o in overrides if o.startswith("recipe=")), "default")
+    runs = job_runs(tracking_uri, recipe)
+    return list((runs.end_time - runs.start_time).dt.total_seconds())
 
 
 def run(overrides: list[str], runner: list[str]) -> tuple[float, list[float]]:
     """Wall seconds of one ``loom run -m`` in a fresh folder, and its jobs' (raises on failure)."""
     with tempfile.TemporaryDirectory(prefix="loom-sweeps-") as tmp:
+        tracking_uri = f"sqlite:///{tmp}/mlflow.db"
         command = [sys.executable, "-m", "framework", "run", "-m", *overrides, *runner,
-                   f"results_dir={tmp}", f"tracking.uri=sqlite:///{tmp}/mlflow.db"]  # fmt: skip
+                   f"results_dir={tmp}", f"tracking.uri={tracking_uri}"]  # fmt: skip
         started = time.perf_counter()
         done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True,
                               env={**os.environ, "LOOM_ROOT": str(ROOT)})  # fmt: skip
         wall = time.perf_counter() - started
-        jobs = job_seconds(Path(tmp) / "mlflow.db") if done.returncode == 0 else []
+        jobs = job_seconds(tracking_uri, overrides) if done.returncode == 0 else []
     if done.returncode != 0:
         raise RuntimeError(
             f"{' '.join(runner)} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}"
