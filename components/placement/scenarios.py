@@ -8,7 +8,7 @@ import random
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Self
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from components.base import FinishedJob, LoomModel, RunContext, Scenario, ScenarioConfig
 from components.placement.base import Placer
@@ -16,6 +16,7 @@ from components.placement.cluster import Cluster, NodeSetError, NodeSpec, read_n
 from components.placement.comparison import relative_to_best_baseline
 from components.placement.costs import CodingTimes, NearestSize
 from components.placement.csv_rows import read_rows
+from components.placement.reference_records import write_reference_records
 from components.placement.reliability import TargetRng, daily_failure_rate
 from components.placement.scheduling import PlacerScheduler, Scheduler, SchedulingContext
 from components.placement.simulator import FailurePlan, SimulationResult, Simulator
@@ -150,10 +151,25 @@ class PlacementSimulationConfig(ScenarioConfig):
     fixed_k: int = Field(4, ge=1, le=1000, description="k for placers that do not choose it")
     failures: Failures = Field(default_factory=NoFailures, description="node failures")
     ec_times: str = Field(f"{DATA_DIR}/ec_times", description="measured encode/decode tables")
-    records: bool = Field(True, description="write one record per item (items.csv.gz)")
+    records: bool | Literal["reference"] = Field(
+        True,
+        description="write one record per item (items.csv.gz); 'reference' also writes the "
+        "stored items in the reference simulator's shape (per_item.csv)",
+    )
     seed: int | None = Field(
         None, ge=0, description="seed of targets and failures (default: run seed)"
     )
+
+    @field_validator("records", mode="before")
+    @classmethod
+    def _records(cls, value: object) -> object:
+        if isinstance(value, bool):
+            return value
+        choices: dict[str, bool | str] = {"true": True, "false": False, "reference": "reference"}
+        text = str(value).strip().lower()
+        if text not in choices:
+            raise ValueError("choose true, false or reference")
+        return choices[text]
 
     @model_validator(mode="after")
     def _check(self) -> Self:
@@ -224,7 +240,7 @@ class PlacementSimulation:
         context = SchedulingContext(cfg.max_n, times, NearestSize(start_mb=0.0))
         simulator = Simulator(
             cluster, scheduler, context, times, self._failures(specs, seed),
-            keep_records=cfg.records,
+            keep_records=bool(cfg.records),
         )  # fmt: skip
         with ctx.progress.bar(f"trial {ctx.trial}: {scheduler.name}", len(workload)) as bar:
             result = simulator.run(workload, bar.update)
@@ -233,6 +249,8 @@ class PlacementSimulation:
             ctx.log_metric(f"rejected_{reason.replace(' ', '_')}", count)
         if cfg.records:
             _write_records(result, ctx.run_dir / "items.csv.gz")
+        if cfg.records == "reference":
+            write_reference_records(result, ctx.run_dir / "per_item.csv")
         _plot(result, cluster, scheduler.name, ctx.run_dir)
 
     def _failures(self, specs: list[NodeSpec], seed: int) -> FailurePlan | None:
@@ -248,8 +266,9 @@ class PlacementSimulation:
 
 def _write_records(result: SimulationResult, path: Path) -> None:
     r = result.records
-    columns = ("item", "size_mb", "n", "k", "nodes", "write_s", "read_s", "encode_s",
-               "decode_s", "schedule_us", "outcome")  # fmt: skip
+    columns = ("item", "size_mb", "n", "k", "nodes", "write_s", "read_s", "write_total_s",
+               "write_slowest_s", "read_total_s", "encode_s", "decode_s", "schedule_us",
+               "outcome")  # fmt: skip
     with gzip.open(path, "wt", compresslevel=1, newline="") as out:
         writer = csv.writer(out)
         writer.writerow(columns)

@@ -33,7 +33,13 @@ class FailurePlan:
 
 @dataclass
 class ItemRecords:
-    """Per-item outcome columns (one row per placement attempt, re-placements included)."""
+    """Per-item outcome columns (one row per placement attempt, re-placements included).
+
+    ``write_s`` and ``read_s`` are the parallel transfers the throughput counts (the client's
+    link or the slowest piece); ``write_total_s`` and ``read_total_s`` add every piece's
+    transfer, and ``write_slowest_s`` is the slowest piece alone: the reference's per-item
+    columns, summed in the order of the chosen nodes as it sums them.
+    """
 
     item: list[int] = field(default_factory=list)
     size_mb: list[float] = field(default_factory=list)
@@ -42,6 +48,9 @@ class ItemRecords:
     nodes: list[str] = field(default_factory=list)
     write_s: list[float] = field(default_factory=list)
     read_s: list[float] = field(default_factory=list)
+    write_total_s: list[float] = field(default_factory=list)
+    write_slowest_s: list[float] = field(default_factory=list)
+    read_total_s: list[float] = field(default_factory=list)
     encode_s: list[float] = field(default_factory=list)
     decode_s: list[float] = field(default_factory=list)
     schedule_us: list[float] = field(default_factory=list)
@@ -264,6 +273,16 @@ class Simulator:
         )
         r.write_s.append(write)
         r.read_s.append(read)
+        write_total = write_slowest = read_total = 0.0
+        if decision is not None:
+            write_bw, read_bw = self.cluster.write_bw, self.cluster.read_bw
+            for node, amount in zip(decision.nodes, decision.written(size).tolist(), strict=True):
+                write_total += amount / write_bw[node]
+                write_slowest = max(write_slowest, amount / write_bw[node])
+                read_total += amount / read_bw[node]
+        r.write_total_s.append(float(write_total))
+        r.write_slowest_s.append(float(write_slowest))
+        r.read_total_s.append(float(read_total))
         r.encode_s.append(encode)
         r.decode_s.append(decode)
         r.schedule_us.append(elapsed * 1e6)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -58,6 +60,37 @@ def _columns(header: list[str]) -> tuple[int, int, int]:
     return found[0], found[1], found[2]
 
 
+def as_c_floats(values: Sequence[float], texts: Sequence[str]) -> NDArray[np.float64]:
+    """Decimal texts rounded once to C ``float``s, as ``scanf("%f")`` reads them, as doubles.
+
+    Going through a double first (``float(text)``, then to 32 bits) rounds twice, and a
+    double that lands exactly halfway between two floats then goes to the even one even when
+    the decimal lies above or below the midpoint: the Facebook trace's 16.48841381072998 MB
+    becomes 16.4884148 instead of the reference's 16.4884129. Those midpoints, and only
+    those, are settled here on the exact decimal.
+
+    Args:
+        values: ``float(text)`` of each text (already parsed and checked by the caller).
+        texts: The decimals as written in the file.
+
+    """
+    doubles = np.asarray(values, dtype=np.float64)
+    singles = doubles.astype(np.float32)
+    toward = np.where(doubles > singles, np.float32(np.inf), np.float32(-np.inf))
+    neighbours = np.nextafter(singles, toward.astype(np.float32))
+    # Two floats sum exactly in a double, so the midpoint test is exact.
+    halfway = (singles.astype(np.float64) + neighbours.astype(np.float64)) / 2 == doubles
+    halfway &= singles.astype(np.float64) != doubles
+    for i in np.flatnonzero(halfway).tolist():
+        exact, double = Fraction(texts[i].strip()), Fraction(float(doubles[i]))
+        # An exact tie keeps C's round-half-to-even, which the cast already did.
+        if exact > double:
+            singles[i] = max(singles[i], neighbours[i])
+        elif exact < double:
+            singles[i] = min(singles[i], neighbours[i])
+    return singles.astype(np.float64)
+
+
 def read_workload(
     path: Path, replay: int, target: float | None, seed: int, rng: TargetRng = "numpy"
 ) -> Workload:  # fmt: skip
@@ -86,6 +119,8 @@ def read_workload(
         raise WorkloadError(f"{path}: {exc}") from exc
     sizes: list[float] = []
     times: list[float] = []
+    size_texts: list[str] = []
+    time_texts: list[str] = []
     for line, row in enumerate(rows[1:], start=2):
         if not row:
             continue
@@ -106,11 +141,13 @@ def read_workload(
             )
         sizes.append(size)
         times.append(when)
+        size_texts.append(row[size_at])
+        time_texts.append(row[time_at])
     if not sizes:
         raise WorkloadError(f"{path}: no write items (access type {WRITE})")
-    one_sizes = np.array(sizes, dtype=np.float32).astype(np.float64)
+    one_sizes = as_c_floats(sizes, size_texts)
     # roundf, as the reference rounds: halves away from zero (exact: a float in a double).
-    as_float = np.array(times, dtype=np.float32).astype(np.float64)
+    as_float = as_c_floats(times, time_texts)
     one_times = np.trunc(as_float + np.copysign(0.5, as_float)).astype(np.int64)
     shifts = np.array([0] + [one_times[-1] * r + 1 for r in range(1, replay)], dtype=np.int64)
     submit = (shifts[:, None] + one_times[None, :]).ravel()

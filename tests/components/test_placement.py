@@ -137,6 +137,18 @@ def test_hdfs_3rep_spills_a_copy_that_does_not_fit() -> None:
     assert decision.n == 4  # one extra node took the overflow
 
 
+def test_hdfs_3rep_with_two_roomy_nodes_makes_three_full_copies() -> None:
+    # Only nodes 0 and 2 have 128 MB free. The reference goes on with an empty third slot,
+    # which never holds the copy, and ends in the first three nodes that each hold one.
+    cluster = _cluster((1000, 300, 1), (100, 250, 1), (1000, 200, 1), (50, 150, 1),
+                       (20, 100, 1))  # fmt: skip
+    decision = Hdfs3Rep().schedule(cluster, 30.0, 0.9, CTX)
+    assert (decision.n, decision.k, decision.nodes) == (3, 1, (0, 1, 2))
+    assert decision.amounts == (30.0, 30.0, 30.0)
+    with pytest.raises(CannotPlace, match=r"no space: .* as 3 full replicas"):
+        Hdfs3Rep().schedule(cluster, 150.0, 0.9, CTX)  # node 1 cannot hold a full copy
+
+
 def test_sc_returns_a_pareto_optimal_subset() -> None:
     cluster = Cluster.from_specs(MOST_USED)
     cluster.min_item_mb = 50.0

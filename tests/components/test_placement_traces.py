@@ -15,16 +15,22 @@ from pydantic import ValidationError
 from components.placement.cluster import Cluster
 from components.placement.costs import NearestSize
 from components.placement.glibc_rand import GlibcRandom
+from components.placement.reference_records import diff_records, main, write_reference_records
 from components.placement.reliability import random_targets
 from components.placement.scenarios import PlacementSimulationConfig
 from components.placement.scheduling import SchedulingContext
-from components.placement.simulator import Simulator
-from components.placement.workload import WorkloadError, read_workload
+from components.placement.simulator import SimulationResult, Simulator
+from components.placement.workload import WorkloadError, as_c_floats, read_workload
 from tests.components.test_placement import DATA, MEVA, MOST_USED, SCHEDULERS, TIMES
 
 REFERENCE_B = {
     (row["repetitions"], row["algorithm"]): row
     for row in csv.DictReader((DATA / "reference" / "scenario_B_small.csv").open())
+}
+FB_TRACE = DATA / "workloads" / "FB_merged_8337_data.csv"
+REFERENCE_C = {
+    row["algorithm"]: row
+    for row in csv.DictReader((DATA / "reference" / "scenario_C_fb.csv").open())
 }
 
 # srand(seed), then twenty rand() values; then twenty targets drawn as the reference's
@@ -49,17 +55,37 @@ int main(int argc, char **argv) {
 """
 
 
-@pytest.fixture(scope="module")
-def c_rand(tmp_path_factory: pytest.TempPathFactory) -> Path:
+# The reference's read_data(): each write's size through sscanf's %f, printed exactly.
+C_SIZES = r"""
+#include <stdio.h>
+int main(int argc, char **argv) {
+    FILE *file = fopen(argv[1], "r");
+    char line[256];
+    float size;
+    int access;
+    fgets(line, sizeof(line), file);
+    while (fgets(line, sizeof(line), file))
+        if (sscanf(line, "%*d,%f,%*f,%*f,%d", &size, &access) == 2 && access == 2)
+            printf("%a\n", (double)size);
+    return 0;
+}
+"""
+
+
+def _compile(folder: Path, name: str, source: str, what: str) -> Path:
     compiler = shutil.which("gcc") or shutil.which("cc")
     if compiler is None:
-        pytest.skip("no C compiler on this machine: glibc's rand() cannot be compared")
-    folder = tmp_path_factory.mktemp("c_rand")
-    (folder / "rand.c").write_text(C_PROGRAM)
+        pytest.skip(f"no C compiler on this machine: {what} cannot be compared")
+    (folder / f"{name}.c").write_text(source)
     subprocess.run(
-        [compiler, "-O2", "-o", str(folder / "rand"), str(folder / "rand.c"), "-lm"], check=True
+        [compiler, "-O2", "-o", str(folder / name), str(folder / f"{name}.c"), "-lm"], check=True
     )
-    return folder / "rand"
+    return folder / name
+
+
+@pytest.fixture(scope="module")
+def c_rand(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _compile(tmp_path_factory.mktemp("c_rand"), "rand", C_PROGRAM, "glibc's rand()")
 
 
 @pytest.mark.parametrize("seed", [0, 1, 42, 2**31 + 5])
@@ -100,13 +126,16 @@ def _simulate_b(name: str, replay: int) -> Simulator:
     return sim
 
 
-def _assert_matches_reference_b(name: str, replay: int) -> None:
-    reference = REFERENCE_B[(str(replay), name)]
-    result = _simulate_b(name, replay).result
+def _assert_totals(result: SimulationResult, reference: dict[str, str]) -> None:
+    """Items, data stored and storage used, to the decimals the reference printed."""
     assert result.items_submitted == int(reference["items_submitted"])
     assert result.items_stored == int(reference["items_stored"])
     assert f"{result.data_stored_mb:.3f}" == reference["size_stored_MB"]
     assert f"{result.storage_used_mb:.3f}" == reference["total_storage_used_MB"]
+
+
+def _assert_matches_reference_b(name: str, replay: int) -> None:
+    _assert_totals(_simulate_b(name, replay).result, REFERENCE_B[(str(replay), name)])
 
 
 @pytest.mark.parametrize("name", list(SCHEDULERS))
@@ -187,3 +216,81 @@ def test_the_fb_style_trace_has_the_facebook_trace_s_shape() -> None:
     workload = read_workload(path, 1, None, 1, "glibc")
     assert len(workload) == 5217 and int((workload.sizes_mb == 0).sum()) == 3
     assert 130e6 < workload.sizes_mb.sum() < 150e6  # ≈ 1.2 x the 10 most used nodes
+
+
+def test_sizes_are_rounded_once_to_a_c_float() -> None:
+    # The Facebook trace's 16.48841381072998 lies just below a float midpoint, but its
+    # double lies on it: a cast through the double rounds up, scanf's %f (and we) down.
+    assert as_c_floats([16.48841381072998], ["16.48841381072998"])[0] == 16.488412857055664
+    tie = "1.000000059604644775390625"  # exactly halfway between 1 and the next float
+    assert as_c_floats([float(tie)], [tie])[0] == 1.0  # round half to even, as C does
+    above = tie + "1"  # a hair above: its double is still the midpoint
+    assert float(above) == float(tie)
+    assert as_c_floats([float(above)], [above])[0] == 1.0000001192092896
+
+
+def test_the_facebook_trace_s_sizes_are_read_as_the_reference_reads_them(
+    tmp_path: Path,
+) -> None:
+    program = _compile(tmp_path, "sizes", C_SIZES, "scanf's %f")
+    printed = subprocess.run(
+        [str(program), str(FB_TRACE)], check=True, capture_output=True, text=True
+    ).stdout.split()
+    workload = read_workload(FB_TRACE, 1, 0.9, 0)
+    assert len(printed) == len(workload) == 5217
+    assert [float.fromhex(v) for v in printed] == workload.sizes_mb.tolist()  # every bit
+
+
+@pytest.mark.parametrize("name", list(SCHEDULERS))
+def test_the_facebook_trace_matches_the_reference_item_for_item(tmp_path: Path, name: str) -> None:
+    """Scenario C: FB_merged_8337 on the 10 most used nodes, random targets from srand(0)."""
+    workload = read_workload(FB_TRACE, 1, None, seed=0, rng="glibc")
+    context = SchedulingContext(coding_times=TIMES, nearest=NearestSize(start_mb=0.0))
+    scheduler = SCHEDULERS[name]()  # type: ignore[operator]
+    result = Simulator(Cluster.from_specs(MOST_USED), scheduler, context, TIMES).run(workload)
+    reference = REFERENCE_C[name]
+    _assert_totals(result, reference)
+    stored = [n for n, o in zip(result.records.n, result.records.outcome, strict=True)
+              if o == "stored"]  # fmt: skip
+    assert sum(stored) == int(reference["total_N"])
+    # Every item: stored or not, the same (N, K), the same modelled times.
+    ours = write_reference_records(result, tmp_path / "per_item.csv")
+    found = diff_records(ours, DATA / "reference" / "fb" / f"per_item_{name}.csv")
+    assert found.first is None, found.first
+    assert found.ours == found.theirs == int(reference["items_stored"])
+
+
+def test_the_record_diff_names_the_first_item_that_differs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    reference = DATA / "reference" / "fb" / "per_item_EC_3_2.csv"
+    lines = reference.read_text().splitlines(keepends=True)
+    same = tmp_path / "same.csv"
+    same.write_text("".join(lines[:200]))
+    assert main([str(same), str(same)]) == 0
+    assert "every item agrees" in capsys.readouterr().out
+    # Item 41 coded (6, 3) instead of (5, 3), and item 120 not stored.
+    changed = [line.replace(",5,3,", ",6,3,") if line.startswith("41,") else line
+               for line in lines[:200] if not line.startswith("120,")]  # fmt: skip
+    other = tmp_path / "other.csv"
+    other.write_text("".join(changed))
+    assert main([str(other), str(same)]) == 1
+    out = capsys.readouterr().out
+    assert "first difference: item 41, N: 6 here, 5 in the reference" in out
+    assert "stored: 1 item(s) differ" in out
+    found = diff_records(other, same)
+    assert (found.ours, found.theirs) == (198, 199)
+    assert main([str(tmp_path / "missing.csv"), str(same)]) == 2
+    assert "error:" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("prefect_harness")
+def test_the_fb_trace_recipe_writes_the_reference_s_per_item_file(workdir: Path) -> None:
+    from framework.cli import main as loom
+
+    assert loom(["run", "recipe=drex/fb_trace", "placement=ec_3_2"]) == 0
+    (written,) = Path("results/drex/fb_trace").glob("*/job-000/trial-000/per_item.csv")
+    assert (written.parent / "items.csv.gz").exists()  # Loom's own records too
+    found = diff_records(written, DATA / "reference" / "fb" / "per_item_EC_3_2.csv")
+    assert found.first is None and found.ours == 2457
