@@ -12,8 +12,9 @@ from rich.console import Console
 from rich.table import Table
 
 from framework.compose import Composer
-from framework.config import ACCOUNTING_METRICS, option_model
+from framework.config import ACCOUNTING_METRICS
 from framework.errors import ConfigError, LoomError
+from framework.menu import default_options, menu_group
 
 EPILOG = """examples:
   loom run recipe=quickstart
@@ -265,60 +266,31 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def _default_options(composer: Composer) -> dict[str, str]:
-    data = yaml.safe_load((composer.conf_dir / "config.yaml").read_text())
-    defaults: dict[str, str] = {}
-    for entry in data.get("defaults", []):
-        if isinstance(entry, dict):
-            for key, value in entry.items():
-                defaults[str(key)] = str(value)
-    return defaults
-
-
 def cmd_list(args: argparse.Namespace) -> int:
     """``loom list``."""
     composer = Composer()
     groups = [*composer.groups(), "recipe"]
     if args.group and args.group not in groups:
         raise ConfigError(f"no config group '{args.group}'; groups: {', '.join(groups)}")
-    defaults = _default_options(composer)
+    defaults = default_options(composer)
     for group in [args.group] if args.group else groups:
         if group == "recipe":
             _list_recipes(composer)
             continue
+        menu = menu_group(composer, group, defaults.get(group, "none"))
         table = Table(
-            title=f"{group} (default: {defaults.get(group, 'none')}; choose with {group}=<option>)",
+            title=f"{group} (default: {menu.default}; choose with {group}=<option>)",
             title_justify="left",
             show_lines=False,
         )
         for column in ("option", "key", "default", "description"):
             table.add_column(column, overflow="fold")
-        for option in composer.options(group):
-            path = composer.option_file(group, option)
-            values = yaml.safe_load(path.read_text()) if path else {}
-            kind = str(values.get("kind", option))
-            model = option_model(group, kind)
-            doc = (model.__doc__ or "").strip().splitlines()[0] if model.__doc__ else ""
-            table.add_row(f"[bold]{option}[/]", "", "", doc)
-            for name, info in model.model_fields.items():
-                if name == "kind":
-                    continue
-                if name in values:
-                    default = values[name]
-                elif info.is_required():
-                    default = "(required)"
-                else:
-                    default = info.get_default(call_default_factory=True)
-                    default = default.model_dump() if hasattr(default, "model_dump") else default
-                table.add_row("", name, _show(default), info.description or "")
+        for option in menu.options:
+            table.add_row(f"[bold]{option.name}[/]", "", "", option.summary)
+            for field in option.fields:
+                table.add_row("", field.key, field.default, field.description)
         out.print(table)
     return 0
-
-
-def _show(value: Any) -> str:
-    if isinstance(value, dict):
-        return ", ".join(f"{k}={_show(v)}" for k, v in value.items())
-    return "null" if value is None else str(value)
 
 
 def _list_recipes(composer: Composer) -> None:

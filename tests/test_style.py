@@ -1,4 +1,4 @@
-"""ruff and mypy --strict stay clean (style.md); run as tests so CI enforces them."""
+"""ruff, mypy --strict and the import contracts stay clean (style.md); CI runs them as tests."""
 
 from __future__ import annotations
 
@@ -18,8 +18,9 @@ ROOT = Path(__file__).resolve().parents[1]
         [sys.executable, "-m", "ruff", "check", "."],
         [sys.executable, "-m", "ruff", "format", "--check", "."],
         [sys.executable, "-m", "mypy"],
+        [str(Path(sys.executable).with_name("lint-imports"))],
     ],
-    ids=["ruff-check", "ruff-format", "mypy"],
+    ids=["ruff-check", "ruff-format", "mypy", "import-contracts"],
 )
 def test_linters_are_clean(command: list[str]) -> None:
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
