@@ -50,8 +50,8 @@ from components.dataflow.workload import (
 )
 from components.executors.dask import DaskExecutorConfig
 from components.executors.process import ProcessExecutorConfig
-from components.executors.taskpath import TaskPath
 from components.loopback import free_port
+from components.runtime.taskpath import TaskPath
 
 KINDS = ("numpy", "bytes", "object")
 MAX_CELL_BYTES = 800 * 2**20  # inputs of one cell: fewer tasks for the largest payloads

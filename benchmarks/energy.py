@@ -32,8 +32,8 @@ from components.energy.base import NoMeter
 from components.energy.meters import ModelEnergyConfig
 from components.executors.process import ProcessExecutorConfig
 from components.executors.synthetic import noop
-from components.executors.taskpath import TaskPath
 from components.executors.thread import ThreadExecutorConfig
+from components.runtime.taskpath import TaskPath
 
 WATTS = 10.0
 BURN = "import time\nend = time.process_time() + {s}\nwhile time.process_time() < end: pass\n"

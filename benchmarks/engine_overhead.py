@@ -24,8 +24,8 @@ from tables import markdown  # benchmarks/ is the script's folder
 
 from components.executors.process import ProcessExecutorConfig
 from components.executors.synthetic import noop
-from components.executors.taskpath import TaskPath
 from components.executors.thread import ThreadExecutorConfig
+from components.runtime.taskpath import TaskPath
 
 ROOT = Path(__file__).resolve().parents[1]
 

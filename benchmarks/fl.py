@@ -79,7 +79,6 @@ def loom_side(cfg: dict[str, Any], out_path: str, executor: str) -> None:
     import torch
 
     from components.executors.process import ProcessExecutorConfig
-    from components.executors.taskpath import TaskPath
     from components.executors.thread import ThreadExecutorConfig
     from components.fl import jobs
     from components.fl.config import FlightConfig, TwoTier
@@ -88,6 +87,7 @@ def loom_side(cfg: dict[str, Any], out_path: str, executor: str) -> None:
     from components.fl.setup import FlightFL
     from components.fl.strategies import Update
     from components.fl.training import evaluate, initial_params
+    from components.runtime.taskpath import TaskPath
 
     fl = FlightFL(FlightConfig(
         topology=TwoTier(workers=cfg["devices"]), rounds=cfg["rounds"],

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Literal, Protocol, Self, runtime_checkable
 
 from components.base import ComponentConfig
-from components.executors.base import DataMover, DataMovers
+from components.runtime.protocols import DataMover, DataMovers
 
 
 @runtime_checkable

@@ -50,7 +50,7 @@ from components.dataflow.futures import DataFuture
 from components.dataflow.ownership import Owned, returned
 from components.dataflow.sizes import ProxyRule, is_proxy
 from components.dataflow.wake import RedisWake, Wake
-from components.executors.base import DataMover, WorkerHook
+from components.runtime.protocols import DataMover, WorkerHook
 
 Eviction = Literal["refcount", "on_close"]
 

@@ -27,7 +27,7 @@ from components.base import RunContext, Scenario, ScenarioConfig
 from components.dataflow.futures import DataFuture, resolve
 from components.dataflow.streams import FabricPublisher, FabricSubscriber, digest, stream_payload
 from components.dataflow.wake import EventsWake, Wake, events_wake
-from components.executors.trial import TaskTrial
+from components.runtime.trial import TaskTrial
 
 
 def derive(data: bytes, index: int, size: int) -> bytes:

@@ -1,41 +1,11 @@
-"""The executor protocol: a ``concurrent.futures.Executor`` that knows its worker count."""
+"""The ``executor`` group: its config base. What it builds is the runtime's ``LoomExecutor``."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from concurrent.futures import Future
-from types import TracebackType
-from typing import Any, Protocol, Self, runtime_checkable
-
 from components.base import ComponentConfig
+from components.runtime.protocols import LoomExecutor
 
-
-@runtime_checkable
-class LoomExecutor(Protocol):
-    """What the engine opens for the ``executor`` group.
-
-    Any ``concurrent.futures.Executor`` with a ``workers`` attribute (the number of tasks it
-    runs at once, used for the ideal schedule) fits.
-    """
-
-    workers: int
-
-    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
-        """Schedule ``fn(*args, **kwargs)`` and return its future."""
-
-    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        """Release the workers."""
-
-    def __enter__(self) -> Self:
-        """Open the executor."""
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> bool | None:
-        """Close the executor."""
+__all__ = ["ExecutorConfig", "LoomExecutor"]
 
 
 class ExecutorConfig(ComponentConfig):
@@ -44,57 +14,3 @@ class ExecutorConfig(ComponentConfig):
     def build(self) -> LoomExecutor:
         """Create the executor."""
         raise NotImplementedError
-
-
-class WorkerHook(Protocol):
-    """Runs a task attempt on the worker with its data moved (picklable; sent with the task).
-
-    It resolves the proxies among the arguments before the task body sees them (C-implemented
-    APIs such as ``hashlib`` reject proxies), calls the task, proxies a large result, and
-    reports what moving the data cost.
-    """
-
-    def __call__(
-        self, fn: Callable[..., Any], args: tuple[Any, ...]
-    ) -> tuple[Any, dict[str, Any]]:  # fmt: skip
-        """Return ``(value, movement record)``."""
-
-
-@runtime_checkable
-class DataMover(Protocol):
-    """How a task path's inputs and results travel; the ``dataflow`` group implements it.
-
-    The path calls it on the client: :meth:`send` before the first attempt of a task, with the
-    arguments its parents' values filled in; :meth:`retain` when a task's value has ``count``
-    more consumers; :meth:`release` once per input when a consumer finished, whatever its
-    outcome; :meth:`discard` when the path closes. A value is freed when its last consumer
-    released it, or at :meth:`discard` if it never had one (the caller may still read it
-    until then).
-    """
-
-    worker: WorkerHook | None
-
-    def send(self, args: tuple[Any, ...]) -> tuple[Any, ...]:
-        """The arguments to ship: large values become references, each held for this task."""
-
-    def retain(self, value: Any, count: int) -> None:
-        """A value (a result, or an argument) has ``count`` more consumers."""
-
-    def release(self, value: Any) -> None:
-        """One consumer of ``value`` finished."""
-
-    def discard(self) -> None:
-        """Free every value still held."""
-
-
-@runtime_checkable
-class DataMovers(Protocol):
-    """What a task scenario asks of the ``dataflow`` group: a mover per path, a leak check."""
-
-    name: str
-
-    def mover(self) -> DataMover | None:
-        """A data mover for one task path (None: by value)."""
-
-    def stored(self) -> tuple[int, int]:
-        """Keys and bytes in the store now (after the paths closed: what leaked)."""

@@ -17,7 +17,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from components.base import RunContext, Scenario, ScenarioConfig
-from components.executors.trial import TaskTrial
+from components.runtime.trial import TaskTrial
 
 
 def count_words(*texts: str) -> Counter[str]:

@@ -24,7 +24,7 @@ from typing import Any, ClassVar, Literal, Self
 from pydantic import Field, model_validator
 
 from components.base import RunContext, Scenario, ScenarioConfig, require_packages
-from components.executors.trial import TaskTrial
+from components.runtime.trial import TaskTrial
 
 PLAUSIBLE_EV = (0.0, 40.0)  # an ionization energy outside this is a broken calculation
 APP_PACKAGES = ("rdkit", "xtb", "ase", "sklearn")

@@ -23,7 +23,7 @@ import numpy as np
 from pydantic import Field
 
 from components.base import RunContext, Scenario, ScenarioConfig, require_packages
-from components.executors.trial import TaskTrial
+from components.runtime.trial import TaskTrial
 
 Position = tuple[float, float, float]
 MAX_VERTICES_PER_MESH = 65_536  # half PyBullet's limit per mesh on Linux, as TaPS splits

@@ -27,11 +27,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from components.executors.taskpath import TaskHandle, TaskPath
 from components.fl import jobs
 from components.fl.strategies import FedAsync, Strategy, Update
 from components.fl.topology import Topology
 from components.fl.training import LocalTraining
+from components.runtime.taskpath import TaskHandle, TaskPath
 
 Evaluate = Callable[[Update], tuple[float, float]]
 

@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Literal
 import torch
 
 from components.base import RunContext, Scenario, ScenarioConfig
-from components.executors.trial import TaskTrial
+from components.runtime.trial import TaskTrial
 
 
 class FederatedConfig(ScenarioConfig):

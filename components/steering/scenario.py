@@ -100,7 +100,7 @@ class SteeredCampaign:
         """Run the campaign; log its metrics, write its task records and plot."""
         import numpy as np
 
-        from components.executors.base import LoomExecutor
+        from components.runtime.protocols import LoomExecutor
         from components.steering.ackley import BOUND, evaluate, runtimes
         from components.steering.config import SteeringPolicy
         from components.steering.digits import BOUND as DIGITS_BOUND

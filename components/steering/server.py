@@ -24,7 +24,7 @@ from colmena.models import Result
 from colmena.queue.base import ColmenaQueues
 from colmena.task_server.base import FutureBasedTaskServer, convert_to_colmena_method
 
-from components.executors.base import LoomExecutor
+from components.runtime.protocols import LoomExecutor
 
 
 class ExecutorTaskServer(FutureBasedTaskServer):

@@ -19,8 +19,8 @@ from typing import Any, Self
 import numpy as np
 
 from components.energy.profiles import LOCAL_WATTS_PER_THREAD
-from components.executors.base import LoomExecutor
-from components.executors.taskpath import TaskHandle, TaskPath
+from components.runtime.protocols import LoomExecutor
+from components.runtime.taskpath import TaskHandle, TaskPath
 from components.task_placement.base import Executed, Placement, Site, Workload
 from components.task_placement.endpoints import LiveEndpointsConfig
 from components.task_placement.functions import LIVE_FUNCTIONS, run_function

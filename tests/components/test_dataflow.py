@@ -24,9 +24,9 @@ from components.dataflow.sizes import ProxyRule, estimate_size
 from components.executors.dask import DaskExecutorConfig
 from components.executors.process import ProcessExecutorConfig
 from components.executors.synthetic import synthetic_task
-from components.executors.taskpath import FailureSpec, TaskPath
 from components.executors.thread import ThreadExecutorConfig
 from components.loopback import free_port
+from components.runtime.taskpath import FailureSpec, TaskPath
 
 CONNECTORS = ["file", "redis", "zmq", "fabric"]
 MB = 2**20

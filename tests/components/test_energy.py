@@ -311,8 +311,8 @@ def _burn(seconds: float) -> float:
 @pytest.mark.parametrize("kind", ["thread", "process"])
 def test_each_task_s_cpu_time_is_recorded_on_its_worker(kind: str) -> None:
     from components.executors.process import ProcessExecutorConfig
-    from components.executors.taskpath import TaskPath
     from components.executors.thread import ThreadExecutorConfig
+    from components.runtime.taskpath import TaskPath
 
     config = (
         ThreadExecutorConfig(max_workers=2)

@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 import torch
 
-from components.executors.taskpath import TaskPath
 from components.executors.thread import ThreadExecutorConfig
 from components.fl.config import FedAsyncConfig, FlightConfig, TwoTier
 from components.fl.federation import Federation
 from components.fl.setup import FlightFL
 from components.fl.strategies import Update
+from components.runtime.taskpath import TaskPath
 
 
 @pytest.fixture(scope="module")

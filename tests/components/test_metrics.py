@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from components.executors.metrics import ideal_makespan, task_metrics
-from components.executors.taskpath import TaskHandle
+from components.runtime.metrics import ideal_makespan, task_metrics
+from components.runtime.taskpath import TaskHandle
 
 
 def _task(

@@ -28,7 +28,7 @@ from functools import partial
 from typing import Any, Literal
 
 from components.error_info import ErrorInfo
-from components.executors.base import DataMover, LoomExecutor, WorkerHook
+from components.runtime.protocols import DataMover, LoomExecutor, WorkerHook
 
 FailureKind = Literal["exception", "zero_division", "import_error"]
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from components.executors.taskpath import TaskHandle
+from components.runtime.taskpath import TaskHandle
 
 
 def ideal_makespan(tasks: Sequence[TaskHandle], workers: int) -> float:

@@ -11,10 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 from components.base import RunContext
-from components.executors.base import DataMovers, LoomExecutor
-from components.executors.metrics import movement_metrics, task_metrics
-from components.executors.plots import plot_tasks
-from components.executors.taskpath import FailureSpec, TaskPath
+from components.runtime.metrics import movement_metrics, task_metrics
+from components.runtime.plots import plot_tasks
+from components.runtime.protocols import DataMovers, LoomExecutor
+from components.runtime.taskpath import FailureSpec, TaskPath
 
 
 class TaskTrial:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from components.executors.taskpath import TaskHandle
+from components.runtime.taskpath import TaskHandle
 
 
 def plot_tasks(tasks: Sequence[TaskHandle], out_dir: Path, title: str) -> list[Path]:
