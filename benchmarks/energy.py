@@ -31,9 +31,9 @@ from tables import publish  # benchmarks/ is the script's folder
 from components.energy.base import NoMeter
 from components.energy.meters import ModelEnergyConfig
 from components.executors.process import ProcessExecutorConfig
-from components.executors.synthetic import noop
 from components.executors.thread import ThreadExecutorConfig
 from components.runtime.taskpath import TaskPath
+from components.scenarios.taps_workflows import noop
 
 WATTS = 10.0
 BURN = "import time\nend = time.process_time() + {s}\nwhile time.process_time() < end: pass\n"

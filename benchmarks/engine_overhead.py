@@ -23,9 +23,9 @@ from pathlib import Path
 from tables import markdown  # benchmarks/ is the script's folder
 
 from components.executors.process import ProcessExecutorConfig
-from components.executors.synthetic import noop
 from components.executors.thread import ThreadExecutorConfig
 from components.runtime.taskpath import TaskPath
+from components.scenarios.taps_workflows import noop
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -26,7 +26,6 @@ from tables import publish  # benchmarks/ is the script's folder
 
 from components.base import FinishedJob
 from components.placement.cluster import Cluster, NodeSpec, read_nodes
-from components.placement.comparison import relative_to_best_baseline
 from components.placement.costs import CodingTimes, coding_seconds
 from components.placement.daos import Daos
 from components.placement.drex_lb import DrexLB
@@ -39,8 +38,9 @@ from components.placement.hdfs_rs import HdfsRS
 from components.placement.random_choice import RandomScheduler
 from components.placement.reliability import max_k
 from components.placement.scheduling import Scheduler, SchedulingContext
-from components.placement.simulator import Simulator
-from components.placement.workload import Workload, read_workload
+from components.scenarios.placement_comparison import relative_to_best_baseline
+from components.scenarios.placement_simulator import Simulator
+from components.scenarios.placement_workload import Workload, read_workload
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data" / "drex"

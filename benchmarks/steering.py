@@ -34,6 +34,7 @@ from tables import publish  # benchmarks/ is the script's folder
 from components.executors.dask import DaskExecutorConfig
 from components.executors.process import ProcessExecutor
 from components.executors.thread import ThreadExecutor
+from components.scenarios.steered_campaign import _record
 from components.steering.ackley import evaluate
 from components.steering.metrics import campaign_metrics
 from components.steering.policies import POLICIES, CampaignSettings
@@ -43,7 +44,6 @@ from components.steering.queues import (
     LockedPipeQueues,
     redis_queues,
 )
-from components.steering.scenario import _record
 from components.steering.server import ExecutorTaskServer
 
 CAMPAIGN_LIMIT_S = 600

@@ -15,7 +15,15 @@ import numpy as np
 from numpy.typing import NDArray
 
 REFERENCE_SIZES_MB = (1, 10, 50, 100, 200, 400)
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DATA_DIR = "data/drex"  # the authors' inputs: node sets, traces, measured coding times
 CLIENT_BANDWIDTH_MB_S = 3125.0  # the client's outgoing link in the reference
+
+
+def data_path(value: str) -> Path:
+    """``value`` as given if it exists, else relative to the project (where ``data/`` lives)."""
+    path = Path(value).expanduser()
+    return path if path.exists() or path.is_absolute() else PROJECT_ROOT / path
 
 
 @dataclass(frozen=True)

@@ -35,9 +35,11 @@ from components.placement.base import CannotPlace
 from components.placement.cluster import Cluster
 from components.placement.costs import (
     CLIENT_BANDWIDTH_MB_S,
+    DATA_DIR,
     CodingTimes,
     NearestSize,
     coding_seconds,
+    data_path,
 )
 from components.placement.reliability import as_threshold, failure_pmf, max_k_matrix
 from components.placement.scheduling import (
@@ -326,7 +328,5 @@ class DrexSCConfig(ReliabilityPlacementConfig):
 
         The simulator hands SC the tables its scenario names; the fabric has none of its own.
         """
-        from components.placement.scenarios import DATA_DIR, data_path
-
         times = CodingTimes.load(data_path(f"{DATA_DIR}/ec_times"))
         return ReliabilityPlacer(self.scheduler(), self.reliability, self.duration_days, times)

@@ -9,7 +9,9 @@ import pytest
 from pydantic import ValidationError
 
 from components.base import RunContext
-from components.energy.accounting import (
+from components.scenarios.accounting import AccountingConfig
+from components.scenarios.accounting_functions import LocalRun, emulated_profiles
+from components.scenarios.accounting_study import (
     ENDPOINTS,
     FUNCTIONS,
     Submission,
@@ -23,8 +25,6 @@ from components.energy.accounting import (
     simulate,
     workload,
 )
-from components.energy.accounting_functions import LocalRun, emulated_profiles
-from components.energy.accounting_scenario import AccountingConfig
 
 POLICIES = ["min_credit", "min_energy", "min_runtime"]
 

@@ -23,10 +23,10 @@ from components.dataflow.proxystore_flow import ProxyStoreConfig, ProxyStoreFlow
 from components.dataflow.sizes import ProxyRule, estimate_size
 from components.executors.dask import DaskExecutorConfig
 from components.executors.process import ProcessExecutorConfig
-from components.executors.synthetic import synthetic_task
 from components.executors.thread import ThreadExecutorConfig
 from components.loopback import free_port
 from components.runtime.taskpath import FailureSpec, TaskPath
+from components.scenarios.taps_workflows import synthetic_task
 
 CONNECTORS = ["file", "redis", "zmq", "fabric"]
 MB = 2**20
@@ -359,8 +359,8 @@ def test_ownership_frees_at_the_last_returned_borrow_and_refuses_use_after_relea
 )
 def test_futures_chain_verifies_and_fails_fast(mode: str, wake: str, tmp_path: Path) -> None:
     from components.base import RunContext
-    from components.dataflow.scenarios import FuturesChainConfig
     from components.events.embedded import EmbeddedEventsConfig
+    from components.scenarios.futures_chain import FuturesChainConfig
 
     with ExitStack() as stack:
         # Redis pub/sub on Dask; the event fabric over the file connector on processes.
@@ -394,8 +394,8 @@ def test_futures_chain_verifies_and_fails_fast(mode: str, wake: str, tmp_path: P
 @pytest.mark.parametrize("broker", ["events", "redis"])
 def test_a_stream_hands_tasks_proxies_and_leaves_nothing(broker: str, tmp_path: Path) -> None:
     from components.base import RunContext
-    from components.dataflow.scenarios import StreamConfig
     from components.events.embedded import EmbeddedEventsConfig
+    from components.scenarios.stream import StreamConfig
 
     with ExitStack() as stack:
         flow = stack.enter_context(ProxyStoreConfig().build())

@@ -25,10 +25,10 @@ from components.events.clients import DLQ_ERROR
 from components.events.embedded import EmbeddedEventsConfig
 from components.events.fabric import KafkaFabric
 from components.events.kafka import KafkaEventsConfig
-from components.events.throughput_scenario import EventThroughputConfig
 from components.events.topology import TriggerSpec
-from components.events.trigger_scenario import EventTriggersConfig
 from components.loopback import free_port
+from components.scenarios.event_throughput import EventThroughputConfig
+from components.scenarios.event_triggers import EventTriggersConfig
 
 pytestmark = [pytest.mark.service]
 

@@ -11,10 +11,10 @@ from components.base import RunContext
 from components.executors.base import LoomExecutor
 from components.executors.dask import DaskExecutorConfig
 from components.executors.process import ProcessExecutorConfig
-from components.executors.scenarios import SyntheticScenarioConfig
-from components.executors.synthetic import build_workflow, synthetic_task
 from components.executors.thread import ThreadExecutorConfig
 from components.runtime.taskpath import FailureSpec, TaskPath
+from components.scenarios.synthetic import SyntheticScenarioConfig
+from components.scenarios.taps_workflows import build_workflow, synthetic_task
 
 STRUCTURES = ["bag", "diamond", "reduce", "sequential"]
 EXPECTED_TASKS = {"bag": 12, "diamond": 14, "reduce": 13, "sequential": 12}

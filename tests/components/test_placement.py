@@ -25,10 +25,10 @@ from components.placement.hdfs_3rep import Hdfs3Rep
 from components.placement.hdfs_rs import HdfsRS
 from components.placement.random_choice import RandomScheduler
 from components.placement.reliability import max_k, meets, survival_cdf
-from components.placement.scenarios import PlacementSimulationConfig
 from components.placement.scheduling import Scheduler, SchedulingContext
-from components.placement.simulator import Simulator
-from components.placement.workload import WorkloadError, read_workload
+from components.scenarios.placement_simulation import PlacementSimulationConfig
+from components.scenarios.placement_simulator import Simulator
+from components.scenarios.placement_workload import WorkloadError, read_workload
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "drex"
 TIMES = CodingTimes.load(DATA / "ec_times")
@@ -329,7 +329,7 @@ def test_failures_recipe_re_places_a_lost_nodes_items(workdir: Path) -> None:
 
 
 def test_trace_failures_take_nodes_down_at_their_time(tmp_path: Path) -> None:
-    from components.placement.scenarios import _Trace
+    from components.scenarios.placement_simulation import _Trace
 
     trace = tmp_path / "failures.csv"
     trace.write_text("id,failed_time(s)\n1,100\n6,5000\n")

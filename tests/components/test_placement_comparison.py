@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from components.base import FinishedJob
-from components.placement.comparison import (
+from components.scenarios.placement_comparison import (
     placer_label,
     relative_to_best_baseline,
     setting_keys,

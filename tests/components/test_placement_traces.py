@@ -15,12 +15,12 @@ from pydantic import ValidationError
 from components.placement.cluster import Cluster
 from components.placement.costs import NearestSize
 from components.placement.glibc_rand import GlibcRandom
-from components.placement.reference_records import diff_records, main, write_reference_records
 from components.placement.reliability import random_targets
-from components.placement.scenarios import PlacementSimulationConfig
 from components.placement.scheduling import SchedulingContext
-from components.placement.simulator import SimulationResult, Simulator
-from components.placement.workload import WorkloadError, as_c_floats, read_workload
+from components.scenarios.placement_records import diff_records, main, write_reference_records
+from components.scenarios.placement_simulation import PlacementSimulationConfig
+from components.scenarios.placement_simulator import SimulationResult, Simulator
+from components.scenarios.placement_workload import WorkloadError, as_c_floats, read_workload
 from tests.components.test_placement import DATA, MEVA, MOST_USED, SCHEDULERS, TIMES
 
 REFERENCE_B = {

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from components.executors.process import ProcessExecutor
 from components.executors.thread import ThreadExecutor
+from components.scenarios.steered_campaign import SteeredCampaignConfig, _record
 from components.steering.ackley import ackley, evaluate, runtimes
 from components.steering.config import (
     BatchSteeringConfig,
@@ -23,7 +24,6 @@ from components.steering.config import (
 from components.steering.metrics import campaign_metrics, utilisation_series
 from components.steering.policies import POLICIES, CampaignSettings
 from components.steering.queues import LockedPipeQueues
-from components.steering.scenario import SteeredCampaignConfig, _record
 from components.steering.server import ExecutorTaskServer
 from components.steering.surrogate import rank
 

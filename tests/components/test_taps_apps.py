@@ -12,11 +12,11 @@ from pydantic import ValidationError
 from components.base import RunContext
 from components.dataflow.base import ByValueConfig
 from components.dataflow.proxystore_flow import ProxyStoreConfig, ProxyStoreFlow
-from components.executors.cholesky import CholeskyConfig
-from components.executors.mapreduce import MapReduceConfig, chunks, count_words
-from components.executors.moldesign import MolDesignConfig
-from components.executors.physics import PhysicsConfig, heightmap, surface_at
 from components.executors.process import ProcessExecutorConfig
+from components.scenarios.cholesky import CholeskyConfig
+from components.scenarios.mapreduce import MapReduceConfig, chunks, count_words
+from components.scenarios.moldesign import MolDesignConfig
+from components.scenarios.physics import PhysicsConfig, heightmap, surface_at
 
 
 @pytest.fixture(params=["by_value", "proxystore"], scope="module")
@@ -58,7 +58,7 @@ def test_cholesky_matches_numpy(components: dict[str, object], tmp_path: Path) -
 def test_moldesign_steers_xtb_and_checks_its_best_molecule(
     components: dict[str, object], tmp_path: Path
 ) -> None:
-    from components.executors.molecules import search_space
+    from components.scenarios.molecules import search_space
 
     ctx = _ctx(components, tmp_path)
     config = MolDesignConfig(search_size=600, initial_count=4, search_count=8, batch_size=2,

@@ -76,7 +76,7 @@ class EnergyAwarePlacementConfig(ScenarioConfig):
     @classmethod
     def comparison(cls, runs: list[FinishedJob]) -> tuple[str, list[dict[str, Any]]] | None:
         """Each job's strategy beside the authors' row (α sweep: their sensitivity table)."""
-        from components.task_placement.report import comparison
+        from components.scenarios.greenfaas_report import comparison
 
         return comparison(runs)
 
@@ -154,7 +154,7 @@ class EnergyAwarePlacement:
         results: dict[str, tuple[Placement, Executed, float]],
         predicted: tuple[np.ndarray, np.ndarray],
     ) -> None:  # fmt: skip
-        from components.task_placement.report import plot, strategy_rows
+        from components.scenarios.greenfaas_report import plot, strategy_rows
 
         placement, executed, overhead = results[own]
         rows = np.arange(workload.tasks)

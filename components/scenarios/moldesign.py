@@ -5,7 +5,7 @@ Compute the ionization energy of ``initial_count`` random molecules with xTB, th
 score the whole search space with it in ``inference_chunks`` tasks that each receive the
 trained model (through the data flow: a proxy of it, with ``dataflow=proxystore``), combine
 the chunks in one more task, and compute the ``batch_size`` best-predicted new molecules.
-Chemistry in :mod:`components.executors.molecules`.
+Chemistry in :mod:`components.scenarios.molecules`.
 
 Unlike TaPS: a failed computation is replaced by a molecule not yet tried (TaPS draws with
 the same random state every time, so it retries one molecule for ever); the fingerprint
@@ -72,7 +72,7 @@ class MolDesign:
 
     def run(self, ctx: RunContext) -> None:
         """Run the campaign and record it."""
-        from components.executors import molecules as chem
+        from components.scenarios import molecules as chem
 
         cfg = self.config
         seed = ctx.seed if cfg.seed is None else cfg.seed

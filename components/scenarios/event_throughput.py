@@ -19,7 +19,7 @@ from components.events.base import Access, EventsError
 from components.events.clients import FabricConsumer
 from components.events.fabric import KafkaFabric, fabric_of
 from components.events.plots import plot_latency
-from components.events.workload import (
+from components.scenarios.event_workload import (
     ConsumerTally,
     ProducerResult,
     event_keys,

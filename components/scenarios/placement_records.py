@@ -5,7 +5,7 @@ index among the writes, size, the (N, K) it chose and its modelled times, printe
 C's ``%f``. ``scenario.records=reference`` writes ``per_item.csv`` in exactly that shape,
 so that a run can be set beside the reference's row by row::
 
-    python -m components.placement.reference_records per_item.csv per_item_DRexSC.csv
+    python -m components.scenarios.placement_records per_item.csv per_item_DRexSC.csv
 
 prints the first item where the two differ (stored by one only, another (N, K), or a time
 that differs beyond the last printed digit) and how many items differ in each column.
@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from components.placement.simulator import SimulationResult
+from components.scenarios.placement_simulator import SimulationResult
 
 REFERENCE_COLUMNS = (
     "ID", "Size", "Total_Transfer_Time", "Transfer_Time_Parralelized", "Chunking_Time", "N", "K",
@@ -130,9 +130,9 @@ def diff_records(ours_path: Path, theirs_path: Path) -> RecordDiff:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m components.placement.reference_records OURS REFERENCE``: 0 if they agree."""
+    """``python -m components.scenarios.placement_records OURS REFERENCE``: 0 if they agree."""
     parser = argparse.ArgumentParser(
-        prog="python -m components.placement.reference_records",
+        prog="python -m components.scenarios.placement_records",
         description="Compare a run's per_item.csv (scenario.records=reference) with the "
         "reference simulator's per-item output, item by item.",
     )

@@ -13,23 +13,14 @@ from pydantic import Field, field_validator, model_validator
 from components.base import FinishedJob, LoomModel, RunContext, Scenario, ScenarioConfig
 from components.placement.base import Placer
 from components.placement.cluster import Cluster, NodeSetError, NodeSpec, read_nodes
-from components.placement.comparison import relative_to_best_baseline
-from components.placement.costs import CodingTimes, NearestSize
+from components.placement.costs import DATA_DIR, CodingTimes, NearestSize, data_path
 from components.placement.csv_rows import read_rows
-from components.placement.reference_records import write_reference_records
 from components.placement.reliability import TargetRng, daily_failure_rate
 from components.placement.scheduling import PlacerScheduler, Scheduler, SchedulingContext
-from components.placement.simulator import FailurePlan, SimulationResult, Simulator
-from components.placement.workload import WorkloadError, read_workload
-
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-DATA_DIR = "data/drex"
-
-
-def data_path(value: str) -> Path:
-    """``value`` as given if it exists, else relative to the project (where ``data/`` lives)."""
-    path = Path(value).expanduser()
-    return path if path.exists() or path.is_absolute() else PROJECT_ROOT / path
+from components.scenarios.placement_comparison import relative_to_best_baseline
+from components.scenarios.placement_records import write_reference_records
+from components.scenarios.placement_simulator import FailurePlan, SimulationResult, Simulator
+from components.scenarios.placement_workload import WorkloadError, read_workload
 
 
 class NoFailures(LoomModel):

@@ -19,7 +19,7 @@ from components.placement.cluster import Cluster
 from components.placement.costs import CLIENT_BANDWIDTH_MB_S, CodingTimes, coding_seconds
 from components.placement.reliability import meets
 from components.placement.scheduling import Decision, Scheduler, SchedulingContext
-from components.placement.workload import Workload
+from components.scenarios.placement_workload import Workload
 
 
 class FailurePlan:

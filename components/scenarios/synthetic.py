@@ -7,10 +7,16 @@ from typing import ClassVar, Literal, Self
 from pydantic import Field, model_validator
 
 from components.base import LoomModel, RunContext, Scenario, ScenarioConfig
-from components.executors.synthetic import Structure, Workflow, build_workflow, noop, synthetic_task
 from components.runtime.protocols import LoomExecutor
 from components.runtime.taskpath import FailureKind, FailureSpec, TaskHandle, TaskPath
 from components.runtime.trial import TaskTrial
+from components.scenarios.taps_workflows import (
+    Structure,
+    Workflow,
+    build_workflow,
+    noop,
+    synthetic_task,
+)
 
 # Every task's output is held until the trial ends, so bound what a trial can hold.
 MAX_HELD_BYTES = 2 * 1024**3

@@ -6,9 +6,9 @@ endpoint, and two headlines: (a) the prototype's: MinEnergy and MinCredit agains
 under CBA; (b) the paper's question: the energy cost-minimising users consume when charged by
 node-hours, by energy or by carbon.
 
-Profiles are the published ones (:mod:`components.energy.accounting` says which cells are
+Profiles are the published ones (:mod:`components.scenarios.accounting_study` says which cells are
 imputed) or, with ``profiles: measured``, an emulation from running the functions here
-(:mod:`components.energy.accounting_functions`).
+(:mod:`components.scenarios.accounting_functions`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,9 @@ from typing import ClassVar, Literal
 from pydantic import Field, field_validator, model_validator
 
 from components.base import LoomModel, RunContext, Scenario, ScenarioConfig
-from components.energy.accounting import (
+from components.energy.profiles import local_profile
+from components.scenarios.accounting_functions import MeasureConfig, emulated_profiles, measure_here
+from components.scenarios.accounting_study import (
     ENDPOINT_ORDER,
     PolicyResult,
     Scheme,
@@ -32,8 +34,6 @@ from components.energy.accounting import (
     published_profiles,
     simulate,
 )
-from components.energy.accounting_functions import MeasureConfig, emulated_profiles, measure_here
-from components.energy.profiles import local_profile
 
 log = logging.getLogger(__name__)
 

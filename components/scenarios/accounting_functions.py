@@ -5,7 +5,7 @@ BLAS is limited to one thread while they run). Its CPU time becomes dynamic ener
 run's watts per thread; the profiles of the four endpoints are then **emulated**: this
 machine stands in for Desktop, and each endpoint's runtime and energy are this machine's
 scaled by the published ratio of that endpoint to Desktop for the function
-(:func:`components.energy.accounting.published_profiles`). Nothing here ran on those
+(:func:`components.scenarios.accounting_study.published_profiles`). Nothing here ran on those
 machines, and the outputs say so.
 
 ``molecular`` is a stand-in: the prototype's ``compute_vertical`` needs xtb and RDKit, which
@@ -23,7 +23,7 @@ import numpy as np
 from pydantic import Field
 
 from components.base import LoomModel
-from components.energy.accounting import FUNCTIONS, TaskProfile
+from components.scenarios.accounting_study import FUNCTIONS, TaskProfile
 
 # The prototype's three molecules (CCC, C#CC12OC3CC1C2O3, CC1=NC(O)=NC=C1F): heavy atoms.
 _MOLECULE_HEAVY_ATOMS = (3, 9, 9)
