@@ -7,6 +7,7 @@ and what is allowed. A recipe is ``recipe=<name>`` (``recipes/<name>.yaml``) or
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import shutil
@@ -122,7 +123,6 @@ class Composer:
         """
         if self.declared_sweep(overrides):
             overrides, multirun = [*overrides, *self.recipe_sweep(overrides)], True
-        from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
         from hydra.core.override_parser.overrides_parser import OverridesParser
         from hydra.errors import HydraException
 
@@ -135,8 +135,20 @@ class Composer:
             if sweeps:
                 raise ConfigError(f"{sweeps[0]} lists several values; add -m to sweep them")
             return [overrides]
-        jobs: list[list[str]] = BasicSweeper.split_arguments(parsed, None)[0]
-        return jobs
+        # One job per combination of the swept values, in the order Hydra's sweeper gives.
+        choices: list[list[str]] = []
+        for override in parsed:
+            key = override.get_key_element()
+            if not override.is_sweep_override():
+                choices.append([f"{key}={override.get_value_element_as_str()}"])
+            elif override.is_discrete_sweep():
+                choices.append([f"{key}={value}" for value in override.sweep_string_iterator()])
+            else:
+                raise ConfigError(
+                    f"{override.input_line}: an interval sweeps no fixed values; list them "
+                    "(a=1,2,3) or use range(start, stop, step)"
+                )
+        return [list(job) for job in itertools.product(*choices)]
 
     def compose(self, overrides: list[str]) -> JobConfig:
         """Compose one job's config and validate it."""
