@@ -39,7 +39,7 @@ from typing import Any
 import psutil
 from tables import publish  # benchmarks/ is the script's folder
 
-from components.dataflow.base import ByValueConfig
+from components.dataflow.by_value import ByValueConfig
 from components.dataflow.proxystore_flow import ProxyStoreConfig
 from components.dataflow.workload import (
     checksum,
@@ -48,8 +48,8 @@ from components.dataflow.workload import (
     transform,
     transform_resolved,
 )
-from components.executors.dask import DaskExecutorConfig
-from components.executors.process import ProcessExecutorConfig
+from components.executor.dask import DaskExecutorConfig
+from components.executor.process import ProcessExecutorConfig
 from components.loopback import free_port
 from components.runtime.taskpath import TaskPath
 

@@ -28,10 +28,10 @@ from typing import Any
 
 from tables import publish  # benchmarks/ is the script's folder
 
-from components.energy.base import NoMeter
 from components.energy.meters import ModelEnergyConfig
-from components.executors.process import ProcessExecutorConfig
-from components.executors.thread import ThreadExecutorConfig
+from components.energy.protocol import NoMeter
+from components.executor.process import ProcessExecutorConfig
+from components.executor.thread import ThreadExecutorConfig
 from components.runtime.taskpath import TaskPath
 from components.scenarios.taps_workflows import noop
 

@@ -22,8 +22,8 @@ from pathlib import Path
 
 from tables import markdown  # benchmarks/ is the script's folder
 
-from components.executors.process import ProcessExecutorConfig
-from components.executors.thread import ThreadExecutorConfig
+from components.executor.process import ProcessExecutorConfig
+from components.executor.thread import ThreadExecutorConfig
 from components.runtime.taskpath import TaskPath
 from components.scenarios.taps_workflows import noop
 

@@ -78,8 +78,8 @@ def loom_side(cfg: dict[str, Any], out_path: str, executor: str) -> None:
 
     import torch
 
-    from components.executors.process import ProcessExecutorConfig
-    from components.executors.thread import ThreadExecutorConfig
+    from components.executor.process import ProcessExecutorConfig
+    from components.executor.thread import ThreadExecutorConfig
     from components.fl import jobs
     from components.fl.config import FlightConfig, TwoTier
     from components.fl.data import load

@@ -13,7 +13,7 @@ import copy
 
 import numpy as np
 
-from components.task_placement.base import Placement, Problem, Site
+from components.task_placement.protocol import Placement, Problem, Site
 
 
 class MockEndpoint:

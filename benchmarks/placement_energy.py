@@ -26,9 +26,9 @@ import numpy as np
 from tables import publish
 
 from components.task_placement import greenfaas
-from components.task_placement.base import Placement, Problem
 from components.task_placement.clusters import ClusterMhra, cluster_tasks, threshold_j
 from components.task_placement.endpoints import SimulatedEndpointsConfig
+from components.task_placement.protocol import Placement, Problem
 from components.task_placement.simulated import SimulatedEndpoints
 from components.task_placement.strategies import Fastest, LeastEnergy, Mhra, RoundRobin
 

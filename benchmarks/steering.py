@@ -31,9 +31,9 @@ from colmena.queue.python import PipeQueues
 from colmena.task_server.local import LocalTaskServer
 from tables import publish  # benchmarks/ is the script's folder
 
-from components.executors.dask import DaskExecutorConfig
-from components.executors.process import ProcessExecutor
-from components.executors.thread import ThreadExecutor
+from components.executor.dask import DaskExecutorConfig
+from components.executor.process import ProcessExecutor
+from components.executor.thread import ThreadExecutor
 from components.scenarios.steered_campaign import _record
 from components.steering.ackley import evaluate
 from components.steering.metrics import campaign_metrics

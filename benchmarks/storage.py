@@ -25,9 +25,9 @@ from pathlib import Path
 import numpy as np
 from tables import publish  # benchmarks/ is the script's folder
 
-from components.coding.base import Coder
 from components.coding.isal import IsalCoder
 from components.coding.none import NoCoder
+from components.coding.protocol import Coder
 from components.coding.zfec_coder import ZfecCoder
 from components.placement.utility_factor import UtilityFactorPlacer
 from components.storage.container import LinkSpec

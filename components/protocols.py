@@ -10,19 +10,19 @@ from __future__ import annotations
 from importlib import import_module
 
 GROUP_PROTOCOLS: dict[str, str] = {
-    "coding": "components.coding.base:Coder",
-    "dataflow": "components.dataflow.base:DataFlow",
-    "endpoints": "components.task_placement.base:Endpoints",
-    "energy": "components.energy.base:EnergyMeter",
-    "events": "components.events.base:EventFabric",
-    "executor": "components.executors.base:LoomExecutor",
+    "coding": "components.coding.protocol:Coder",
+    "dataflow": "components.dataflow.protocol:DataFlow",
+    "endpoints": "components.task_placement.protocol:Endpoints",
+    "energy": "components.energy.protocol:EnergyMeter",
+    "events": "components.events.protocol:EventFabric",
+    "executor": "components.executor.protocol:LoomExecutor",
     "fl": "components.fl.setup:FlightFL",
-    "placement": "components.placement.base:Placer",
-    "pricing": "components.pricing.base:Pricing",
+    "placement": "components.placement.protocol:Placer",
+    "pricing": "components.pricing.protocol:Pricing",
     "scenario": "components.base:Scenario",
     "steering": "components.steering.config:SteeringPolicy",
     "storage": "components.storage.network:StorageNetwork",
-    "task_placement": "components.task_placement.base:TaskPlacer",
+    "task_placement": "components.task_placement.protocol:TaskPlacer",
 }
 
 

@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from components.base import ProgressReporter, RunContext, Scenario, SilentProgress
-from components.energy.base import EnergyMeter, NoMeter
+from components.energy.protocol import EnergyMeter, NoMeter
 from components.error_info import ErrorInfo
-from components.pricing.base import Pricing
+from components.pricing.protocol import Pricing
 from components.protocols import check_provides
 from framework.config import JobConfig
 from framework.results import write_json, write_yaml

@@ -44,7 +44,7 @@ from typing import ClassVar, Literal
 from pydantic import Field
 
 from components.base import RunContext, ScenarioConfig
-from components.executors.base import ExecutorConfig
+from components.executor.protocol import ExecutorConfig
 
 ATTEMPTS = {"count": 0}
 

@@ -7,7 +7,7 @@ from typing import Any, Literal, Self
 
 from pydantic import Field, model_validator
 
-from components.coding.base import Coder, CodingConfig, need_k
+from components.coding.protocol import Coder, CodingConfig, need_k
 
 
 class IsalCoder:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Literal
 
-from components.coding.base import Coder, CodingConfig, need_k
+from components.coding.protocol import Coder, CodingConfig, need_k
 
 
 class NoCoder:

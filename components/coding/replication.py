@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from components.coding.base import Coder, CodingConfig, need_k
+from components.coding.protocol import Coder, CodingConfig, need_k
 
 
 class ReplicationCoder:

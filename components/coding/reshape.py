@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from components.coding.base import Coder
 from components.coding.isal import IsalCoder
+from components.coding.protocol import Coder
 from components.coding.replication import ReplicationCoder
 from components.coding.zfec_coder import ZfecCoder
 

@@ -21,11 +21,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from components.coding.base import Coder
-from components.placement.base import Placer
-from components.storage.base import InsufficientCapacity, ObjectNotFound, StorageError
+from components.coding.protocol import Coder
+from components.placement.protocol import Placer
 from components.storage.container import ContainerSpec, DataContainer
 from components.storage.fabric import Fabric
+from components.storage.protocol import InsufficientCapacity, ObjectNotFound, StorageError
 
 log = logging.getLogger(__name__)
 

@@ -38,7 +38,6 @@ from proxystore.store.config import StoreConfig
 from proxystore.store.factory import StoreFactory
 from pydantic import Field, field_validator
 
-from components.dataflow.base import DataFlow, DataFlowConfig
 from components.dataflow.connectors import (
     FabricConnectorConfig,
     FileConnectorConfig,
@@ -48,6 +47,7 @@ from components.dataflow.connectors import (
 )
 from components.dataflow.futures import DataFuture
 from components.dataflow.ownership import Owned, returned
+from components.dataflow.protocol import DataFlow, DataFlowConfig
 from components.dataflow.sizes import ProxyRule, is_proxy
 from components.dataflow.wake import RedisWake, Wake
 from components.runtime.protocols import DataMover, WorkerHook

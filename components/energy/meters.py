@@ -16,10 +16,10 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from components.base import ComponentConfig
-from components.energy.base import EnergyMeter, NoMeter
 from components.energy.carbon import CarbonSeries, CarbonSeriesError
 from components.energy.model import ModelMeter
 from components.energy.profiles import MachineProfile, ProfileName, profile
+from components.energy.protocol import EnergyMeter, NoMeter
 from components.energy.pyjoules_meter import PyJoulesMeter, PyJoulesUnavailable, pyjoules_devices
 from components.energy.rapl import POWERCAP, RaplMeter, RaplUnavailable, find_zones
 

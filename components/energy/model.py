@@ -9,9 +9,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from components.energy.base import EnergyReading, Source
 from components.energy.cpu import ProcessTreeCpu
 from components.energy.profiles import MachineProfile
+from components.energy.protocol import EnergyReading, Source
 
 # Wall time → the grid's mean intensity over [start, end] (Unix seconds).
 IntensityOver = Callable[[float, float], float]

@@ -15,8 +15,8 @@ import logging
 import time
 from typing import Any
 
-from components.energy.base import EnergyReading
 from components.energy.model import ModelMeter
+from components.energy.protocol import EnergyReading
 
 log = logging.getLogger(__name__)
 

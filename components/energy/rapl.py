@@ -15,9 +15,9 @@ from pathlib import Path
 
 import psutil
 
-from components.energy.base import EnergyReading
 from components.energy.cpu import ProcessTreeCpu
 from components.energy.model import ModelMeter
+from components.energy.protocol import EnergyReading
 
 POWERCAP = Path("/sys/class/powercap")
 

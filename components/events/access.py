@@ -12,7 +12,7 @@ import re
 import secrets
 import threading
 
-from components.events.base import Access, AccessDenied, TopicError
+from components.events.protocol import Access, AccessDenied, TopicError
 
 NAME = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
 

@@ -24,7 +24,7 @@ from confluent_kafka.admin import (
     ResourceType,
 )
 
-from components.events.base import Access, EventsError
+from components.events.protocol import Access, EventsError
 
 
 def _operations(access: Access) -> list[Any]:

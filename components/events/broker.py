@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from types import TracebackType
 from typing import IO, Self
 
-from components.events.base import BrokerUnreachable, EventsError
+from components.events.protocol import BrokerUnreachable, EventsError
 from components.loopback import free_port
 
 log = logging.getLogger(__name__)

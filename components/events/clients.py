@@ -25,8 +25,8 @@ from confluent_kafka import (
 )
 
 from components.events.access import AccessControl, full_name
-from components.events.base import Access, AccessDenied, Event, EventsError
 from components.events.offsets import ReturnedOffsets
+from components.events.protocol import Access, AccessDenied, Event, EventsError
 
 log = logging.getLogger(__name__)
 

@@ -18,18 +18,18 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
 from components.events.access import AccessControl, check_name, full_name, owner_of
-from components.events.base import (
-    Access,
-    BrokerUnreachable,
-    EventsError,
-    TopicError,
-    TopicInfo,
-)
 from components.events.clients import (
     FabricConsumer,
     FabricProducer,
     ValueFormat,
     dead_letter_sink,
+)
+from components.events.protocol import (
+    Access,
+    BrokerUnreachable,
+    EventsError,
+    TopicError,
+    TopicInfo,
 )
 from components.events.topology import EventsConfig
 

@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from components.events.base import Event, EventsError
 from components.events.clients import FabricProducer, dead_letter_sink
 from components.events.filters import compile_filter
+from components.events.protocol import Event, EventsError
 from components.events.topology import TriggerSpec
 
 if TYPE_CHECKING:

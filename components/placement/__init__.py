@@ -1,0 +1,16 @@
+"""The ``placement`` group: which nodes hold an item's chunks, and with which (n, k).
+
+``protocol.py`` holds what ``build()`` returns, the config base and the errors; each option
+has its module; modules starting with ``_`` are internals.
+"""
+
+from components.placement.protocol import (
+    CannotPlace,
+    NodeInfo,
+    Placement,
+    PlacementConfig,
+    Placer,
+    RankingPlacer,
+)
+
+__all__ = ["CannotPlace", "NodeInfo", "Placement", "PlacementConfig", "Placer", "RankingPlacer"]

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from components.placement.base import CannotPlace, NodeInfo
 from components.placement.csv_rows import read_rows
+from components.placement.protocol import CannotPlace, NodeInfo
 from components.placement.reliability import failure_probability
 
 NODE_COLUMNS = ("id", "storage_size", "write_bandwidth", "read_bandwidth", "annual_failure_rate")

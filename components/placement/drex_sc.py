@@ -31,7 +31,6 @@ from typing import Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from components.placement.base import CannotPlace
 from components.placement.cluster import Cluster
 from components.placement.costs import (
     CLIENT_BANDWIDTH_MB_S,
@@ -41,6 +40,7 @@ from components.placement.costs import (
     coding_seconds,
     data_path,
 )
+from components.placement.protocol import CannotPlace
 from components.placement.reliability import as_threshold, failure_pmf, max_k_matrix
 from components.placement.scheduling import (
     Decision,

@@ -8,8 +8,8 @@ most (live nodes − N + 1) times.
 
 from __future__ import annotations
 
-from components.placement.base import CannotPlace
 from components.placement.cluster import Cluster
+from components.placement.protocol import CannotPlace
 from components.placement.reliability import meets
 from components.placement.scheduling import Decision, no_space
 

@@ -8,8 +8,8 @@ from typing import Literal
 
 from pydantic import Field
 
-from components.placement.base import NodeInfo, PlacementConfig, Placer, RankingPlacer
 from components.placement.cluster import Cluster
+from components.placement.protocol import NodeInfo, PlacementConfig, Placer, RankingPlacer
 from components.placement.reliability import meets
 from components.placement.scheduling import (
     Decision,

@@ -6,7 +6,7 @@ import itertools
 import threading
 from typing import Literal
 
-from components.placement.base import NodeInfo, PlacementConfig, Placer, RankingPlacer
+from components.placement.protocol import NodeInfo, PlacementConfig, Placer, RankingPlacer
 
 
 class RoundRobinPlacer(RankingPlacer):

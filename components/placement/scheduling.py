@@ -3,7 +3,7 @@
 A :class:`Scheduler` decides (N, K) and the nodes of one item on a :class:`Cluster` (arrays,
 no per-node objects), which the trace-driven simulator calls a million times per run. The
 same scheduler serves the storage fabric through :class:`ReliabilityPlacer`, the
-:class:`~components.placement.base.Placer` protocol's adapter.
+:class:`~components.placement.protocol.Placer` protocol's adapter.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import Field
 
-from components.placement.base import CannotPlace, NodeInfo, Placement, PlacementConfig, Placer
 from components.placement.cluster import MB, Cluster
 from components.placement.costs import CodingTimes, NearestSize
+from components.placement.protocol import CannotPlace, NodeInfo, Placement, PlacementConfig, Placer
 from components.placement.reliability import max_k_from_cdf
 
 

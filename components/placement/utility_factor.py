@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from components.placement.base import NodeInfo, PlacementConfig, Placer, RankingPlacer
+from components.placement.protocol import NodeInfo, PlacementConfig, Placer, RankingPlacer
 
 
 class UtilityFactorPlacer(RankingPlacer):

@@ -27,9 +27,9 @@ from typing import Literal
 
 import numpy as np
 
-from components.energy.base import EnergyReading
 from components.energy.profiles import ENDPOINTS, MachineProfile
-from components.pricing.base import Pricing
+from components.energy.protocol import EnergyReading
+from components.pricing.protocol import Pricing
 
 Policy = Literal["min_credit", "min_energy", "min_runtime"] | str  # or "fixed:<endpoint>"
 Scheme = Literal["node_hours", "energy", "carbon"]

@@ -17,7 +17,8 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from components.base import ComponentConfig, FinishedJob, RunContext, Scenario, ScenarioConfig
-from components.task_placement.base import (
+from components.task_placement.predictors import relative_error
+from components.task_placement.protocol import (
     Endpoints,
     Executed,
     Placement,
@@ -25,7 +26,6 @@ from components.task_placement.base import (
     TaskPlacer,
     Workload,
 )
-from components.task_placement.predictors import relative_error
 
 BASELINES = ("single", "round_robin", "fastest", "least_energy", "mhra", "cluster_mhra")
 

@@ -12,8 +12,8 @@ from typing import ClassVar, Literal
 from pydantic import Field
 
 from components.base import RunContext, ScenarioConfig
-from components.events.base import AccessDenied, EventsError
 from components.events.fabric import fabric_of
+from components.events.protocol import AccessDenied, EventsError
 
 
 class EventAccessConfig(ScenarioConfig):

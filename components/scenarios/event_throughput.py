@@ -15,10 +15,10 @@ import numpy as np
 from pydantic import Field
 
 from components.base import RunContext, ScenarioConfig
-from components.events.base import Access, EventsError
 from components.events.clients import FabricConsumer
 from components.events.fabric import KafkaFabric, fabric_of
 from components.events.plots import plot_latency
+from components.events.protocol import Access, EventsError
 from components.scenarios.event_workload import (
     ConsumerTally,
     ProducerResult,

@@ -9,9 +9,9 @@ import numpy as np
 from pydantic import Field
 
 from components.base import RunContext, ScenarioConfig
-from components.events.base import EventsError
 from components.events.fabric import fabric_of
 from components.events.filters import compile_filter
+from components.events.protocol import EventsError
 from components.events.topology import EventsConfig
 from components.events.triggers import Trigger
 

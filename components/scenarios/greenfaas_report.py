@@ -7,7 +7,7 @@ from typing import Any
 
 from components.base import FinishedJob
 from components.task_placement import greenfaas
-from components.task_placement.base import Endpoints, Executed, Placement
+from components.task_placement.protocol import Endpoints, Executed, Placement
 
 
 def _published_key(name: str) -> str:

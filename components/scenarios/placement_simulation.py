@@ -11,10 +11,10 @@ from typing import Annotated, Any, ClassVar, Literal, Self
 from pydantic import Field, field_validator, model_validator
 
 from components.base import FinishedJob, LoomModel, RunContext, Scenario, ScenarioConfig
-from components.placement.base import Placer
 from components.placement.cluster import Cluster, NodeSetError, NodeSpec, read_nodes
 from components.placement.costs import DATA_DIR, CodingTimes, NearestSize, data_path
 from components.placement.csv_rows import read_rows
+from components.placement.protocol import Placer
 from components.placement.reliability import TargetRng, daily_failure_rate
 from components.placement.scheduling import PlacerScheduler, Scheduler, SchedulingContext
 from components.scenarios.placement_comparison import relative_to_best_baseline

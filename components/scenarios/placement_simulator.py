@@ -14,9 +14,9 @@ from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from components.placement.base import CannotPlace
 from components.placement.cluster import Cluster
 from components.placement.costs import CLIENT_BANDWIDTH_MB_S, CodingTimes, coding_seconds
+from components.placement.protocol import CannotPlace
 from components.placement.reliability import meets
 from components.placement.scheduling import Decision, Scheduler, SchedulingContext
 from components.scenarios.placement_workload import Workload

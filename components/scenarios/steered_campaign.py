@@ -166,7 +166,7 @@ class SteeredCampaign:
 
 def _fabric(ctx: RunContext) -> Any:
     """The ``loom`` principal's session on the run's event fabric."""
-    from components.events.base import EventFabric
+    from components.events.protocol import EventFabric
 
     fabric = ctx.component("events", EventFabric)  # type: ignore[type-abstract]
     return fabric.login(fabric.token_of(FABRIC_PRINCIPAL))

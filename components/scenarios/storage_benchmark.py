@@ -9,7 +9,7 @@ from pydantic import Field
 
 from components.base import RunContext, Scenario
 from components.coding.none import NoCoder
-from components.placement.base import Placer
+from components.placement.protocol import Placer
 from components.scenarios.storage_trial import (
     StorageScenarioConfig,
     balance,

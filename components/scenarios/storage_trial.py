@@ -9,8 +9,8 @@ from typing import Any, ClassVar, Self
 from pydantic import Field, model_validator
 
 from components.base import RunContext, ScenarioConfig
-from components.coding.base import Coder
-from components.placement.base import Placer
+from components.coding.protocol import Coder
+from components.placement.protocol import Placer
 from components.scenarios.storage_workload import (
     ObjectSpec,
     digest,

@@ -14,9 +14,9 @@ from typing import Any, Self
 from pydantic import Field, field_validator
 
 from components.base import LoomModel
-from components.placement.base import NodeInfo
-from components.storage.base import ContainerDown, StorageError
+from components.placement.protocol import NodeInfo
 from components.storage.keys import check_key
+from components.storage.protocol import ContainerDown, StorageError
 
 MB = 1_000_000
 _HEALTH_KEY = ".loom-health"

@@ -20,10 +20,13 @@ from typing import BinaryIO
 
 import xxhash
 
-from components.coding.base import Coder
+from components.coding.protocol import Coder
 from components.coding.reshape import reshape
-from components.placement.base import CannotPlace, Placer
-from components.storage.base import (
+from components.placement.protocol import CannotPlace, Placer
+from components.storage.catalog import Catalog, ChunkRow, ObjectRow
+from components.storage.container import DataContainer
+from components.storage.keys import check_key
+from components.storage.protocol import (
     AccessDenied,
     ContainerDown,
     InsufficientCapacity,
@@ -33,9 +36,6 @@ from components.storage.base import (
     PutSource,
     StorageError,
 )
-from components.storage.catalog import Catalog, ChunkRow, ObjectRow
-from components.storage.container import DataContainer
-from components.storage.keys import check_key
 
 
 @dataclass
@@ -137,7 +137,7 @@ class Fabric:
         self.close()
 
     def connect(self, tenant: str, token: str) -> TenantStore:
-        """A tenant's :class:`~components.storage.base.ObjectStore`; a wrong token is refused."""
+        """A tenant's ``ObjectStore`` (the storage protocol); a wrong token is refused."""
         expected = self.tenants.get(tenant)
         if expected is None or not hmac.compare_digest(expected.encode(), token.encode()):
             raise AccessDenied(f"tenant {tenant!r}: unknown tenant or wrong token; access refused")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from components.storage.base import InvalidKey
+from components.storage.protocol import InvalidKey
 
 MAX_KEY_LENGTH = 1024
 _ALLOWED = re.compile(r"^[A-Za-z0-9._\-+=@,/ ]+$")

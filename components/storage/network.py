@@ -19,8 +19,8 @@ from typing import Any, Literal, Self
 from pydantic import Field, SecretStr, model_validator
 
 from components.base import ComponentConfig
-from components.coding.base import Coder
-from components.placement.base import Placer
+from components.coding.protocol import Coder
+from components.placement.protocol import Placer
 from components.storage.container import MB, ContainerSpec, DataContainer, LinkSpec
 from components.storage.fabric import Fabric
 

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from components.task_placement.base import IntArray, Placement, Problem
 from components.task_placement.plan import PlanEndpoint
+from components.task_placement.protocol import IntArray, Placement, Problem
 from components.task_placement.strategies import Objective, greedy, orderings
 
 THRESHOLD_SHARE = 0.25

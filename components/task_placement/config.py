@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from components.task_placement.base import TaskPlacementConfig, TaskPlacer
+from components.task_placement.protocol import TaskPlacementConfig, TaskPlacer
 
 Alpha = Field(0.5, ge=0, le=1, description="weight of energy against time (0: time only)")
 Faithful = Field(

@@ -18,11 +18,11 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import Field, model_validator
 
 from components.base import ComponentConfig, LoomModel
-from components.executors.dask import DaskExecutorConfig
-from components.executors.process import ProcessExecutorConfig
-from components.executors.thread import ThreadExecutorConfig
+from components.executor.dask import DaskExecutorConfig
+from components.executor.process import ProcessExecutorConfig
+from components.executor.thread import ThreadExecutorConfig
 from components.task_placement import greenfaas
-from components.task_placement.base import ProfileCell, Site
+from components.task_placement.protocol import ProfileCell, Site
 
 Table = dict[str, dict[str, ProfileCell]]
 

@@ -21,7 +21,7 @@ import math
 
 import numpy as np
 
-from components.task_placement.base import Executed, FloatArray, IntArray, Placement, Site
+from components.task_placement.protocol import Executed, FloatArray, IntArray, Placement, Site
 
 
 def blocks_needed(site: Site, tasks: int) -> int:

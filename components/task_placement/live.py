@@ -21,10 +21,10 @@ import numpy as np
 from components.energy.profiles import LOCAL_WATTS_PER_THREAD
 from components.runtime.protocols import LoomExecutor
 from components.runtime.taskpath import TaskHandle, TaskPath
-from components.task_placement.base import Executed, Placement, Site, Workload
 from components.task_placement.endpoints import LiveEndpointsConfig
 from components.task_placement.functions import LIVE_FUNCTIONS, run_function
 from components.task_placement.predictors import LeastSquaresPredictor, TablePredictor
+from components.task_placement.protocol import Executed, Placement, Site, Workload
 from components.task_placement.simulated import task_order
 
 MEASURED = ("makespan_s", "runtime_s", "dynamic_j (estimated from CPU time)")

@@ -17,7 +17,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Sequence
 
-from components.task_placement.base import Site
+from components.task_placement.protocol import Site
 
 
 class PlanEndpoint:

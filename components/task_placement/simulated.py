@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from components.task_placement.base import Executed, Placement, Workload
 from components.task_placement.endpoints import SimulatedEndpointsConfig
 from components.task_placement.ground_truth import execute
 from components.task_placement.predictors import TablePredictor
+from components.task_placement.protocol import Executed, Placement, Workload
 
 ORDERS = ("function_major", "interleaved", "shuffled")
 

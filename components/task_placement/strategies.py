@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from components.task_placement.base import FloatArray, IntArray, Placement, Problem
 from components.task_placement.plan import PlanEndpoint
+from components.task_placement.protocol import FloatArray, IntArray, Placement, Problem
 
 ORDERINGS = (
     "identity",

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from components.coding.base import DecodeError
 from components.coding.isal import IsalCoder
+from components.coding.protocol import DecodeError
 from components.coding.replication import ReplicationCoder
 from components.coding.zfec_coder import ZfecCoder
 

@@ -17,13 +17,13 @@ import pytest
 from proxystore.proxy import is_resolved
 from pydantic import ValidationError
 
-from components.dataflow.base import ByValueConfig
+from components.dataflow.by_value import ByValueConfig
 from components.dataflow.connectors import OpenConnector
 from components.dataflow.proxystore_flow import ProxyStoreConfig, ProxyStoreFlow, _Cache
 from components.dataflow.sizes import ProxyRule, estimate_size
-from components.executors.dask import DaskExecutorConfig
-from components.executors.process import ProcessExecutorConfig
-from components.executors.thread import ThreadExecutorConfig
+from components.executor.dask import DaskExecutorConfig
+from components.executor.process import ProcessExecutorConfig
+from components.executor.thread import ThreadExecutorConfig
 from components.loopback import free_port
 from components.runtime.taskpath import FailureSpec, TaskPath
 from components.scenarios.taps_workflows import synthetic_task

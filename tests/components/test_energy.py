@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from components.energy.base import EnergyReading, NoMeter
 from components.energy.carbon import CarbonSeries, CarbonSeriesError
 from components.energy.meters import (
     AutoEnergyConfig,
@@ -22,9 +21,10 @@ from components.energy.meters import (
 )
 from components.energy.model import ModelMeter
 from components.energy.profiles import ENDPOINTS, local_profile
+from components.energy.protocol import EnergyReading, NoMeter
 from components.energy.pyjoules_meter import PyJoulesMeter, PyJoulesUnavailable, pyjoules_devices
 from components.energy.rapl import CounterSum, RaplMeter, RaplUnavailable, find_zones
-from components.pricing.base import Pricing
+from components.pricing.protocol import Pricing
 
 BURN = "import time\nend = time.process_time() + {seconds}\nwhile time.process_time() < end: pass\n"
 
@@ -310,8 +310,8 @@ def _burn(seconds: float) -> float:
 
 @pytest.mark.parametrize("kind", ["thread", "process"])
 def test_each_task_s_cpu_time_is_recorded_on_its_worker(kind: str) -> None:
-    from components.executors.process import ProcessExecutorConfig
-    from components.executors.thread import ThreadExecutorConfig
+    from components.executor.process import ProcessExecutorConfig
+    from components.executor.thread import ThreadExecutorConfig
     from components.runtime.taskpath import TaskPath
 
     config = (

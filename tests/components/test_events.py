@@ -19,12 +19,12 @@ from typing import Any
 import pytest
 
 from components.base import RunContext
-from components.events.base import Access, AccessDenied, BrokerUnreachable, TopicError
 from components.events.broker import TansuBroker
 from components.events.clients import DLQ_ERROR
 from components.events.embedded import EmbeddedEventsConfig
 from components.events.fabric import KafkaFabric
 from components.events.kafka import KafkaEventsConfig
+from components.events.protocol import Access, AccessDenied, BrokerUnreachable, TopicError
 from components.events.topology import TriggerSpec
 from components.loopback import free_port
 from components.scenarios.event_throughput import EventThroughputConfig

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from components.base import RunContext
-from components.executors.base import LoomExecutor
-from components.executors.dask import DaskExecutorConfig
-from components.executors.process import ProcessExecutorConfig
-from components.executors.thread import ThreadExecutorConfig
+from components.executor.dask import DaskExecutorConfig
+from components.executor.process import ProcessExecutorConfig
+from components.executor.protocol import LoomExecutor
+from components.executor.thread import ThreadExecutorConfig
 from components.runtime.taskpath import FailureSpec, TaskPath
 from components.scenarios.synthetic import SyntheticScenarioConfig
 from components.scenarios.taps_workflows import build_workflow, synthetic_task

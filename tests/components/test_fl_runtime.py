@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import torch
 
-from components.executors.thread import ThreadExecutorConfig
+from components.executor.thread import ThreadExecutorConfig
 from components.fl.config import FedAsyncConfig, FlightConfig, TwoTier
 from components.fl.federation import Federation
 from components.fl.setup import FlightFL
@@ -178,7 +178,7 @@ def test_a_small_federation_through_the_engine(workdir: Path) -> None:
 
 def test_models_cross_the_process_executor_only_as_references() -> None:
     from components.dataflow.proxystore_flow import ProxyStoreConfig, ProxyStoreFlow
-    from components.executors.process import ProcessExecutorConfig
+    from components.executor.process import ProcessExecutorConfig
 
     config = FlightConfig(topology={"kind": "balanced", "branching": 2, "height": 2}, rounds=2,
                           clients_per_task=1)  # fmt: skip

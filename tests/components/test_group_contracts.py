@@ -16,8 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from components.base import ComponentConfig
-from components.coding.base import DecodeError
-from components.placement.base import CannotPlace, NodeInfo, Placer
+from components.coding.protocol import DecodeError
+from components.placement.protocol import CannotPlace, NodeInfo, Placer
 from components.protocols import GROUP_PROTOCOLS, check_provides
 from framework import registry
 from tests.components.group_options import composed, conf_files, conf_kind

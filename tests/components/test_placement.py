@@ -12,7 +12,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from components.placement.base import CannotPlace, NodeInfo
 from components.placement.cluster import Cluster, NodeSetError, NodeSpec, read_nodes
 from components.placement.costs import CodingTimes
 from components.placement.daos import Daos
@@ -23,6 +22,7 @@ from components.placement.greedy_least_used import GreedyLeastUsed
 from components.placement.greedy_min_storage import GreedyMinStorage
 from components.placement.hdfs_3rep import Hdfs3Rep
 from components.placement.hdfs_rs import HdfsRS
+from components.placement.protocol import CannotPlace, NodeInfo
 from components.placement.random_choice import RandomScheduler
 from components.placement.reliability import max_k, meets, survival_cdf
 from components.placement.scheduling import Scheduler, SchedulingContext

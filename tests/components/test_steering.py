@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from components.executors.process import ProcessExecutor
-from components.executors.thread import ThreadExecutor
+from components.executor.process import ProcessExecutor
+from components.executor.thread import ThreadExecutor
 from components.scenarios.steered_campaign import SteeredCampaignConfig, _record
 from components.steering.ackley import ackley, evaluate, runtimes
 from components.steering.config import (

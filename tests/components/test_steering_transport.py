@@ -12,7 +12,7 @@ from colmena.exceptions import TimeoutException
 
 from components.events.embedded import EmbeddedEventsConfig
 from components.events.fabric import KafkaFabric
-from components.executors.thread import ThreadExecutor
+from components.executor.thread import ThreadExecutor
 from components.steering.ackley import evaluate, runtimes
 from components.steering.digits import BOUND, hyperparameters, load, train_digits
 from components.steering.policies import POLICIES, CampaignSettings

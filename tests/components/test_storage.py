@@ -12,20 +12,12 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from components.coding.base import Coder
 from components.coding.isal import IsalConfig
 from components.coding.none import NoCodingConfig
+from components.coding.protocol import Coder
 from components.coding.replication import ReplicationConfig
 from components.coding.zfec_coder import ZfecConfig
 from components.placement.utility_factor import UtilityFactorConfig
-from components.storage.base import (
-    AccessDenied,
-    InsufficientCapacity,
-    InvalidKey,
-    ObjectNotFound,
-    ObjectUnreadable,
-    StorageError,
-)
 from components.storage.catalog import Catalog, ChunkRow
 from components.storage.container import ContainerSpec
 from components.storage.fabric import Fabric, TenantStore
@@ -36,6 +28,14 @@ from components.storage.network import (
     S3StorageConfig,
     StorageConfig,
     StorageNetwork,
+)
+from components.storage.protocol import (
+    AccessDenied,
+    InsufficientCapacity,
+    InvalidKey,
+    ObjectNotFound,
+    ObjectUnreadable,
+    StorageError,
 )
 from tests.components.group_options import composed, conf_files
 

@@ -10,9 +10,9 @@ import pytest
 from pydantic import ValidationError
 
 from components.base import RunContext
-from components.dataflow.base import ByValueConfig
+from components.dataflow.by_value import ByValueConfig
 from components.dataflow.proxystore_flow import ProxyStoreConfig, ProxyStoreFlow
-from components.executors.process import ProcessExecutorConfig
+from components.executor.process import ProcessExecutorConfig
 from components.scenarios.cholesky import CholeskyConfig
 from components.scenarios.mapreduce import MapReduceConfig, chunks, count_words
 from components.scenarios.moldesign import MolDesignConfig
@@ -94,7 +94,7 @@ def test_physics_balls_rest_on_the_green(components: dict[str, object], tmp_path
 
 
 def test_physics_runs_on_threads_with_a_client_per_task(tmp_path: Path) -> None:
-    from components.executors.thread import ThreadExecutorConfig
+    from components.executor.thread import ThreadExecutorConfig
 
     with ThreadExecutorConfig(max_workers=4).build() as pool, ByValueConfig().build() as flow:
         ctx = _ctx({"executor": pool, "dataflow": flow}, tmp_path)

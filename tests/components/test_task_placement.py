@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from components.task_placement.base import Placement, Problem, Site
 from components.task_placement.clusters import ClusterMhra, cluster_tasks, threshold_j
 from components.task_placement.config import ClusterMhraConfig, MhraConfig
 from components.task_placement.endpoints import LiveEndpointsConfig, SimulatedEndpointsConfig
@@ -21,6 +20,7 @@ from components.task_placement.predictors import (
     TablePredictor,
     relative_error,
 )
+from components.task_placement.protocol import Placement, Problem, Site
 from components.task_placement.simulated import SimulatedEndpoints
 from components.task_placement.strategies import Mhra, Objective, RoundRobin, greedy, orderings
 

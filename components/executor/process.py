@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from components.executors.base import ExecutorConfig, LoomExecutor
+from components.executor.protocol import ExecutorConfig, LoomExecutor
 
 
 class ProcessExecutor(ProcessPoolExecutor):

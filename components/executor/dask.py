@@ -8,7 +8,7 @@ from typing import Any, Literal, Self
 
 from pydantic import Field, model_validator
 
-from components.executors.base import ExecutorConfig, LoomExecutor
+from components.executor.protocol import ExecutorConfig, LoomExecutor
 
 
 class DaskExecutor(Executor):

@@ -20,7 +20,7 @@ from typing import Literal
 from pydantic import Field
 
 from components.base import ComponentConfig
-from components.energy.base import EnergyReading
+from components.energy.protocol import EnergyReading
 
 J_PER_KWH = 3.6e6
 Scheme = Literal["node_hours", "energy", "carbon"]
@@ -71,21 +71,3 @@ class PricingConfig(ComponentConfig):
     def build(self) -> Pricing:
         """Create the pricing."""
         return Pricing(self.kind, self.nodes, self.rate_per_node_hour)  # type: ignore[arg-type]
-
-
-class NodeHoursPricingConfig(PricingConfig):
-    """Headline: node-hours (nodes × wall hours × rate), as centres charge today."""
-
-    kind: Literal["node_hours"] = "node_hours"
-
-
-class EnergyPricingConfig(PricingConfig):
-    """Headline: energy-based accounting (EBA), charged joules."""
-
-    kind: Literal["energy"] = "energy"
-
-
-class CarbonPricingConfig(PricingConfig):
-    """Headline: carbon-based accounting (CBA), charged gCO2e (operational + embodied)."""
-
-    kind: Literal["carbon"] = "carbon"

@@ -1,0 +1,38 @@
+"""``dataflow=by_value``: every value travels inside its task (the default)."""
+
+from __future__ import annotations
+
+from typing import Literal, Self
+
+from components.dataflow.protocol import DataFlow, DataFlowConfig
+from components.runtime.protocols import DataMover
+
+
+class ByValue:
+    """Every value travels inside the task, as the executor serializes it."""
+
+    name = "by_value"
+
+    def mover(self) -> DataMover | None:
+        """No mover: the task path passes values as they are."""
+        return None
+
+    def stored(self) -> tuple[int, int]:
+        """Nothing is ever stored."""
+        return 0, 0
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        return None
+
+
+class ByValueConfig(DataFlowConfig):
+    """Pass inputs and results by value (the executor's own serialization)."""
+
+    kind: Literal["by_value"] = "by_value"
+
+    def build(self) -> DataFlow:
+        """Create the data flow."""
+        return ByValue()
