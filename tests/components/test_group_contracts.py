@@ -24,7 +24,7 @@ from tests.components.group_options import composed, conf_files, conf_kind
 
 MB = 2**20
 # Options that need a service of their own to open: built and checked, not opened.
-NOT_OPENED = {("events", "kafka"): "needs a Kafka broker (tests/components/test_events.py)"}
+NOT_OPENED = {("events", "kafka"): "needs a Kafka broker (tests/components/events/test_events.py)"}
 
 
 def test_every_group_declares_what_its_components_provide() -> None:

@@ -21,7 +21,7 @@ from components.scenarios.placement_records import diff_records, main, write_ref
 from components.scenarios.placement_simulation import PlacementSimulationConfig
 from components.scenarios.placement_simulator import SimulationResult, Simulator
 from components.scenarios.placement_workload import WorkloadError, as_c_floats, read_workload
-from tests.components.test_placement import DATA, MEVA, MOST_USED, SCHEDULERS, TIMES
+from tests.components.placement.test_placement import DATA, MEVA, MOST_USED, SCHEDULERS, TIMES
 
 REFERENCE_B = {
     (row["repetitions"], row["algorithm"]): row

@@ -30,7 +30,7 @@ from components.scenarios.placement_simulation import PlacementSimulationConfig
 from components.scenarios.placement_simulator import Simulator
 from components.scenarios.placement_workload import WorkloadError, read_workload
 
-DATA = Path(__file__).resolve().parents[2] / "data" / "drex"
+DATA = Path(__file__).resolve().parents[3] / "data" / "drex"
 TIMES = CodingTimes.load(DATA / "ec_times")
 MOST_USED = read_nodes(DATA / "nodes" / "10_most_used_nodes.csv")
 MEVA = DATA / "workloads" / "MEVA_merged.csv"

@@ -16,7 +16,7 @@ from components.scenarios.placement_comparison import (
     setting_keys,
     t_interval,
 )
-from tests.components.test_placement_traces import REFERENCE_B
+from tests.components.scenarios.test_placement_traces import REFERENCE_B
 
 MEVA = "data/drex/workloads/MEVA_merged.csv"
 FB = "data/drex/workloads/FB_style.csv"

@@ -1,0 +1,1 @@
+"""Tests of the components: one folder per group, as components/ is laid out."""

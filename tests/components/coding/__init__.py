@@ -1,0 +1,1 @@
+"""Tests of coding, mirroring components/coding/."""

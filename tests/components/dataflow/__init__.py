@@ -1,0 +1,1 @@
+"""Tests of dataflow, mirroring components/dataflow/."""

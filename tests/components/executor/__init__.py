@@ -1,0 +1,1 @@
+"""Tests of executor, mirroring components/executor/."""

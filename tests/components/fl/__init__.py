@@ -1,0 +1,1 @@
+"""Tests of fl, mirroring components/fl/."""

@@ -1,0 +1,1 @@
+"""Tests of placement, mirroring components/placement/."""

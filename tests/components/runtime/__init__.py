@@ -1,0 +1,1 @@
+"""Tests of runtime, mirroring components/runtime/."""

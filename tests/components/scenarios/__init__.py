@@ -1,0 +1,1 @@
+"""Tests of scenarios, mirroring components/scenarios/."""

@@ -1,0 +1,1 @@
+"""Tests of steering, mirroring components/steering/."""

@@ -1,0 +1,1 @@
+"""Tests of storage, mirroring components/storage/."""

@@ -1,0 +1,1 @@
+"""Tests of task_placement, mirroring components/task_placement/."""
