@@ -1,7 +1,7 @@
 """Distributed futures: a consumer starts before its input exists and is woken when it does.
 
 ProxyStore's ``Store.future()`` polls every second by default and has no error channel
-(``../shared/reference/proxystore.md``, 1.4). A :class:`DataFuture` here is a key reserved in
+(ProxyStore 1.1's futures docs). A :class:`DataFuture` here is a key reserved in
 a deferrable connector (file, redis, fabric) plus a way to wake the consumer
 (:mod:`components.dataflow.wake`):
 

@@ -1,7 +1,7 @@
 """Ownership: a stored value with one owner and counted borrows, freed deterministically.
 
 ProxyStore's ``OwnedProxy`` frees in ``__del__``, counts borrows per process and cannot be
-used with Dask (``../shared/reference/proxystore.md``, 1.6). Here the owner lives on the
+used with Dask (ProxyStore 1.1's ownership docs). Here the owner lives on the
 client: :meth:`Owned.borrow` hands out a proxy and counts it; a task path that ran a task with
 a borrowed proxy gives it back when the task finished (``returned``), as does
 :meth:`Owned.give_back` for borrows used elsewhere. The value is evicted when the owner has

@@ -1,7 +1,7 @@
 """``dataflow=proxystore``: large inputs and results travel as ProxyStore proxies.
 
 Built on the real ``proxystore`` library (its ``Store``, connectors, ``StoreFactory`` and
-``Proxy``), adding what it lacks for a task graph (``../shared/reference/proxystore.md``):
+``Proxy``), adding what it lacks for a task graph (as ProxyStore 1.1 documents them):
 
 - **Proxies stay unresolved on the client.** A proxy is made with its class cached and no
   target, and the task path ships arguments in an opaque box, so neither Dask's argument

@@ -1,0 +1,1 @@
+"""Tests of pricing, mirroring components/pricing/."""
