@@ -13,7 +13,8 @@ import copy
 
 import numpy as np
 
-from components.task_placement.protocol import Placement, Problem, Site
+from components.endpoints.protocol import Site, TaskPlacement
+from components.task_placement.protocol import Problem
 
 
 class MockEndpoint:
@@ -125,17 +126,17 @@ def _place(
     return best[2], best[1], best[3]
 
 
-def mhra(problem: Problem, alpha: float) -> Placement:
+def mhra(problem: Problem, alpha: float) -> TaskPlacement:
     """MHRA, task by task, deep-copying mocks to predict."""
     chosen, label, order = _place(problem, alpha, [[t] for t in range(problem.tasks)])
-    return Placement(np.asarray(chosen), np.asarray(order), problem.tasks, label)
+    return TaskPlacement(np.asarray(chosen), np.asarray(order), problem.tasks, label)
 
 
-def cluster_mhra(problem: Problem, alpha: float, groups: list[np.ndarray]) -> Placement:
+def cluster_mhra(problem: Problem, alpha: float, groups: list[np.ndarray]) -> TaskPlacement:
     """ClusterMHRA over given clusters, deep-copying mocks to predict."""
     items = [g.tolist() for g in groups]
     chosen, label, order = _place(problem, alpha, items)
     endpoint = np.zeros(problem.tasks, dtype=np.int64)
     for c, group in enumerate(items):
         endpoint[group] = chosen[c]
-    return Placement(endpoint, np.concatenate([groups[c] for c in order]), len(items), label)
+    return TaskPlacement(endpoint, np.concatenate([groups[c] for c in order]), len(items), label)

@@ -25,12 +25,15 @@ import greenfaas_loop  # benchmarks/ is the script's folder
 import numpy as np
 from tables import publish
 
-from components.task_placement import greenfaas
-from components.task_placement.clusters import ClusterMhra, cluster_tasks, threshold_j
-from components.task_placement.endpoints import SimulatedEndpointsConfig
-from components.task_placement.protocol import Placement, Problem
-from components.task_placement.simulated import SimulatedEndpoints
-from components.task_placement.strategies import Fastest, LeastEnergy, Mhra, RoundRobin
+from components.endpoints import greenfaas
+from components.endpoints.protocol import TaskPlacement
+from components.endpoints.simulated import SimulatedEndpoints, SimulatedEndpointsConfig
+from components.task_placement.cluster_mhra import ClusterMhra, cluster_tasks, threshold_j
+from components.task_placement.fastest import Fastest
+from components.task_placement.least_energy import LeastEnergy
+from components.task_placement.mhra import Mhra
+from components.task_placement.protocol import Problem
+from components.task_placement.round_robin import RoundRobinTasks
 
 ALPHA = 0.5
 SIZES = (8, 32, 128, 256, 512, 1024, 2048)
@@ -42,7 +45,7 @@ def workload(endpoints: SimulatedEndpoints, tasks: int) -> tuple[np.ndarray, np.
     return batch.functions[:tasks], batch.features[:tasks]
 
 
-def timed(run: Callable[[], Placement], repeats: int) -> tuple[float, Placement]:
+def timed(run: Callable[[], TaskPlacement], repeats: int) -> tuple[float, TaskPlacement]:
     times, placement = [], None
     for _ in range(repeats):
         started = time.perf_counter()
@@ -63,8 +66,10 @@ def measure(endpoints: SimulatedEndpoints, tasks: int, repeats: int) -> list[dic
 
     fixed = problem()
     groups = cluster_tasks(fixed, threshold_j(fixed))
-    strategies: dict[str, tuple[Callable[[], Placement], Callable[[], Placement] | None]] = {
-        "round_robin": (lambda: RoundRobin().place(problem()), None),
+    strategies: dict[
+        str, tuple[Callable[[], TaskPlacement], Callable[[], TaskPlacement] | None]
+    ] = {
+        "round_robin": (lambda: RoundRobinTasks().place(problem()), None),
         "fastest": (lambda: Fastest().place(problem()), None),
         "least_energy": (lambda: LeastEnergy().place(problem()), None),
         "mhra": (lambda: Mhra(ALPHA).place(problem()), lambda: greenfaas_loop.mhra(fixed, ALPHA)),

@@ -12,7 +12,7 @@ from importlib import import_module
 GROUP_PROTOCOLS: dict[str, str] = {
     "coding": "components.coding.protocol:Coder",
     "dataflow": "components.dataflow.protocol:DataFlow",
-    "endpoints": "components.task_placement.protocol:Endpoints",
+    "endpoints": "components.endpoints.protocol:Endpoints",
     "energy": "components.energy.protocol:EnergyMeter",
     "events": "components.events.protocol:EventFabric",
     "executor": "components.executor.protocol:LoomExecutor",

@@ -17,15 +17,9 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from components.base import ComponentConfig, FinishedJob, RunContext, Scenario, ScenarioConfig
-from components.task_placement.predictors import relative_error
-from components.task_placement.protocol import (
-    Endpoints,
-    Executed,
-    Placement,
-    Problem,
-    TaskPlacer,
-    Workload,
-)
+from components.endpoints import relative_error
+from components.endpoints.protocol import Endpoints, Executed, TaskPlacement, Workload
+from components.task_placement.protocol import Problem, TaskPlacer
 
 BASELINES = ("single", "round_robin", "fastest", "least_energy", "mhra", "cluster_mhra")
 
@@ -83,21 +77,19 @@ class EnergyAwarePlacementConfig(ScenarioConfig):
 
 def baseline_placers(names: list[str], endpoints: Endpoints) -> list[TaskPlacer]:
     """The baselines' placers (``single`` is one per endpoint)."""
-    from components.task_placement.clusters import ClusterMhra
-    from components.task_placement.strategies import (
-        Fastest,
-        LeastEnergy,
-        Mhra,
-        RoundRobin,
-        SingleEndpoint,
-    )
+    from components.task_placement.cluster_mhra import ClusterMhra
+    from components.task_placement.fastest import Fastest
+    from components.task_placement.least_energy import LeastEnergy
+    from components.task_placement.mhra import Mhra
+    from components.task_placement.round_robin import RoundRobinTasks
+    from components.task_placement.single import SingleEndpoint
 
     placers: list[TaskPlacer] = []
     for name in names:
         if name == "single":
             placers += [SingleEndpoint(site.name) for site in endpoints.sites]
         else:
-            make = {"round_robin": RoundRobin, "fastest": Fastest, "least_energy": LeastEnergy,
+            make = {"round_robin": RoundRobinTasks, "fastest": Fastest, "least_energy": LeastEnergy,
                     "mhra": Mhra, "cluster_mhra": ClusterMhra}[name]  # fmt: skip
             placers.append(make())
     return placers
@@ -132,7 +124,7 @@ class EnergyAwarePlacement:
             predictor = endpoints.predictor(ctx.seed, ctx.watts_per_thread)
         own = label(placer)
         alternatives = [p for p in baseline_placers(cfg.baselines, endpoints) if label(p) != own]
-        results: dict[str, tuple[Placement, Executed, float]] = {}
+        results: dict[str, tuple[TaskPlacement, Executed, float]] = {}
         predicted: tuple[np.ndarray, np.ndarray] | None = None
         with ctx.progress.bar("placing and running strategies", 1 + len(alternatives)) as bar:
             for done, current in enumerate([placer, *alternatives]):
@@ -151,7 +143,7 @@ class EnergyAwarePlacement:
 
     def _log(
         self, ctx: RunContext, endpoints: Endpoints, workload: Workload, own: str,
-        results: dict[str, tuple[Placement, Executed, float]],
+        results: dict[str, tuple[TaskPlacement, Executed, float]],
         predicted: tuple[np.ndarray, np.ndarray],
     ) -> None:  # fmt: skip
         from components.scenarios.greenfaas_report import plot, strategy_rows

@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from components.base import FinishedJob
-from components.task_placement import greenfaas
-from components.task_placement.protocol import Endpoints, Executed, Placement
+from components.endpoints import greenfaas
+from components.endpoints.protocol import Endpoints, Executed, TaskPlacement
 
 
 def _published_key(name: str) -> str:
@@ -15,7 +15,7 @@ def _published_key(name: str) -> str:
 
 
 def strategy_rows(
-    results: dict[str, tuple[Placement, Executed, float]], own: str, endpoints: Endpoints
+    results: dict[str, tuple[TaskPlacement, Executed, float]], own: str, endpoints: Endpoints
 ) -> list[dict[str, Any]]:  # fmt: skip
     """One row per strategy: T, E, EDP, ratio to the strategy's EDP, tasks per endpoint."""
     edp_own = results[own][1].edp_kj_s

@@ -1,29 +1,11 @@
-"""The ``task_placement`` group: energy-aware placement of tasks over endpoints.
+"""The ``task_placement`` group: energy-aware placement of tasks over the ``endpoints``.
 
-``protocol.py`` holds what ``build()`` returns, the config base and the errors; each option
-has its module; modules starting with ``_`` are internals.
+``protocol.py`` holds what ``build()`` returns and the config base; each option has its
+module; modules starting with ``_`` are internals. A placement is the ``endpoints`` group's
+:class:`~components.endpoints.protocol.TaskPlacement`: the endpoints run it.
 """
 
-from components.task_placement.protocol import (
-    Endpoints,
-    Executed,
-    Placement,
-    Problem,
-    ProfileCell,
-    Site,
-    TaskPlacementConfig,
-    TaskPlacer,
-    Workload,
-)
+from components.endpoints.protocol import TaskPlacement
+from components.task_placement.protocol import Problem, TaskPlacementConfig, TaskPlacer
 
-__all__ = [
-    "Endpoints",
-    "Executed",
-    "Placement",
-    "Problem",
-    "ProfileCell",
-    "Site",
-    "TaskPlacementConfig",
-    "TaskPlacer",
-    "Workload",
-]
+__all__ = ["Problem", "TaskPlacement", "TaskPlacementConfig", "TaskPlacer"]

@@ -21,7 +21,7 @@ import math
 
 import numpy as np
 
-from components.task_placement.protocol import Executed, FloatArray, IntArray, Placement, Site
+from components.endpoints.protocol import Executed, FloatArray, IntArray, Site, TaskPlacement
 
 
 def blocks_needed(site: Site, tasks: int) -> int:
@@ -33,7 +33,7 @@ def blocks_needed(site: Site, tasks: int) -> int:
 
 
 def execute(
-    placement: Placement,
+    placement: TaskPlacement,
     sites: tuple[Site, ...],
     runtime_s: FloatArray,
     energy_j: FloatArray,

@@ -14,21 +14,98 @@ import threading
 import time
 from contextlib import ExitStack
 from types import TracebackType
-from typing import Any, Self
+from typing import Annotated, Any, Literal, Self
 
 import numpy as np
+from pydantic import Field, model_validator
 
+from components.endpoints._functions import LIVE_FUNCTIONS, run_function
+from components.endpoints._predictors import LeastSquaresPredictor, TablePredictor
+from components.endpoints._shared import SiteConfig, Table, check_table, task_order
+from components.endpoints.protocol import EndpointsConfig, Executed, Site, TaskPlacement, Workload
 from components.energy.profiles import LOCAL_WATTS_PER_THREAD
+from components.executor.dask import DaskExecutorConfig
+from components.executor.process import ProcessExecutorConfig
+from components.executor.thread import ThreadExecutorConfig
 from components.runtime.protocols import LoomExecutor
 from components.runtime.taskpath import TaskHandle, TaskPath
-from components.task_placement.endpoints import LiveEndpointsConfig
-from components.task_placement.functions import LIVE_FUNCTIONS, run_function
-from components.task_placement.predictors import LeastSquaresPredictor, TablePredictor
-from components.task_placement.protocol import Executed, Placement, Site, Workload
-from components.task_placement.simulated import task_order
 
 MEASURED = ("makespan_s", "runtime_s", "dynamic_j (estimated from CPU time)")
 EMULATED = ("static_j (static_w while up)", "cold_start_s (a wait)", "power_scale")
+
+
+ExecutorChoice = Annotated[
+    ThreadExecutorConfig | ProcessExecutorConfig | DaskExecutorConfig,
+    Field(discriminator="kind"),
+]
+
+
+class LiveSiteConfig(SiteConfig):
+    """An endpoint that is a real executor pool; its width is its slots."""
+
+    slots: int | None = Field(  # type: ignore[assignment]
+        None, ge=1, le=100_000, description="workers (default: the executor's width)"
+    )
+    executor: ExecutorChoice = Field(description="the pool: thread, process or dask (address)")
+    power_scale: float = Field(
+        1.0, gt=0, le=100, description="EMULATED: scale of measured dynamic energy (CPU type)"
+    )
+
+    @model_validator(mode="after")
+    def _width(self) -> Self:
+        if self.max_blocks != 1:
+            raise ValueError(f"max_blocks={self.max_blocks}: a live endpoint is one pool (1)")
+        width = _executor_width(self.executor)
+        if self.slots is None:
+            if width is None:
+                raise ValueError("slots: give the width of a Dask cluster reached by address")
+            self.slots = width
+        return self
+
+
+def _executor_width(executor: Any) -> int | None:
+    if isinstance(executor, DaskExecutorConfig):
+        if executor.address is not None:
+            return None
+        return (executor.n_workers or 2) * (executor.threads_per_worker or 1)
+    return int(executor.max_workers)
+
+
+class LiveEndpointsConfig(EndpointsConfig):
+    """Endpoints that are real executor pools here, profiled online."""
+
+    kind: Literal["live"] = "live"
+    sites: dict[str, LiveSiteConfig] = Field(description="endpoints by name, in order")
+    functions: list[str] = Field(
+        default_factory=lambda: ["bfs", "mst", "pagerank", "compression", "thumbnail", "matmul"],
+        description="functions of the workload (bfs, mst, pagerank, compression, thumbnail, "
+        "matmul)",
+    )
+    profiles: Literal["learned"] | Table = Field(
+        "learned", description="learned (measured online) or function → endpoint → cell"
+    )
+    profile_tasks: int = Field(
+        4, ge=2, le=1000, description="measured tasks per function and endpoint before placing"
+    )
+    cold_start_s: float = Field(1.0, ge=0, le=3600, description="EMULATED cold start")
+    scale: float = Field(1.0, gt=0, le=100, description="size of every task (1: ~0.05-0.3 s)")
+
+    @model_validator(mode="after")
+    def _known_functions(self) -> Self:
+        if not self.sites:
+            raise ValueError("sites: give at least one endpoint")
+        unknown = [f for f in self.functions if f not in LIVE_FUNCTIONS]
+        if unknown or not self.functions:
+            raise ValueError(
+                f"functions={self.functions}: each must be one of {', '.join(LIVE_FUNCTIONS)}"
+            )
+        if not isinstance(self.profiles, str):
+            check_table(self.profiles, list(self.sites), set(LIVE_FUNCTIONS), self.functions)
+        return self
+
+    def build(self) -> LiveEndpoints:
+        """The live endpoints (their pools start when the engine opens them)."""
+        return LiveEndpoints(self)
 
 
 class LiveEndpoints:
@@ -114,7 +191,7 @@ class LiveEndpoints:
         return cpu_s * watts * self.power_scale[endpoint]
 
     def run(
-        self, placement: Placement, workload: Workload, used: tuple[int, ...],
+        self, placement: TaskPlacement, workload: Workload, used: tuple[int, ...],
         watts_per_thread: float | None,
     ) -> Executed:  # fmt: skip
         """Run the tasks on their endpoints' pools (cold starts emulated); measure them."""

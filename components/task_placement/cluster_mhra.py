@@ -17,12 +17,15 @@ The authors' code commits, after choosing an endpoint for a cluster, the predict
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
+from pydantic import Field
 
-from components.task_placement.plan import PlanEndpoint
-from components.task_placement.protocol import IntArray, Placement, Problem
-from components.task_placement.strategies import Objective, greedy, orderings
+from components.endpoints.protocol import IntArray, TaskPlacement
+from components.task_placement._greedy import ALPHA, Objective, greedy, orderings
+from components.task_placement._plan import PlanEndpoint
+from components.task_placement.protocol import Problem, TaskPlacementConfig, TaskPlacer
 
 THRESHOLD_SHARE = 0.25
 MICRO = 1e6  # the authors' energies are µJ
@@ -61,6 +64,28 @@ def cluster_tasks(problem: Problem, threshold: float) -> list[IntArray]:
     return [np.sort(np.asarray(m, dtype=np.int64)) for m in members.values()]
 
 
+class ClusterMhraConfig(TaskPlacementConfig):
+    """ClusterMHRA: Ward clusters of similar tasks, each placed whole as MHRA would."""
+
+    kind: Literal["cluster_mhra"] = "cluster_mhra"
+    alpha: float = ALPHA
+    faithful: bool = Field(
+        False,
+        description="reproduce the authors' bug (the last-evaluated endpoint's predictions "
+        "are committed to the chosen one) and their cold-start quirk",
+    )
+    threshold_share: float = Field(
+        0.25,
+        gt=0,
+        le=100,
+        description="merge threshold: this share of the largest idle-tail energy",
+    )
+
+    def build(self) -> TaskPlacer:
+        """The placer."""
+        return ClusterMhra(self.alpha, self.faithful, self.threshold_share)
+
+
 @dataclass
 class ClusterMhra:
     """MHRA over clusters of similar tasks: fewer, larger decisions."""
@@ -70,13 +95,13 @@ class ClusterMhra:
     threshold_share: float = THRESHOLD_SHARE
     name: str = "cluster_mhra"
 
-    def place(self, problem: Problem) -> Placement:
+    def place(self, problem: Problem) -> TaskPlacement:
         """Cluster, then try the five orderings over clusters; keep the cheapest placement."""
         objective = Objective(problem, self.alpha, self.faithful)
         groups = cluster_tasks(problem, threshold_j(problem, self.threshold_share))
         if not groups:
             empty = np.zeros(0, dtype=np.int64)
-            return Placement(empty, empty, 0)
+            return TaskPlacement(empty, empty, 0)
         rt = [problem.runtime_s[g].T.tolist() for g in groups]  # cluster → endpoint → runtimes
         en = [problem.energy_j[g].T.tolist() for g in groups]
         sums_rt = np.array([[sum(r) for r in cluster] for cluster in rt])
@@ -102,4 +127,4 @@ class ClusterMhra:
         for c, group in enumerate(groups):
             endpoint[group] = chosen[c]
         dispatch = np.concatenate([groups[c] for c in order.tolist()])
-        return Placement(endpoint, dispatch, len(groups), label)
+        return TaskPlacement(endpoint, dispatch, len(groups), label)

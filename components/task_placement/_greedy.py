@@ -1,4 +1,4 @@
-"""Placement strategies: single endpoint, round robin, fastest, least energy, MHRA, ClusterMHRA.
+"""TaskPlacement strategies: single endpoint, round robin, fastest, least energy, MHRA, ClusterMHRA.
 
 MHRA and ClusterMHRA follow GreenFaaS's code (``caws/strategy/{mhra,cluster_mhra}.py``, read
 step by step in ``greenfaas.md`` §1.5): the objective is α·E/E_norm + (1−α)·T/T_norm, where T
@@ -14,12 +14,13 @@ endpoint's predictions to the chosen endpoint's model. By default both are fixed
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
+from pydantic import Field
 
-from components.task_placement.plan import PlanEndpoint
-from components.task_placement.protocol import FloatArray, IntArray, Placement, Problem
+from components.endpoints.protocol import FloatArray, IntArray
+from components.task_placement._plan import PlanEndpoint
+from components.task_placement.protocol import Problem
 
 ORDERINGS = (
     "identity",
@@ -30,68 +31,8 @@ ORDERINGS = (
 )
 
 
-def _identity(problem: Problem) -> IntArray:
+def identity_order(problem: Problem) -> IntArray:
     return np.arange(problem.tasks, dtype=np.int64)
-
-
-@dataclass
-class SingleEndpoint:
-    """Every task on one endpoint (``FCFS_RoundRobin([endpoint])``)."""
-
-    endpoint: str
-    name: str = "single"
-
-    def index(self, problem: Problem) -> int:
-        """The endpoint's column."""
-        names = [s.name for s in problem.sites]
-        if self.endpoint not in names:
-            raise ValueError(
-                f"task_placement.endpoint={self.endpoint!r} is not an endpoint; "
-                f"choose one of: {', '.join(names)}"
-            )
-        return names.index(self.endpoint)
-
-    def place(self, problem: Problem) -> Placement:
-        """All tasks on the endpoint, in submission order."""
-        column = self.index(problem)
-        endpoint = np.full(problem.tasks, column, dtype=np.int64)
-        return Placement(endpoint, _identity(problem), problem.tasks)
-
-
-@dataclass
-class RoundRobin:
-    """Task i on endpoint i mod M, in the endpoints' order (``FCFS_RoundRobin``)."""
-
-    name: str = "round_robin"
-
-    def place(self, problem: Problem) -> Placement:
-        """Deal the tasks out in submission order."""
-        endpoint = np.arange(problem.tasks, dtype=np.int64) % len(problem.sites)
-        return Placement(endpoint, _identity(problem), problem.tasks)
-
-
-@dataclass
-class Fastest:
-    """Each task on the endpoint with its least predicted runtime (load is not considered)."""
-
-    name: str = "fastest"
-
-    def place(self, problem: Problem) -> Placement:
-        """Argmin of predicted runtime per task; ties go to the earlier endpoint."""
-        endpoint = np.argmin(problem.runtime_s, axis=1).astype(np.int64)
-        return Placement(endpoint, _identity(problem), problem.tasks)
-
-
-@dataclass
-class LeastEnergy:
-    """Each task on the endpoint with its least predicted dynamic energy."""
-
-    name: str = "least_energy"
-
-    def place(self, problem: Problem) -> Placement:
-        """Argmin of predicted energy per task; ties go to the earlier endpoint."""
-        endpoint = np.argmin(problem.energy_j, axis=1).astype(np.int64)
-        return Placement(endpoint, _identity(problem), problem.tasks)
 
 
 def orderings(runtime_s: FloatArray, energy_j: FloatArray) -> dict[str, IntArray]:
@@ -176,32 +117,7 @@ def greedy(
     return chosen, objective(max(runtimes), sum(energies))
 
 
-@dataclass
-class Mhra:
-    """Multi-heuristic resource allocation: each task greedily where the objective is least."""
-
-    alpha: float = 0.5
-    faithful: bool = False
-    name: str = "mhra"
-
-    def place(self, problem: Problem) -> Placement:
-        """Try the five orderings; keep the cheapest final placement."""
-        objective = Objective(problem, self.alpha, self.faithful)
-        rt, en = problem.runtime_s.tolist(), problem.energy_j.tolist()
-
-        def predict(e: int, plan: PlanEndpoint, task: int) -> tuple[float, float]:
-            return plan.predict(rt[task][e], en[task][e])
-
-        def commit(plan: PlanEndpoint, task: int, e: int) -> None:
-            plan.schedule(rt[task][e], en[task][e])
-
-        best: tuple[float, str, IntArray, IntArray] | None = None
-        for label, order in orderings(problem.runtime_s, problem.energy_j).items():
-            chosen, cost = greedy(
-                problem, objective, order, faithful=self.faithful, predict=predict, commit=commit
-            )
-            if best is None or cost < best[0]:
-                best = (cost, label, chosen, order)
-        assert best is not None
-        _, label, chosen, order = best
-        return Placement(chosen, order, problem.tasks, label)
+ALPHA = Field(0.5, ge=0, le=1, description="weight of energy against time (0: time only)")
+FAITHFUL = Field(
+    False, description="reproduce the authors' quirk: a candidate's own cold start left out"
+)

@@ -22,7 +22,7 @@ from typing import Protocol
 
 import numpy as np
 
-from components.task_placement.protocol import FloatArray, IntArray
+from components.endpoints.protocol import FloatArray, IntArray
 
 
 class Predictor(Protocol):

@@ -17,7 +17,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Sequence
 
-from components.task_placement.protocol import Site
+from components.endpoints.protocol import Site
 
 
 class PlanEndpoint:

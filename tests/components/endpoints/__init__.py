@@ -1,0 +1,1 @@
+"""Tests of endpoints, mirroring components/endpoints/."""
