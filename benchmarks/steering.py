@@ -36,15 +36,31 @@ from components.executor.process import ProcessExecutor
 from components.executor.thread import ThreadExecutor
 from components.scenarios.steered_campaign import _record
 from components.steering.ackley import evaluate
+from components.steering.batch import BatchSteeringConfig
+from components.steering.interleaved import InterleavedSteeringConfig
 from components.steering.metrics import campaign_metrics
-from components.steering.policies import POLICIES, CampaignSettings
+from components.steering.protocol import CampaignSettings
 from components.steering.queues import (
     CountedQueues,
     FabricQueues,
     LockedPipeQueues,
     redis_queues,
 )
+from components.steering.random import RandomSteeringConfig
+from components.steering.reallocation import ReallocationSteeringConfig
 from components.steering.server import ExecutorTaskServer
+from components.steering.streaming import StreamingSteeringConfig
+
+POLICIES = {
+    config().kind: config().build().thinker
+    for config in (
+        RandomSteeringConfig,
+        BatchSteeringConfig,
+        StreamingSteeringConfig,
+        InterleavedSteeringConfig,
+        ReallocationSteeringConfig,
+    )
+}
 
 CAMPAIGN_LIMIT_S = 600
 Served = Callable[[int], AbstractContextManager[Any]]  # slots -> a context giving the queues

@@ -20,7 +20,7 @@ GROUP_PROTOCOLS: dict[str, str] = {
     "placement": "components.placement.protocol:Placer",
     "pricing": "components.pricing.protocol:Pricing",
     "scenario": "components.base:Scenario",
-    "steering": "components.steering.config:SteeringPolicy",
+    "steering": "components.steering.protocol:SteeringPolicy",
     "storage": "components.storage.network:StorageNetwork",
     "task_placement": "components.task_placement.protocol:TaskPlacer",
 }

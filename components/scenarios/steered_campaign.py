@@ -102,17 +102,16 @@ class SteeredCampaign:
 
         from components.runtime.protocols import LoomExecutor
         from components.steering.ackley import BOUND, evaluate, runtimes
-        from components.steering.config import SteeringPolicy
         from components.steering.digits import BOUND as DIGITS_BOUND
         from components.steering.digits import load, train_digits
         from components.steering.metrics import campaign_metrics
-        from components.steering.policies import CampaignSettings
+        from components.steering.protocol import CampaignSettings, SteeringPolicy
         from components.steering.server import ExecutorTaskServer
         from components.steering.surrogate import rank
 
         cfg = self.config
         executor = ctx.component("executor", LoomExecutor)  # type: ignore[type-abstract]
-        policy = ctx.component("steering", SteeringPolicy)
+        policy = ctx.component("steering", SteeringPolicy)  # type: ignore[type-abstract]
         seed = ctx.seed * 1000 + ctx.trial
         method: Callable[..., float]
         if cfg.campaign == "digits":

@@ -16,16 +16,27 @@ from components.executor.process import ProcessExecutor
 from components.executor.thread import ThreadExecutor
 from components.scenarios.steered_campaign import SteeredCampaignConfig, _record
 from components.steering.ackley import ackley, evaluate, runtimes
-from components.steering.config import (
-    BatchSteeringConfig,
-    RandomSteeringConfig,
-    ReallocationSteeringConfig,
-)
+from components.steering.batch import BatchSteeringConfig
+from components.steering.interleaved import InterleavedSteeringConfig
 from components.steering.metrics import campaign_metrics, utilisation_series
-from components.steering.policies import POLICIES, CampaignSettings
+from components.steering.protocol import CampaignSettings
 from components.steering.queues import LockedPipeQueues
+from components.steering.random import RandomSteeringConfig
+from components.steering.reallocation import ReallocationSteeringConfig
 from components.steering.server import ExecutorTaskServer
+from components.steering.streaming import StreamingSteeringConfig
 from components.steering.surrogate import rank
+
+POLICIES = {
+    config().kind: config().build().thinker
+    for config in (
+        RandomSteeringConfig,
+        BatchSteeringConfig,
+        StreamingSteeringConfig,
+        InterleavedSteeringConfig,
+        ReallocationSteeringConfig,
+    )
+}
 
 RUNTIME = 0.005
 

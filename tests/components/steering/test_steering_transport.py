@@ -14,11 +14,27 @@ from components.events.embedded import EmbeddedEventsConfig
 from components.events.fabric import KafkaFabric
 from components.executor.thread import ThreadExecutor
 from components.steering.ackley import evaluate, runtimes
+from components.steering.batch import BatchSteeringConfig
 from components.steering.digits import BOUND, hyperparameters, load, train_digits
-from components.steering.policies import POLICIES, CampaignSettings
+from components.steering.interleaved import InterleavedSteeringConfig
+from components.steering.protocol import CampaignSettings
 from components.steering.queues import FabricQueues, LockedPipeQueues, redis_queues
+from components.steering.random import RandomSteeringConfig
+from components.steering.reallocation import ReallocationSteeringConfig
 from components.steering.server import ExecutorTaskServer
+from components.steering.streaming import StreamingSteeringConfig
 from components.steering.surrogate import rank
+
+POLICIES = {
+    config().kind: config().build().thinker
+    for config in (
+        RandomSteeringConfig,
+        BatchSteeringConfig,
+        StreamingSteeringConfig,
+        InterleavedSteeringConfig,
+        ReallocationSteeringConfig,
+    )
+}
 
 pytestmark = [pytest.mark.service]
 

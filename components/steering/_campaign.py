@@ -1,0 +1,181 @@
+"""What the steering policies share: the campaign Thinker, its planned queue, the fields."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from colmena.models import Result
+from colmena.queue.base import ColmenaQueues
+from colmena.thinker import (
+    BaseThinker,
+    agent,
+)
+from colmena.thinker.resources import ResourceCounter
+from pydantic import Field
+
+from components.steering.counter import SafeResourceCounter
+from components.steering.protocol import CampaignSettings, SteeringConfig
+
+log = logging.getLogger(__name__)
+
+POOL = 1000  # the interleaved and reallocation examples' fixed candidate pool
+RETRAIN_TIMEOUT_S = 600.0
+CANDIDATES_PER_SLOT = 1024
+
+
+class Campaign(BaseThinker):
+    """What the policies share: the database of results, sending, and the stop rule."""
+
+    policy = "base"
+
+    def __init__(
+        self, queues: ColmenaQueues, settings: CampaignSettings,
+        counter: ResourceCounter | None = None,
+    ) -> None:  # fmt: skip
+        super().__init__(queues, counter or SafeResourceCounter(settings.slots))
+        self.settings = settings
+        self.rng = np.random.default_rng(settings.seed)
+        self.lock = threading.Lock()
+        self.results: list[Result] = []
+        self.x: list[list[float]] = []
+        self.y: list[float] = []
+        self.sent = 0
+        self.decisions_s: list[float] = []
+        self.retrains = 0
+        self.noise = bool(settings.options.get("surrogate_noise", True))
+        self.outside_events = 0
+
+    @property
+    def counter(self) -> ResourceCounter:
+        """The campaign's slots (always set: every policy builds one)."""
+        assert self.rec is not None
+        return self.rec
+
+    def random_points(self, count: int) -> np.ndarray:
+        """Uniform points in the box."""
+        bound = self.settings.bound
+        return self.rng.uniform(-bound, bound, (count, self.settings.dim))
+
+    def spent(self, pool: str | None = None) -> None:
+        """The budget is spent: hold the slot this submitter took until the end, then free it.
+
+        Freeing it at once would let the submitter's loop take and free it again until the
+        last results arrive (a busy loop); keeping it would end the campaign with a slot lost.
+        """
+        self.done.wait()
+        self.counter.release(pool)
+
+    def send(self, x: list[float], started: float) -> bool:
+        """Send one evaluation (False once the budget is spent); ``started``: decision began."""
+        with self.lock:
+            if self.sent >= self.settings.evaluations:
+                return False
+            index = self.sent
+            self.sent += 1
+        s = self.settings
+        crash = s.crash_attempts if s.crash_every and (index + 1) % s.crash_every == 0 else 0
+        timed = (s.runtimes[index],) if s.runtimes else ()  # Ackley's evaluations sleep
+        point = [float(v) for v in x]
+        # The point rides in task_info, so results need not carry the inputs back (the digits
+        # campaign's data would double every result message).
+        self.queues.send_inputs(
+            point, *timed, method=s.method, keep_inputs=False,
+            input_kwargs={"crash_attempts": crash, **s.task_kwargs}, max_retries=s.max_retries,
+            task_info={"index": index, "x": point},
+        )  # fmt: skip
+        self.decisions_s.append(time.perf_counter() - started)
+        return True
+
+    def record(self, result: Result) -> None:
+        """Keep a result; the campaign is done when every evaluation came back."""
+        with self.lock:
+            self.results.append(result)
+            if result.success:
+                self.x.append(list((result.task_info or {})["x"]))
+                self.y.append(float(result.value))
+            if len(self.results) >= self.settings.evaluations:
+                self.done.set()
+
+    @agent(startup=True)
+    def listen(self) -> None:
+        """Let events from any producer on the fabric steer the campaign.
+
+        An event ``{"event": NAME}`` sets the Thinker's ``threading.Event`` called NAME, which
+        wakes the event responders of that name (``reallocation``: ``retrain``); ``stop`` ends
+        the campaign (tasks running finish and are kept). Other events are counted only.
+        """
+        outside = self.settings.outside
+        while outside is not None and not self.done.is_set():
+            for event in outside.poll(100, 0.1):
+                self.outside_events += 1
+                name = event.value.get("event") if isinstance(event.value, dict) else None
+                if name == "stop":
+                    self.done.set()
+                elif isinstance(getattr(self, str(name), None), threading.Event):
+                    getattr(self, str(name)).set()
+
+    def snapshot(self) -> tuple[list[list[float]], list[float]]:
+        """The database so far."""
+        with self.lock:
+            return list(self.x), list(self.y)
+
+
+class PlannedCampaign(Campaign):
+    """A queue of planned points that the submitter takes from (waiting while it is empty)."""
+
+    def __init__(self, queues: ColmenaQueues, settings: CampaignSettings,
+                 counter: ResourceCounter | None = None) -> None:  # fmt: skip
+        super().__init__(queues, settings, counter)
+        self.planned: deque[Any] = deque()  # points, or (pool policies) indices into the pool
+        self.ready = threading.Condition(self.lock)
+
+    def take(self) -> Any:
+        """The next planned item; None once the campaign is done."""
+        with self.ready:
+            while not self.planned:
+                if self.done.is_set() or self.sent >= self.settings.evaluations:
+                    return None
+                self.ready.wait(0.05)
+            return self.planned.popleft()
+
+    def plan(self, items: list[Any]) -> None:
+        """Replace the plan."""
+        with self.ready:
+            self.planned = deque(items)
+            self.ready.notify_all()
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A steering option, built: its name, slots, settings and Thinker class."""
+
+    name: str
+    slots: int
+    options: dict[str, Any]
+    campaign: type[Campaign]
+
+    def thinker(self, queues: ColmenaQueues, settings: CampaignSettings) -> Campaign:
+        """The policy's Thinker over ``queues``."""
+        return self.campaign(queues, settings)
+
+    @classmethod
+    def of(cls, config: SteeringConfig, campaign: type[Campaign]) -> Policy:
+        """The policy a config describes, run by ``campaign``."""
+        return cls(config.kind, config.slots, config.options(), campaign)
+
+
+MIN_TRAINING = Field(8, ge=2, le=100_000, description="results before the first GP fit")
+POOL_SIZE = Field(
+    1000, ge=1, le=10_000_000, description="fixed candidate pool (the best is the best of it)"
+)
+SURROGATE_NOISE = Field(
+    True,
+    description="a WhiteKernel in the GP (false: the Colmena examples' kernel, which "
+    "fits Ackley's ripples as signal)",
+)
