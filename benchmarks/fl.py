@@ -81,11 +81,11 @@ def loom_side(cfg: dict[str, Any], out_path: str, executor: str) -> None:
     from components.executor.process import ProcessExecutorConfig
     from components.executor.thread import ThreadExecutorConfig
     from components.fl import jobs
-    from components.fl.config import FlightConfig, TwoTier
     from components.fl.data import load
     from components.fl.federation import Federation
-    from components.fl.setup import FlightFL
+    from components.fl.flight import FlightConfig, FlightFL
     from components.fl.strategies import Update
+    from components.fl.topology import TwoTier
     from components.fl.training import evaluate, initial_params
     from components.runtime.taskpath import TaskPath
 

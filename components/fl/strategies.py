@@ -19,7 +19,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from pydantic import Field
+
+from components.base import LoomModel
 
 if TYPE_CHECKING:
     import torch
@@ -149,3 +153,58 @@ class FedAsync:
 
 
 Strategy = FedSGD | FedAvg | FedProx | FedAsync
+
+
+# -- the configs of conf/fl/strategy -----------------------------------------------------------
+
+
+class FedSGDConfig(LoomModel):
+    """Unweighted mean of the children's parameters."""
+
+    kind: Literal["fedsgd"] = "fedsgd"
+
+    def build(self) -> FedSGD:
+        """The strategy."""
+        return FedSGD()
+
+
+class FedAvgConfig(LoomModel):
+    """Mean weighted by samples."""
+
+    kind: Literal["fedavg"] = "fedavg"
+
+    def build(self) -> FedAvg:
+        """The strategy."""
+        return FedAvg()
+
+
+class FedProxConfig(LoomModel):
+    """FedAvg plus μ/2·‖w − w_global‖² in each worker's objective (in its gradient)."""
+
+    kind: Literal["fedprox"] = "fedprox"
+    mu: float = Field(0.3, gt=0, le=1000, description="weight of the proximal term")
+
+    def build(self) -> FedProx:
+        """The strategy."""
+        return FedProx(mu=self.mu)
+
+
+class FedAsyncConfig(LoomModel):
+    """Fold each model in as it arrives: w ← (1 − α_s)·w + α_s·w_k."""
+
+    kind: Literal["fedasync"] = "fedasync"
+    alpha: float = Field(0.5, gt=0, le=1, description="mixing weight of an arriving model")
+    staleness: Literal["constant", "polynomial", "hinge"] = Field(
+        "constant", description="how α falls with staleness (constant: Flight's)"
+    )
+    a: float = Field(0.5, gt=0, le=100, description="polynomial exponent / hinge slope")
+    b: float = Field(4.0, ge=0, le=10_000, description="hinge: staleness with full weight")
+
+    def build(self) -> FedAsync:
+        """The strategy."""
+        return FedAsync(alpha=self.alpha, staleness=self.staleness, a=self.a, b=self.b)
+
+
+StrategyConfig = Annotated[
+    FedSGDConfig | FedAvgConfig | FedProxConfig | FedAsyncConfig, Field(discriminator="kind")
+]

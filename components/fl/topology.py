@@ -23,7 +23,11 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import Field, model_validator
+
+from components.base import LoomModel
 
 
 class TopologyError(ValueError):
@@ -303,3 +307,85 @@ def reduction_percent(topology: Topology) -> float:
     """Flight's ">60 %": the hierarchical cost's saving on the two-tier cost, in percent."""
     star, tree = message_counts(topology)
     return 100 * (1 - tree / star) if star else 0.0
+
+
+# -- the configs of conf/fl/topology -----------------------------------------------------------
+
+
+class TwoTier(LoomModel):
+    """A leader and ``workers`` workers."""
+
+    kind: Literal["two_tier"] = "two_tier"
+    workers: int = Field(12, ge=1, le=100_000, description="workers under the leader")
+
+    def build(self) -> Topology:
+        """The tree."""
+        return two_tier(self.workers)
+
+
+class Balanced(LoomModel):
+    """Every inner node has ``branching`` children; workers at depth ``height``."""
+
+    kind: Literal["balanced"] = "balanced"
+    branching: int = Field(4, ge=1, le=100_000, description="children per inner node")
+    height: int = Field(2, ge=1, le=20, description="depth of the workers")
+
+    def build(self) -> Topology:
+        """The tree."""
+        return balanced(self.branching, self.height)
+
+
+class FixedLeaves(LoomModel):
+    """Flight's balanced tree for a leaf count: branching round(leaves^(1/height))."""
+
+    kind: Literal["fixed_leaves"] = "fixed_leaves"
+    leaves: int = Field(256, ge=1, le=100_000, description="workers wanted")
+    height: int = Field(2, ge=1, le=20, description="depth of the workers")
+
+    def build(self) -> Topology:
+        """The tree."""
+        return fixed_leaves(self.leaves, self.height)
+
+
+class Hierarchical(LoomModel):
+    """Tiers of aggregators of the given sizes, each node under a random one of the tier above."""
+
+    kind: Literal["hierarchical"] = "hierarchical"
+    workers: int = Field(16, ge=1, le=100_000, description="workers at the bottom")
+    aggr_shape: list[int] = Field(
+        default_factory=lambda: [2, 4], description="tier sizes, top first"
+    )
+    seed: int = Field(0, ge=0, description="seed of the random attachment")
+
+    def build(self) -> Topology:
+        """The tree."""
+        return hierarchical(self.workers, self.aggr_shape, self.seed)
+
+
+class TopologyFile(LoomModel):
+    """A YAML or JSON file in Flight's node format (id → kind, children, attributes)."""
+
+    kind: Literal["file"] = "file"
+    path: str = Field(description="the file (relative to the project, or absolute)")
+
+    @model_validator(mode="after")
+    def _exists(self) -> Self:
+        if not self.resolved().is_file():
+            raise ValueError(f"path={self.path!r}: no such topology file")
+        return self
+
+    def resolved(self) -> Path:
+        """The file: as given, or relative to the project."""
+        path = Path(self.path)
+        if not path.is_absolute() and not path.exists():
+            path = Path(__file__).resolve().parents[2] / path
+        return path
+
+    def build(self) -> Topology:
+        """The tree."""
+        return Topology.from_file(self.resolved())
+
+
+TopologyConfig = Annotated[
+    TwoTier | Balanced | FixedLeaves | Hierarchical | TopologyFile, Field(discriminator="kind")
+]

@@ -44,15 +44,14 @@ class Federated:
         from components.fl import jobs
         from components.fl.data import load
         from components.fl.federation import Federation
-        from components.fl.setup import FlightFL
+        from components.fl.protocol import FederatedLearning
         from components.fl.strategies import Update
         from components.fl.topology import reduction_percent
         from components.fl.training import evaluate, initial_params
 
-        fl = ctx.component("fl", FlightFL)
-        cfg = fl.config
+        fl = ctx.component("fl", FederatedLearning)  # type: ignore[type-abstract]
         began = time.perf_counter()
-        data = load(cfg.data.dataset, ctx.seed, cfg.data.samples)
+        data = load(fl.dataset, ctx.seed, fl.samples)
         plan = fl.plan(ctx.seed, data.features, data.classes)
         jobs.federation_data(plan.data)  # the split, here first: a bad worker count fails now
         net = jobs.model_of(plan.model)
@@ -74,8 +73,8 @@ class Federated:
             startup = time.perf_counter() - began
             federation = Federation(plan, path, test)
             dispatched = time.perf_counter()
-            with ctx.progress.bar(f"trial {ctx.trial}: {cfg.mode} federated", None):
-                if cfg.mode == "sync":
+            with ctx.progress.bar(f"trial {ctx.trial}: {fl.mode} federated", None):
+                if fl.mode == "sync":
                     final = federation.run_sync(start, model_bytes)
                 else:
                     final = federation.run_async(start, model_bytes)
@@ -92,7 +91,7 @@ class Federated:
              "up": federation.edges.up.get((p, c), 0), "model_bytes": model_bytes}
             for p, c in fl.topology.edges
         ])  # fmt: skip
-        title = (f"{cfg.mode} {cfg.strategy.kind}, {len(fl.topology.workers)} workers, "
+        title = (f"{fl.mode} {fl.strategy}, {len(fl.topology.workers)} workers, "
                  f"height {fl.topology.height}")  # fmt: skip
         _plot(history, totals, ctx, title)
         _plot_nodes(federation, ctx, f"{title}, idle {idle:.0%}")

@@ -11,10 +11,10 @@ import pytest
 import torch
 
 from components.executor.thread import ThreadExecutorConfig
-from components.fl.config import FedAsyncConfig, FlightConfig, TwoTier
 from components.fl.federation import Federation
-from components.fl.setup import FlightFL
-from components.fl.strategies import Update
+from components.fl.flight import FlightConfig, FlightFL
+from components.fl.strategies import FedAsyncConfig, Update
+from components.fl.topology import TwoTier
 from components.runtime.taskpath import TaskPath
 
 
