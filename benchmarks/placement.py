@@ -35,12 +35,12 @@ from components.placement.greedy_least_used import GreedyLeastUsed
 from components.placement.greedy_min_storage import GreedyMinStorage
 from components.placement.hdfs_3rep import Hdfs3Rep
 from components.placement.hdfs_rs import HdfsRS
-from components.placement.random_choice import RandomScheduler
+from components.placement.random import RandomScheduler
 from components.placement.reliability import max_k
 from components.placement.scheduling import Scheduler, SchedulingContext
 from components.scenarios.placement_comparison import relative_to_best_baseline
 from components.scenarios.placement_simulator import Simulator
-from components.scenarios.placement_workload import Workload, read_workload
+from components.scenarios.placement_workload import ItemWorkload, read_workload
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data" / "drex"
@@ -69,7 +69,7 @@ def node_set(count: int) -> list[NodeSpec]:
     return [replace(base[i % len(base)], node_id=i) for i in range(count)]
 
 
-def first_items(workload: Workload, items: int) -> Workload:
+def first_items(workload: ItemWorkload, items: int) -> ItemWorkload:
     """The workload's first ``items`` items."""
     head = slice(0, items)
     return replace(

@@ -28,10 +28,12 @@ from tables import publish  # benchmarks/ is the script's folder
 from components.coding.isal import IsalCoder
 from components.coding.none import NoCoder
 from components.coding.protocol import Coder
-from components.coding.zfec_coder import ZfecCoder
+from components.coding.zfec import ZfecCoder
 from components.placement.utility_factor import UtilityFactorPlacer
 from components.storage.container import LinkSpec
-from components.storage.network import LocalStorageConfig, MemoryStorageConfig, StorageConfig
+from components.storage.local import LocalStorageConfig
+from components.storage.memory import MemoryStorageConfig
+from components.storage.protocol import StorageConfig
 from components.storage.redis_peer import redis_server
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -165,7 +167,7 @@ from pathlib import Path
 import psutil
 from components.coding.isal import IsalCoder
 from components.placement.utility_factor import UtilityFactorPlacer
-from components.storage.network import LocalStorageConfig
+from components.storage.local import LocalStorageConfig
 source, root, op = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
 me, peak, stop = psutil.Process(), [0], threading.Event()
 def sample():

@@ -21,7 +21,7 @@ GROUP_PROTOCOLS: dict[str, str] = {
     "pricing": "components.pricing.protocol:Pricing",
     "scenario": "components.base:Scenario",
     "steering": "components.steering.protocol:SteeringPolicy",
-    "storage": "components.storage.network:StorageNetwork",
+    "storage": "components.storage.protocol:StorageNetwork",
     "task_placement": "components.task_placement.protocol:TaskPlacer",
 }
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from components.coding.isal import IsalCoder
 from components.coding.protocol import Coder
 from components.coding.replication import ReplicationCoder
-from components.coding.zfec_coder import ZfecCoder
+from components.coding.zfec import ZfecCoder
 
 ISAL_MAX_M = 32
 

@@ -132,7 +132,7 @@ class ZmqConnectorConfig(LoomModel):
         return OpenConnector(connector, None, stack)
 
 
-_CODERS = {"zfec": "components.coding.zfec_coder.ZfecConfig",
+_CODERS = {"zfec": "components.coding.zfec.ZfecConfig",
            "isal": "components.coding.isal.IsalConfig"}  # fmt: skip
 
 
@@ -160,12 +160,12 @@ class FabricConnectorConfig(LoomModel):
 
     def open(self) -> OpenConnector:
         """Open the containers and a fresh catalog."""
-        from components.dataflow.fabric_connector import FabricConnector
+        from components.dataflow.fabric_connector import StorageFabricConnector
 
         stack = ExitStack()
         folder = _folder(stack, self.root, "loom-proxystore-fabric-")
         urls = self.containers or [f"file://{folder}/c{i}" for i in range(self.count)]
-        connector = FabricConnector(
+        connector = StorageFabricConnector(
             [{"url": url, "name": f"proxystore-c{i}"} for i, url in enumerate(urls)],
             str(folder / "catalog.sqlite"),
             coding=[_CODERS[self.coder], {"k": self.k, "m": self.m}],

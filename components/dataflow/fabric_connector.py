@@ -2,7 +2,7 @@
 
 Objects are cut into segments, erasure-coded and spread over the data containers (any fsspec
 URLs), with their metadata in a SQLite catalog that every process opens. ProxyStore rebuilds a
-connector on each worker from :meth:`FabricConnector.config`, which therefore returns exactly
+connector on each worker from :meth:`StorageFabricConnector.config`, which therefore returns exactly
 the constructor's arguments, all JSON: container specs, the coder's and placer's config
 classes by dotted path with their fields, and the catalog's path.
 
@@ -24,13 +24,13 @@ from typing import Any, NamedTuple
 from components.coding.protocol import Coder
 from components.placement.protocol import Placer
 from components.storage.container import ContainerSpec, DataContainer
-from components.storage.fabric import Fabric
+from components.storage.fabric import StorageFabric
 from components.storage.protocol import InsufficientCapacity, ObjectNotFound, StorageError
 
 log = logging.getLogger(__name__)
 
 CATALOG = "proxystore"
-DEFAULT_CODING: tuple[str, dict[str, Any]] = ("components.coding.zfec_coder.ZfecConfig",
+DEFAULT_CODING: tuple[str, dict[str, Any]] = ("components.coding.zfec.ZfecConfig",
                                               {"k": 2, "m": 3})  # fmt: skip
 DEFAULT_PLACEMENT: tuple[str, dict[str, Any]] = (
     "components.placement.round_robin.RoundRobinConfig",
@@ -52,7 +52,7 @@ def _component(spec: Sequence[Any]) -> Any:
     return config_type.model_validate(dict(fields)).build()
 
 
-class FabricConnector:
+class StorageFabricConnector:
     """Byte-level ProxyStore connector (write once, read many) over an erasure-coded fabric.
 
     Args:
@@ -96,13 +96,13 @@ class FabricConnector:
                 )  # fmt: skip
                 container.take_down()
                 opened.append(container)
-        self.fabric = Fabric(
+        self.fabric = StorageFabric(
             opened, coder, placer, Path(catalog_path), segment_size=segment_size,
             parallelism=parallelism, collect_garbage=owner,
         )  # fmt: skip
 
     def __repr__(self) -> str:
-        return f"FabricConnector(catalog_path={self._args['catalog_path']!r})"
+        return f"StorageFabricConnector(catalog_path={self._args['catalog_path']!r})"
 
     def close(self) -> None:
         """Stop the fabric's pools and close the catalog (the objects stay)."""
@@ -113,7 +113,7 @@ class FabricConnector:
         return dict(self._args)
 
     @classmethod
-    def from_config(cls, config: dict[str, Any]) -> FabricConnector:
+    def from_config(cls, config: dict[str, Any]) -> StorageFabricConnector:
         """Rebuild from :meth:`config`."""
         return cls(**config)
 

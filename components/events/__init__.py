@@ -6,22 +6,22 @@ has its module; modules starting with ``_`` are internals.
 
 from components.events.protocol import (
     Access,
-    AccessDenied,
     BrokerUnreachable,
     Event,
     EventFabric,
     EventsError,
+    TopicAccessDenied,
     TopicError,
     TopicInfo,
 )
 
 __all__ = [
     "Access",
-    "AccessDenied",
     "BrokerUnreachable",
     "Event",
     "EventFabric",
     "EventsError",
+    "TopicAccessDenied",
     "TopicError",
     "TopicInfo",
 ]

@@ -12,7 +12,7 @@ import re
 import secrets
 import threading
 
-from components.events.protocol import Access, AccessDenied, TopicError
+from components.events.protocol import Access, TopicAccessDenied, TopicError
 
 NAME = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
 
@@ -63,7 +63,7 @@ class AccessControl:
         token = token or secrets.token_urlsafe(24)
         with self._lock:
             if name in self._names:
-                raise AccessDenied(f"principal {name!r} already exists")
+                raise TopicAccessDenied(f"principal {name!r} already exists")
             self._names.add(name)
             self._principals[_digest(token)] = name
         return token
@@ -77,7 +77,7 @@ class AccessControl:
         try:
             return self._principals[_digest(token)]
         except KeyError:
-            raise AccessDenied("unknown token: no principal has it") from None
+            raise TopicAccessDenied("unknown token: no principal has it") from None
 
     def allowed(self, principal: str, topic: str) -> Access:
         """What ``principal`` may do on ``topic`` (owners may do everything)."""
@@ -86,9 +86,9 @@ class AccessControl:
         return self._grants.get(topic, {}).get(principal, Access.NONE)
 
     def require(self, principal: str, topic: str, needed: Access) -> None:
-        """Raise :class:`AccessDenied` unless ``principal`` holds ``needed`` on ``topic``."""
+        """Raise :class:`TopicAccessDenied` unless ``principal`` holds ``needed`` on ``topic``."""
         if needed not in self.allowed(principal, topic):
-            raise AccessDenied(
+            raise TopicAccessDenied(
                 f"principal {principal!r} may not {needed.label} topic {topic!r}: "
                 f"it holds {self.allowed(principal, topic).label}; the owner "
                 f"{owner_of(topic)!r} can grant it"
@@ -97,7 +97,7 @@ class AccessControl:
     def require_owner(self, principal: str, topic: str, action: str) -> None:
         """Only the namespace owner may create, delete or grant on a topic."""
         if owner_of(topic) != principal:
-            raise AccessDenied(
+            raise TopicAccessDenied(
                 f"principal {principal!r} may not {action} {topic!r}: only its owner "
                 f"{owner_of(topic)!r} may"
             )
@@ -105,7 +105,7 @@ class AccessControl:
     def grant(self, topic: str, principal: str, access: Access) -> Access:
         """Add ``access`` for ``principal`` on ``topic``; return what it now holds."""
         if principal not in self._names:
-            raise AccessDenied(
+            raise TopicAccessDenied(
                 f"cannot grant to unknown principal {principal!r}; known: "
                 f"{', '.join(self.principals())}"
             )

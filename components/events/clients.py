@@ -26,7 +26,7 @@ from confluent_kafka import (
 
 from components.events.access import AccessControl, full_name
 from components.events.offsets import ReturnedOffsets
-from components.events.protocol import Access, AccessDenied, Event, EventsError
+from components.events.protocol import Access, Event, EventsError, TopicAccessDenied
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +120,7 @@ class FabricProducer:
         """Queue one event; blocks (serving delivery reports) while the local queue is full.
 
         Raises:
-            AccessDenied: The principal holds no write grant on ``topic``.
+            TopicAccessDenied: The principal holds no write grant on ``topic``.
 
         """
         name = self._names.get(topic) or self.resolve(topic)
@@ -153,7 +153,7 @@ class FabricProducer:
             How many events were queued.
 
         Raises:
-            AccessDenied: The principal holds no write grant on ``topic``.
+            TopicAccessDenied: The principal holds no write grant on ``topic``.
             ValueError: ``keys`` and ``values`` differ in length (checked before sending
                 when both have a length, else when the shorter one ends).
 
@@ -327,7 +327,7 @@ class FabricConsumer:
         try:
             for topic in self.topics:
                 self._grants.check(topic)
-        except AccessDenied:
+        except TopicAccessDenied:
             self._client.unsubscribe()
             raise
 
@@ -335,7 +335,7 @@ class FabricConsumer:
         """Up to ``max_events`` events, waiting at most ``timeout_s`` for the first.
 
         Raises:
-            AccessDenied: The read grant was revoked (the consumer unsubscribes).
+            TopicAccessDenied: The read grant was revoked (the consumer unsubscribes).
 
         """
         if self._grants.version != self._grants.acl.version:

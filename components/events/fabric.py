@@ -32,6 +32,7 @@ from components.events.protocol import (
     TopicInfo,
 )
 from components.events.topology import EventsConfig
+from components.events.triggers import Trigger  # it names Session for types only: no cycle
 
 EMBEDDED_GAP_WAIT_MS = 5000
 
@@ -40,13 +41,12 @@ if TYPE_CHECKING:
     from components.events.acl_mirror import AclMirror
     from components.events.broker import TansuBroker
     from components.events.topology import TriggerSpec
-    from components.events.triggers import Trigger
 
 log = logging.getLogger(__name__)
 kafka_log = logging.getLogger("loom.librdkafka")
 
 
-class KafkaFabric:
+class EventFabric:
     """Topics, grants, producers, consumers and triggers over one Kafka cluster.
 
     Args:
@@ -271,7 +271,7 @@ class KafkaFabric:
 class Session:
     """What one authenticated principal may do; namespace = the principal's name."""
 
-    def __init__(self, fabric: KafkaFabric, principal: str) -> None:
+    def __init__(self, fabric: EventFabric, principal: str) -> None:
         self.fabric = fabric
         self.principal = principal
 
@@ -428,13 +428,11 @@ class Session:
 
     def trigger(self, spec: TriggerSpec, executor: Any) -> Trigger:
         """Start a trigger: ``spec.handler`` runs on ``executor`` for matching events."""
-        from components.events.triggers import Trigger
-
         trigger = Trigger(self, spec, executor)
         self.fabric.on_close(trigger.stop)
         return trigger
 
 
-def fabric_of(ctx: RunContext) -> KafkaFabric:
+def fabric_of(ctx: RunContext) -> EventFabric:
     """The opened event fabric of a run (its ``events`` component)."""
-    return ctx.component("events", KafkaFabric)
+    return ctx.component("events", EventFabric)

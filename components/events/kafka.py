@@ -30,10 +30,10 @@ class KafkaEventsConfig(EventsConfig):
     )
 
     def build(self) -> Any:
-        """An unopened :class:`~components.events.fabric.KafkaFabric` on the cluster."""
-        from components.events.fabric import KafkaFabric
+        """An unopened :class:`~components.events.fabric.EventFabric` on the cluster."""
+        from components.events.fabric import EventFabric
 
-        return KafkaFabric(
+        return EventFabric(
             self,
             bootstrap=self.bootstrap_servers,
             mirror_acls=self.mirror_acls,

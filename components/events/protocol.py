@@ -16,7 +16,7 @@ class BrokerUnreachable(EventsError):
     """No Kafka broker answered within the configured time."""
 
 
-class AccessDenied(EventsError, PermissionError):
+class TopicAccessDenied(EventsError, PermissionError):
     """A principal without the needed grant, or an unknown token."""
 
 

@@ -6,11 +6,18 @@ has its module; modules starting with ``_`` are internals.
 
 from components.placement.protocol import (
     CannotPlace,
+    ChunkPlacement,
     NodeInfo,
-    Placement,
     PlacementConfig,
     Placer,
     RankingPlacer,
 )
 
-__all__ = ["CannotPlace", "NodeInfo", "Placement", "PlacementConfig", "Placer", "RankingPlacer"]
+__all__ = [
+    "CannotPlace",
+    "ChunkPlacement",
+    "NodeInfo",
+    "PlacementConfig",
+    "Placer",
+    "RankingPlacer",
+]

@@ -44,7 +44,7 @@ class NodeInfo:
 
 
 @dataclass(frozen=True, slots=True)
-class Placement:
+class ChunkPlacement:
     """Where an item goes: ``n`` chunks, any ``k`` of which rebuild it, on ``node_ids``."""
 
     n: int
@@ -70,7 +70,7 @@ class Placer(Protocol):
         n: int,
         k: int,
         reliability: float | None = None,
-    ) -> Placement:
+    ) -> ChunkPlacement:
         """Place an item of ``size`` bytes coded as ``n`` chunks (``k`` needed).
 
         Placers that pick their own (n, k), such as D-Rex's, may return others; fixed ones
@@ -110,10 +110,10 @@ class RankingPlacer:
         n: int,
         k: int,
         reliability: float | None = None,
-    ) -> Placement:
+    ) -> ChunkPlacement:
         """Place ``n`` chunks on the best-ranked nodes with room for one."""
         candidates = self.rank(fitting(nodes, chunk_bytes(size, k)), size)
-        return Placement(n, k, spread(candidates, n, size, k))
+        return ChunkPlacement(n, k, spread(candidates, n, size, k))
 
 
 def chunk_bytes(size: int, k: int) -> int:

@@ -18,7 +18,13 @@ from pydantic import Field
 
 from components.placement.cluster import MB, Cluster
 from components.placement.costs import CodingTimes, NearestSize
-from components.placement.protocol import CannotPlace, NodeInfo, Placement, PlacementConfig, Placer
+from components.placement.protocol import (
+    CannotPlace,
+    ChunkPlacement,
+    NodeInfo,
+    PlacementConfig,
+    Placer,
+)
 from components.placement.reliability import max_k_from_cdf
 
 
@@ -196,7 +202,7 @@ class ReliabilityPlacer:
         n: int,
         k: int,
         reliability: float | None = None,
-    ) -> Placement:
+    ) -> ChunkPlacement:
         """Choose (N, K) and distinct nodes for ``size`` bytes."""
         cluster = Cluster.from_node_infos(nodes, self.duration_days, scheduler=self.name)
         target = self.default_target if reliability is None else reliability
@@ -204,7 +210,9 @@ class ReliabilityPlacer:
         cluster.min_item_mb = size_mb
         self._ctx.nearest.update(size_mb)
         decision = self.scheduler.schedule(cluster, size_mb, target, self._ctx)
-        return Placement(decision.n, decision.k, tuple(int(cluster.ids[i]) for i in decision.nodes))
+        return ChunkPlacement(
+            decision.n, decision.k, tuple(int(cluster.ids[i]) for i in decision.nodes)
+        )
 
 
 class ReliabilityPlacementConfig(PlacementConfig):

@@ -13,7 +13,7 @@ from pydantic import Field
 
 from components.base import RunContext, ScenarioConfig
 from components.events.fabric import fabric_of
-from components.events.protocol import AccessDenied, EventsError
+from components.events.protocol import EventsError, TopicAccessDenied
 
 
 class EventAccessConfig(ScenarioConfig):
@@ -57,7 +57,7 @@ class EventAccess:
                 action()
                 outcome = True
                 detail = "ok"
-            except AccessDenied as exc:
+            except TopicAccessDenied as exc:
                 outcome = False
                 detail = str(exc)
             rows.append({"step": step, "expected": allowed, "allowed": outcome, "detail": detail})

@@ -19,7 +19,7 @@ from components.placement.costs import CLIENT_BANDWIDTH_MB_S, CodingTimes, codin
 from components.placement.protocol import CannotPlace
 from components.placement.reliability import meets
 from components.placement.scheduling import Decision, Scheduler, SchedulingContext
-from components.scenarios.placement_workload import Workload
+from components.scenarios.placement_workload import ItemWorkload
 
 
 class FailurePlan:
@@ -141,7 +141,7 @@ class Simulator:
         self._stored: dict[int, _Stored] = {}
 
     def run(
-        self, workload: Workload, progress: Callable[[int], None] | None = None
+        self, workload: ItemWorkload, progress: Callable[[int], None] | None = None
     ) -> SimulationResult:
         """Place every item; return the totals."""
         result = self.result

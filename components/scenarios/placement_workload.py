@@ -23,7 +23,7 @@ class WorkloadError(ValueError):
 
 
 @dataclass(frozen=True)
-class Workload:
+class ItemWorkload:
     """Items to place, in submission order.
 
     Attributes:
@@ -93,7 +93,7 @@ def as_c_floats(values: Sequence[float], texts: Sequence[str]) -> NDArray[np.flo
 
 def read_workload(
     path: Path, replay: int, target: float | None, seed: int, rng: TargetRng = "numpy"
-) -> Workload:  # fmt: skip
+) -> ItemWorkload:  # fmt: skip
     """Read the write items of a trace and replay them ``replay`` times.
 
     As the reference does, sizes are read as C floats (so 124.1 is 124.09999847…), each
@@ -153,4 +153,4 @@ def read_workload(
     submit = (shifts[:, None] + one_times[None, :]).ravel()
     count = len(one_sizes) * replay
     targets = random_targets(count, seed, rng) if target is None else np.full(count, target)
-    return Workload(np.tile(one_sizes, replay), submit, targets)
+    return ItemWorkload(np.tile(one_sizes, replay), submit, targets)

@@ -25,8 +25,8 @@ from components.scenarios.storage_workload import (
     throughput_metrics,
     timed_ops,
 )
-from components.storage.fabric import Fabric
-from components.storage.network import StorageNetwork
+from components.storage.fabric import StorageFabric
+from components.storage.protocol import StorageNetwork
 
 
 class StorageBenchmarkConfig(StorageScenarioConfig):
@@ -111,7 +111,7 @@ class StorageBenchmark:
         cfg = self.config
         if peer == "centralized":
             placer = ctx.component("placement", Placer)  # type: ignore[type-abstract]
-            fabric = Fabric(
+            fabric = StorageFabric(
                 network.containers[:1], NoCoder(), placer, ctx.run_dir / "centralized.sqlite",
                 segment_size=network.segment_size, parallelism=network.parallelism,
                 tenants=network.tenants,

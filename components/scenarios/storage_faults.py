@@ -17,7 +17,7 @@ from components.scenarios.storage_workload import (
     chunked,
     make_objects,
 )
-from components.storage.fabric import Fabric
+from components.storage.fabric import StorageFabric
 
 
 class StorageFaultsConfig(StorageScenarioConfig):
@@ -108,7 +108,7 @@ class StorageFaults:
             ctx.write_records("operations", (r.row() for r in puts + puts2 + gets + beyond + after))
 
     @staticmethod
-    def _corrupt(fabric: Fabric, rng: Any, count: int) -> int:
+    def _corrupt(fabric: StorageFabric, rng: Any, count: int) -> int:
         """Overwrite up to ``count`` chunks with zeros, keeping every segment within tolerance.
 
         Only segments with every chunk on an up container are touched, at most m − k chunks

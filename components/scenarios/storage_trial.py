@@ -16,8 +16,8 @@ from components.scenarios.storage_workload import (
     digest,
     timed_ops,
 )
-from components.storage.fabric import Fabric, TenantStore
-from components.storage.network import StorageNetwork
+from components.storage.fabric import StorageFabric, TenantStore
+from components.storage.protocol import StorageNetwork
 
 STORAGE_GROUPS = ("storage", "coding", "placement")
 
@@ -54,16 +54,16 @@ class StorageScenarioConfig(ScenarioConfig):
         return self
 
 
-def open_fabric(ctx: RunContext, name: str = "catalog") -> tuple[StorageNetwork, Fabric]:
+def open_fabric(ctx: RunContext, name: str = "catalog") -> tuple[StorageNetwork, StorageFabric]:
     """The run's containers and a fabric over them with its coder and placer."""
-    network = ctx.component("storage", StorageNetwork)
+    network = ctx.component("storage", StorageNetwork)  # type: ignore[type-abstract]
     coder = ctx.component("coding", Coder)  # type: ignore[type-abstract]
     placer = ctx.component("placement", Placer)  # type: ignore[type-abstract]
     return network, network.fabric(coder, placer, ctx.run_dir / f"{name}.sqlite")
 
 
 def store_objects(
-    ctx: RunContext, fabric: Fabric, objects: list[ObjectSpec], concurrency: int, label: str
+    ctx: RunContext, fabric: StorageFabric, objects: list[ObjectSpec], concurrency: int, label: str
 ) -> tuple[dict[str, str], list[Any], float]:
     """Put every object; return their hashes, records and wall time."""
     store = connect_tenant(fabric)
@@ -79,7 +79,7 @@ def store_objects(
     return hashes, records, wall
 
 
-def connect_tenant(fabric: Fabric) -> TenantStore:
+def connect_tenant(fabric: StorageFabric) -> TenantStore:
     """Act as the first configured tenant."""
     tenant, token = next(iter(fabric.tenants.items()))
     return fabric.connect(tenant, token)
@@ -87,7 +87,7 @@ def connect_tenant(fabric: Fabric) -> TenantStore:
 
 def read_back(
     ctx: RunContext,
-    fabric: Fabric,
+    fabric: StorageFabric,
     objects: list[ObjectSpec],
     hashes: dict[str, str],
     concurrency: int,
@@ -108,7 +108,7 @@ def read_back(
     return records, wall, verified[0]
 
 
-def delete_all(fabric: Fabric, objects: list[ObjectSpec]) -> None:
+def delete_all(fabric: StorageFabric, objects: list[ObjectSpec]) -> None:
     """Delete the workload's objects that were stored."""
     store = connect_tenant(fabric)
     for spec in objects:

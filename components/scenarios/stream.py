@@ -122,9 +122,9 @@ class Stream:
                 host, port = "127.0.0.1", int(client.connection_pool.connection_kwargs["port"])
             subscriber = RedisQueueSubscriber(host, port, name, timeout=int(cfg.timeout_s))
             return name, RedisQueuePublisher(host, port), subscriber
-        from components.events.fabric import KafkaFabric
+        from components.events.fabric import EventFabric
 
-        fabric = ctx.component("events", KafkaFabric)
+        fabric = ctx.component("events", EventFabric)
         session = fabric.session(fabric.config.principals[0])
         topic = session.create_topic(name, partitions=1)
         stack.callback(session.delete_topic, name)

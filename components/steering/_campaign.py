@@ -1,4 +1,7 @@
-"""What the steering policies share: the campaign Thinker, its planned queue, the fields."""
+"""What the steering policies share: the campaign Thinker, its queue, the pool search, fields.
+
+The pool search is ``interleaved``'s Thinker; ``reallocation`` builds on it.
+"""
 
 from __future__ import annotations
 
@@ -6,21 +9,19 @@ import logging
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 from colmena.models import Result
 from colmena.queue.base import ColmenaQueues
-from colmena.thinker import (
-    BaseThinker,
-    agent,
-)
+from colmena.thinker import BaseThinker, agent, result_processor, task_submitter
 from colmena.thinker.resources import ResourceCounter
 from pydantic import Field
 
 from components.steering.counter import SafeResourceCounter
 from components.steering.protocol import CampaignSettings, SteeringConfig
+from components.steering.surrogate import rank
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +150,72 @@ class PlannedCampaign(Campaign):
         with self.ready:
             self.planned = deque(items)
             self.ready.notify_all()
+
+
+class InterleavedSearch(PlannedCampaign):
+    """A separate agent re-ranks a fixed pool while evaluations run."""
+
+    policy = "interleaved"
+
+    def __init__(self, queues: ColmenaQueues, settings: CampaignSettings,
+                 counter: ResourceCounter | None = None) -> None:  # fmt: skip
+        size = int(settings.options.get("pool", POOL))
+        if size < settings.evaluations:  # each candidate is evaluated once: the pool is the budget
+            log.warning("pool=%d < evaluations=%d: %d evaluations", size, settings.evaluations,
+                        size)  # fmt: skip
+            settings = replace(settings, evaluations=size)
+        super().__init__(queues, settings, counter)
+        self.pool = self.random_points(size)
+        self.unused = set(range(size))
+        self.min_training = int(settings.options.get("min_training", 8))
+        self.opt_delay_s = float(settings.options.get("opt_delay_s", 0.0))
+        self.plan(list(range(size)))  # indices into the pool, in rank order
+
+    def take_from_pool(self) -> list[float] | None:
+        """The top-ranked unused candidate."""
+        index = self.take()
+        if index is None:
+            return None
+        with self.lock:
+            self.unused.discard(index)
+        point: list[float] = self.pool[index].tolist()
+        return point
+
+    def rerank(self, order: np.ndarray, ranked: list[int]) -> None:
+        """Plan the pool indices ``ranked`` (a snapshot of the unused) in ``order``."""
+        with self.ready:
+            self.planned = deque(ranked[i] for i in order.tolist() if ranked[i] in self.unused)
+            self.ready.notify_all()
+
+    @task_submitter()
+    def submit(self) -> None:
+        """Send the current top of the pool."""
+        started = time.perf_counter()
+        point = self.take_from_pool()
+        if point is None or not self.send(point, started):
+            self.spent()
+
+    @result_processor()
+    def receive(self, result: Result) -> None:
+        """Free the slot, keep the result."""
+        self.counter.release()
+        self.record(result)
+
+    @agent()
+    def reprioritize(self) -> None:
+        """Keep refitting and re-ranking the pool until the campaign ends."""
+        trained_on = 0
+        while not self.done.is_set():
+            x, y = self.snapshot()
+            if len(y) >= self.min_training and len(y) > trained_on:
+                with self.lock:
+                    unused = sorted(self.unused)
+                if unused:  # else every candidate is taken: nothing left to rank
+                    order = rank(x, y, self.pool[unused], self.settings.seed, self.noise)
+                    self.rerank(order, unused)
+                trained_on = len(y)
+                self.retrains += 1
+            self.done.wait(max(self.opt_delay_s, 0.01))
 
 
 @dataclass(frozen=True)

@@ -26,10 +26,10 @@ from components.steering._campaign import (
     POOL_SIZE,
     RETRAIN_TIMEOUT_S,
     SURROGATE_NOISE,
+    InterleavedSearch,
     Policy,
 )
 from components.steering.counter import SafeResourceCounter
-from components.steering.interleaved import InterleavedSearch
 from components.steering.protocol import CampaignSettings, SteeringConfig
 
 log = logging.getLogger(__name__)

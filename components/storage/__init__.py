@@ -1,7 +1,9 @@
 """The ``storage`` group: the data containers behind the erasure-coded storage fabric.
 
-``protocol.py`` holds what ``build()`` returns, the config base and the errors; each option
-has its module; modules starting with ``_`` are internals.
+``protocol.py`` holds what ``build()`` returns (a :class:`StorageNetwork`), the config base,
+the errors and the tenants' :class:`ObjectStore`; each option (``local``, ``memory``, ``s3``,
+``mixed``) has its module; ``_network`` is the network they all build. ``fabric`` is the
+storage fabric (:class:`~components.storage.fabric.StorageFabric`) a scenario joins it into.
 """
 
 from components.storage.protocol import (
@@ -13,7 +15,9 @@ from components.storage.protocol import (
     ObjectStat,
     ObjectStore,
     ObjectUnreadable,
+    StorageConfig,
     StorageError,
+    StorageNetwork,
 )
 
 __all__ = [
@@ -25,5 +29,7 @@ __all__ = [
     "ObjectStat",
     "ObjectStore",
     "ObjectUnreadable",
+    "StorageConfig",
     "StorageError",
+    "StorageNetwork",
 ]

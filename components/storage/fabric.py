@@ -50,7 +50,7 @@ class FabricCounters:
 
 @dataclass
 class ScrubReport:
-    """Result of :meth:`Fabric.scrub`."""
+    """Result of :meth:`StorageFabric.scrub`."""
 
     seconds: float = 0.0
     chunks_checked: int = 0
@@ -71,7 +71,7 @@ def _chunk_hash(data: bytes | memoryview) -> str:
     return xxhash.xxh3_64_hexdigest(data)
 
 
-class Fabric:
+class StorageFabric:
     """The shared storage network of one catalog: containers + coder + placer.
 
     Args:
@@ -130,7 +130,7 @@ class Fabric:
         self._io_pool.shutdown()
         self.catalog.close()
 
-    def __enter__(self) -> Fabric:
+    def __enter__(self) -> StorageFabric:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -608,9 +608,9 @@ class Fabric:
 
 
 class TenantStore:
-    """One tenant's view of a :class:`Fabric`: only its own catalogs."""
+    """One tenant's view of a :class:`StorageFabric`: only its own catalogs."""
 
-    def __init__(self, fabric: Fabric, tenant: str) -> None:
+    def __init__(self, fabric: StorageFabric, tenant: str) -> None:
         self.fabric = fabric
         self.tenant = tenant
 

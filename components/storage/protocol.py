@@ -1,11 +1,30 @@
-"""The ``storage`` area: errors, object metadata and the :class:`ObjectStore` protocol."""
+"""The ``storage`` area's contracts: errors, object metadata, the network, the config base.
+
+Every option builds a :class:`StorageNetwork` (opened containers plus the fabric settings); a
+scenario joins it with the ``coding`` and ``placement`` components into a
+:class:`~components.storage.fabric.StorageFabric` whose catalog lives in the trial's folder.
+Tenants read and write through the :class:`ObjectStore` protocol.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Protocol, runtime_checkable
+from types import TracebackType
+from typing import TYPE_CHECKING, BinaryIO, Protocol, Self, runtime_checkable
+
+from pydantic import Field, SecretStr
+
+from components.base import ComponentConfig
+
+if TYPE_CHECKING:  # the network's parts, for types only (they import this module's errors)
+    from components.coding.protocol import Coder
+    from components.placement.protocol import Placer
+    from components.storage.container import ContainerSpec, DataContainer
+    from components.storage.fabric import StorageFabric
+
+DEFAULT_TENANT = "loom"
 
 PutSource = bytes | bytearray | memoryview | BinaryIO | Path
 
@@ -100,3 +119,47 @@ class ObjectStore(Protocol):
 
     def stat(self, catalog: str, key: str) -> ObjectStat:
         """Size, coding, placement and hashes of an object."""
+
+
+@runtime_checkable
+class StorageNetwork(Protocol):
+    """What the ``storage`` group gives a scenario: data containers, opened as a context."""
+
+    specs: list[ContainerSpec]
+    containers: list[DataContainer]
+    segment_size: int
+    parallelism: int
+    tenants: dict[str, str]
+
+    def __enter__(self) -> Self:
+        """Open every container."""
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        """Remove in-memory containers and temporary folders."""
+
+    def fabric(self, coder: Coder, placer: Placer, catalog_path: Path) -> StorageFabric:
+        """A fabric over these containers with its catalog at ``catalog_path``."""
+
+
+class StorageConfig(ComponentConfig):
+    """Settings shared by every storage option."""
+
+    segment_size_mb: float = Field(8.0, gt=0, le=1024, description="bytes per segment, MB")
+    parallelism: int = Field(4, ge=1, le=64, description="segments in flight per put/get")
+    tenants: dict[str, SecretStr] = Field(
+        default_factory=lambda: {DEFAULT_TENANT: SecretStr("loom-dev-token")},
+        description="tenant → token (LOOM_TOKEN_<TENANT> in the environment overrides)",
+    )
+
+    def container_specs(self) -> tuple[list[ContainerSpec], list[str]]:
+        """The containers, and temporary folders to remove at the end."""
+        raise NotImplementedError
+
+    def build(self) -> StorageNetwork:
+        """The network (opened by the engine as a context manager)."""
+        raise NotImplementedError

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from components.coding.isal import IsalCoder
 from components.coding.protocol import DecodeError
 from components.coding.replication import ReplicationCoder
-from components.coding.zfec_coder import ZfecCoder
+from components.coding.zfec import ZfecCoder
 
 
 @st.composite

@@ -107,9 +107,9 @@ def test_fabric_connector_survives_a_container_that_cannot_be_opened(tmp_path: P
         settings["containers"][1]["url"] = "s3://loom-no-such-bucket/c1"
         settings["containers"][1]["options"] = {"endpoint_url": "http://127.0.0.1:9",
                                                 "anon": True}  # fmt: skip
-        from components.dataflow.fabric_connector import FabricConnector
+        from components.dataflow.fabric_connector import StorageFabricConnector
 
-        rebuilt = FabricConnector(**settings)
+        rebuilt = StorageFabricConnector(**settings)
         assert rebuilt.get(key) == b"x" * MB
         rebuilt.close()
     finally:
@@ -427,11 +427,11 @@ def test_a_proxy_without_a_cached_class_is_not_resolved_by_submit() -> None:
 def test_fabric_connectors_in_two_processes_share_capacity(tmp_path: Path) -> None:
     # Each process counts only its own writes; a writer that thinks the containers are full
     # measures them again, and sees what another process deleted.
-    from components.dataflow.fabric_connector import FabricConnector
+    from components.dataflow.fabric_connector import StorageFabricConnector
 
     containers = [{"url": f"file://{tmp_path}/c{i}", "capacity_mb": 3.0} for i in range(3)]
-    writer = FabricConnector(containers, str(tmp_path / "catalog.sqlite"), owner=True)
-    other = FabricConnector(**writer.config())
+    writer = StorageFabricConnector(containers, str(tmp_path / "catalog.sqlite"), owner=True)
+    other = StorageFabricConnector(**writer.config())
     keys = [writer.put(b"w" * MB) for _ in range(4)]  # 4 MB x 1.5 of 9 MB
     for key in keys:
         other.evict(key)  # deleted elsewhere: the writer's count does not know

@@ -22,9 +22,9 @@ from components.base import RunContext
 from components.events.broker import TansuBroker
 from components.events.clients import DLQ_ERROR
 from components.events.embedded import EmbeddedEventsConfig
-from components.events.fabric import KafkaFabric
+from components.events.fabric import EventFabric
 from components.events.kafka import KafkaEventsConfig
-from components.events.protocol import Access, AccessDenied, BrokerUnreachable, TopicError
+from components.events.protocol import Access, BrokerUnreachable, TopicAccessDenied, TopicError
 from components.events.topology import TriggerSpec
 from components.loopback import free_port
 from components.scenarios.event_throughput import EventThroughputConfig
@@ -47,7 +47,7 @@ def broker() -> Iterator[TansuBroker]:
 
 
 @pytest.fixture(params=["embedded", "kafka"])
-def fabric(request: pytest.FixtureRequest, broker: TansuBroker) -> Iterator[KafkaFabric]:
+def fabric(request: pytest.FixtureRequest, broker: TansuBroker) -> Iterator[EventFabric]:
     if request.param == "embedded":
         config: Any = EmbeddedEventsConfig(**TOPOLOGY)
     else:
@@ -65,7 +65,7 @@ def _drain(consumer: Any, count: int, polls: int = 100) -> list[Any]:
     return got
 
 
-def test_topic_lifecycle(fabric: KafkaFabric) -> None:
+def test_topic_lifecycle(fabric: EventFabric) -> None:
     alice = fabric.session("alice")
     name = _name()
     full = alice.create_topic(name, partitions=3, retention_ms=3_600_000)
@@ -75,9 +75,9 @@ def test_topic_lifecycle(fabric: KafkaFabric) -> None:
     assert (info.owner, info.partitions, info.retention_ms) == ("alice", 3, 3_600_000)
     with pytest.raises(TopicError, match="already exists"):
         alice.create_topic(name)
-    with pytest.raises(AccessDenied, match="only its owner 'alice'"):
+    with pytest.raises(TopicAccessDenied, match="only its owner 'alice'"):
         fabric.session("bob").delete_topic(full)
-    with pytest.raises(AccessDenied):
+    with pytest.raises(TopicAccessDenied):
         fabric.session("bob").create_topic(f"alice.{_name()}")
     assert full not in fabric.session("bob").list_topics()
     alice.delete_topic(name)
@@ -86,13 +86,13 @@ def test_topic_lifecycle(fabric: KafkaFabric) -> None:
         alice.create_topic("bad name!")
 
 
-def test_grants_are_enforced_and_revoke_takes_effect(fabric: KafkaFabric) -> None:
+def test_grants_are_enforced_and_revoke_takes_effect(fabric: EventFabric) -> None:
     alice, bob = fabric.session("alice"), fabric.session("bob")
     topic = alice.create_topic(_name(), partitions=2)
     producer = bob.producer()
-    with pytest.raises(AccessDenied, match="may not write"):
+    with pytest.raises(TopicAccessDenied, match="may not write"):
         producer.produce(topic, b"denied")
-    with pytest.raises(AccessDenied, match="may not read"):
+    with pytest.raises(TopicAccessDenied, match="may not read"):
         bob.consumer([topic], group="g")
     assert alice.grant(topic, "bob", read=True, write=True) == Access.READ_WRITE
     assert alice.list_grants(topic) == {"bob": Access.READ_WRITE}
@@ -105,19 +105,19 @@ def test_grants_are_enforced_and_revoke_takes_effect(fabric: KafkaFabric) -> Non
     assert events[0].headers == {"h": b"1"} and events[0].key == b"k"
     consumer.commit()
     assert topic in bob.list_topics()
-    with pytest.raises(AccessDenied):
+    with pytest.raises(TopicAccessDenied):
         fabric.session("eve").producer().produce(topic, b"x")
     alice.revoke(topic, "bob", read=True, write=True)
-    with pytest.raises(AccessDenied, match="may not write"):
+    with pytest.raises(TopicAccessDenied, match="may not write"):
         producer.produce(topic, b"after revoke")
-    with pytest.raises(AccessDenied, match="may not read"):
+    with pytest.raises(TopicAccessDenied, match="may not read"):
         consumer.poll(1, 0.05)
     assert alice.list_grants(topic) == {}
-    with pytest.raises(AccessDenied, match="unknown token"):
+    with pytest.raises(TopicAccessDenied, match="unknown token"):
         fabric.login("not-a-token")
 
 
-def test_json_values_and_malformed_events_go_to_the_dead_letter_topic(fabric: KafkaFabric) -> None:
+def test_json_values_and_malformed_events_go_to_the_dead_letter_topic(fabric: EventFabric) -> None:
     alice = fabric.session("alice")
     topic = alice.create_topic(_name())
     dlq = alice.create_topic(_name())
@@ -138,10 +138,10 @@ def test_json_values_and_malformed_events_go_to_the_dead_letter_topic(fabric: Ka
     assert b"not JSON" in dead[0].headers[DLQ_ERROR]
 
 
-def test_produce_many_sends_the_same_events_and_checks_grants(fabric: KafkaFabric) -> None:
+def test_produce_many_sends_the_same_events_and_checks_grants(fabric: EventFabric) -> None:
     alice, bob = fabric.session("alice"), fabric.session("bob")
     topic = alice.create_topic(_name(), partitions=2)
-    with pytest.raises(AccessDenied, match="may not write"):
+    with pytest.raises(TopicAccessDenied, match="may not write"):
         bob.producer().produce_many(topic, [b"denied"])
     producer = alice.producer(value_format="json")
     assert producer.produce_many(topic, ({"n": i} for i in range(300)), [b"a", b"b"] * 150) == 300
@@ -153,7 +153,7 @@ def test_produce_many_sends_the_same_events_and_checks_grants(fabric: KafkaFabri
         producer.produce_many(topic, [{"n": 0}, {"n": 1}], [b"a"])
 
 
-def test_poll_returns_with_the_first_event_not_at_its_timeout(fabric: KafkaFabric) -> None:
+def test_poll_returns_with_the_first_event_not_at_its_timeout(fabric: EventFabric) -> None:
     # librdkafka's consume(n, t) holds a partial batch until t; poll must not.
     alice = fabric.session("alice")
     topic = alice.create_topic(_name())
@@ -173,7 +173,7 @@ def test_poll_returns_with_the_first_event_not_at_its_timeout(fabric: KafkaFabri
     assert waited < 5, waited
 
 
-def test_a_full_local_queue_waits_instead_of_failing(fabric: KafkaFabric) -> None:
+def test_a_full_local_queue_waits_instead_of_failing(fabric: EventFabric) -> None:
     alice = fabric.session("alice")
     topic = alice.create_topic(_name())
     producer = alice.producer(**{"queue.buffering.max.messages": 5})
@@ -185,7 +185,7 @@ def test_a_full_local_queue_waits_instead_of_failing(fabric: KafkaFabric) -> Non
     assert len({e.value for e in events}) == 200
 
 
-def test_two_consumers_share_partitions_and_take_over_on_leave(fabric: KafkaFabric) -> None:
+def test_two_consumers_share_partitions_and_take_over_on_leave(fabric: EventFabric) -> None:
     alice = fabric.session("alice")
     topic = alice.create_topic(_name(), partitions=4)
     first, second = (alice.consumer([topic], group="pair") for _ in range(2))

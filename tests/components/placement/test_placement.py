@@ -23,7 +23,7 @@ from components.placement.greedy_min_storage import GreedyMinStorage
 from components.placement.hdfs_3rep import Hdfs3Rep
 from components.placement.hdfs_rs import HdfsRS
 from components.placement.protocol import CannotPlace, NodeInfo
-from components.placement.random_choice import RandomScheduler
+from components.placement.random import RandomScheduler
 from components.placement.reliability import max_k, meets, survival_cdf
 from components.placement.scheduling import Scheduler, SchedulingContext
 from components.scenarios.placement_simulation import PlacementSimulationConfig
@@ -275,7 +275,7 @@ def test_bad_simulation_configs_are_refused(overrides: dict[str, object], messag
 def test_drex_places_live_objects_in_the_fabric_with_their_own_n_and_k(tmp_path: Path) -> None:
     from components.coding.isal import IsalConfig
     from components.storage.container import ContainerSpec, LinkSpec
-    from components.storage.network import MixedStorageConfig
+    from components.storage.mixed import MixedStorageConfig
 
     containers = [
         ContainerSpec(url=f"memory://loom-test-drex/c{i}", name=f"c{i}", capacity_mb=400,

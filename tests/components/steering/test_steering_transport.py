@@ -11,7 +11,7 @@ import pytest
 from colmena.exceptions import TimeoutException
 
 from components.events.embedded import EmbeddedEventsConfig
-from components.events.fabric import KafkaFabric
+from components.events.fabric import EventFabric
 from components.executor.thread import ThreadExecutor
 from components.steering.ackley import evaluate, runtimes
 from components.steering.batch import BatchSteeringConfig
@@ -40,7 +40,7 @@ pytestmark = [pytest.mark.service]
 
 
 @pytest.fixture(scope="module")
-def fabric() -> Iterator[KafkaFabric]:
+def fabric() -> Iterator[EventFabric]:
     groups = {"session_timeout_ms": 2000, "heartbeat_interval_ms": 100}
     with EmbeddedEventsConfig(principals=["loom", "instrument"], consumer=groups).build() as opened:
         yield opened
@@ -72,7 +72,7 @@ def _values(thinker: Any) -> list[float]:
     return sorted(float(r.value) for r in thinker.results)
 
 
-def test_the_fabric_queues_carry_a_campaign_as_the_pipes_do(fabric: KafkaFabric) -> None:
+def test_the_fabric_queues_carry_a_campaign_as_the_pipes_do(fabric: EventFabric) -> None:
     queues = FabricQueues(fabric.session("loom"), ["ml"])
     try:
         over_fabric = _run(queues, "random", _settings(12))
@@ -89,7 +89,7 @@ def test_the_fabric_queues_carry_a_campaign_as_the_pipes_do(fabric: KafkaFabric)
                for s in stamps)  # fmt: skip
 
 
-def test_events_from_another_producer_steer_the_campaign(fabric: KafkaFabric) -> None:
+def test_events_from_another_producer_steer_the_campaign(fabric: EventFabric) -> None:
     """An instrument's events trigger a retrain (reallocation never retrains on its own
     here) and then end the campaign early."""
     instrument = fabric.session("instrument")

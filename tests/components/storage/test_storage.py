@@ -16,27 +16,25 @@ from components.coding.isal import IsalConfig
 from components.coding.none import NoCodingConfig
 from components.coding.protocol import Coder
 from components.coding.replication import ReplicationConfig
-from components.coding.zfec_coder import ZfecConfig
+from components.coding.zfec import ZfecConfig
 from components.placement.utility_factor import UtilityFactorConfig
 from components.storage.catalog import Catalog, ChunkRow
 from components.storage.container import ContainerSpec
-from components.storage.fabric import Fabric, TenantStore
-from components.storage.network import (
-    LocalStorageConfig,
-    MemoryStorageConfig,
-    MixedStorageConfig,
-    S3StorageConfig,
-    StorageConfig,
-    StorageNetwork,
-)
+from components.storage.fabric import StorageFabric, TenantStore
+from components.storage.local import LocalStorageConfig
+from components.storage.memory import MemoryStorageConfig
+from components.storage.mixed import MixedStorageConfig
 from components.storage.protocol import (
     AccessDenied,
     InsufficientCapacity,
     InvalidKey,
     ObjectNotFound,
     ObjectUnreadable,
+    StorageConfig,
     StorageError,
+    StorageNetwork,
 )
+from components.storage.s3 import S3StorageConfig
 from tests.components.group_options import composed, conf_files
 
 SEGMENT = 64 * 1024
@@ -105,13 +103,13 @@ def coder(request: pytest.FixtureRequest) -> Coder:
 
 
 @pytest.fixture
-def fabric(network: StorageNetwork, coder: Coder, tmp_path: Path) -> Iterator[Fabric]:
+def fabric(network: StorageNetwork, coder: Coder, tmp_path: Path) -> Iterator[StorageFabric]:
     with network.fabric(coder, UtilityFactorConfig().build(), tmp_path / "catalog.sqlite") as fab:
         yield fab
 
 
 @contextmanager
-def _zfec_fabric(config: StorageConfig, tmp_path: Path) -> Iterator[Fabric]:
+def _zfec_fabric(config: StorageConfig, tmp_path: Path) -> Iterator[StorageFabric]:
     """A fabric with zfec (4, 6) and utility-factor placement over ``config``'s network."""
     with (
         config.build() as network,
@@ -122,7 +120,7 @@ def _zfec_fabric(config: StorageConfig, tmp_path: Path) -> Iterator[Fabric]:
         yield fabric
 
 
-def _store(fabric: Fabric) -> TenantStore:
+def _store(fabric: StorageFabric) -> TenantStore:
     return fabric.connect("loom", TOKEN)
 
 
@@ -132,7 +130,7 @@ def _payload(size: int, seed: int = 1) -> bytes:
     return np.random.default_rng(seed).bytes(size)
 
 
-def test_contract_put_get_list_stat_delete(fabric: Fabric, tmp_path: Path) -> None:
+def test_contract_put_get_list_stat_delete(fabric: StorageFabric, tmp_path: Path) -> None:
     store = _store(fabric)
     big = _payload(5 * SEGMENT + 123)
     file_path = tmp_path / "input.bin"
@@ -161,7 +159,7 @@ def test_contract_put_get_list_stat_delete(fabric: Fabric, tmp_path: Path) -> No
     assert sum(_chunk_files(fabric)) == 0  # nothing left behind
 
 
-def _chunk_files(fabric: Fabric) -> list[int]:
+def _chunk_files(fabric: StorageFabric) -> list[int]:
     counts = []
     for container in fabric.containers:
         container.fs.invalidate_cache()
@@ -170,7 +168,7 @@ def _chunk_files(fabric: Fabric) -> list[int]:
     return counts
 
 
-def test_losing_up_to_m_minus_k_containers_loses_nothing(fabric: Fabric) -> None:
+def test_losing_up_to_m_minus_k_containers_loses_nothing(fabric: StorageFabric) -> None:
     store = _store(fabric)
     data = _payload(3 * SEGMENT + 7)
     store.put("cat", "x", data)
