@@ -91,13 +91,35 @@ def dask_cluster(workers: int) -> Iterator[tuple[str, int]]:
     port = free_port()
     address = f"tcp://127.0.0.1:{port}"
     cli = [sys.executable, "-m"]
-    scheduler = subprocess.Popen([*cli, "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
-                                  "--port", str(port), "--no-dashboard"],
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    worker = subprocess.Popen([*cli, "distributed.cli.dask_worker", address, "--nworkers",
-                               str(workers), "--nthreads", "1", "--no-dashboard",
-                               "--memory-limit", "0"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    scheduler = subprocess.Popen(
+        [
+            *cli,
+            "distributed.cli.dask_scheduler",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--no-dashboard",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    worker = subprocess.Popen(
+        [
+            *cli,
+            "distributed.cli.dask_worker",
+            address,
+            "--nworkers",
+            str(workers),
+            "--nthreads",
+            "1",
+            "--no-dashboard",
+            "--memory-limit",
+            "0",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         yield address, scheduler.pid
     finally:
@@ -148,20 +170,26 @@ def futures_cell(client: Any, payloads: list[Any], resolving: bool = False) -> s
     return str(client.submit(reducer, *maps, pure=False).result())
 
 
-def measure(run: Callable[[], str], expected: str, pids: list[int], scheduler: int | None,
-            ) -> dict[str, object]:  # fmt: skip
+def measure(
+    run: Callable[[], str],
+    expected: str,
+    pids: list[int],
+    scheduler: int | None,
+) -> dict[str, object]:
     before = _received(scheduler)
     with Peak(pids) as peak:
         start = time.perf_counter()
         digest = run()
         seconds = time.perf_counter() - start
     return {
-        "makespan s": round(seconds, 3), "client peak MB": peak.mb(0),
+        "makespan s": round(seconds, 3),
+        "client peak MB": peak.mb(0),
         "scheduler peak MB": peak.mb(1) if scheduler else "-",
         "bytes received by scheduler MB": round((_received(scheduler) - before) / 2**20, 1)
-        if scheduler else "-",
+        if scheduler
+        else "-",
         "verified": digest == expected,
-    }  # fmt: skip
+    }
 
 
 def flow_configs(executor: str) -> list[tuple[str, Any]]:
@@ -196,14 +224,12 @@ def run_all(sizes: list[int], task_counts: list[int], repeats: int) -> list[dict
                     continue  # capped to the count of a smaller setting: a repeat of it
                 payloads = [make_payload(kind, size, seed) for seed in range(count)]
                 expected = checksum(*[transform(p) for p in payloads])
-                cell = {"executor": executor, "kind": kind, "size": _size(size),
-                        "tasks": count}  # fmt: skip
+                cell = {"executor": executor, "kind": kind, "size": _size(size), "tasks": count}
                 methods: list[tuple[str, Callable[[], str]]] = [
                     (name, partial(loom_cell, pool, flow, payloads)) for name, flow in flows
                 ]
                 if executor == "dask":
-                    methods.append(("dask futures", partial(futures_cell, pool.client,
-                                                            payloads)))  # fmt: skip
+                    methods.append(("dask futures", partial(futures_cell, pool.client, payloads)))
                     methods.append(("ps-ex plugin", partial(_plugin, address, payloads)))
                 rows += _cells(cell, methods, expected, pids, scheduler, repeats)
     keys = list(dict.fromkeys(k for r in rows for k in r))
@@ -211,9 +237,13 @@ def run_all(sizes: list[int], task_counts: list[int], repeats: int) -> list[dict
 
 
 def _cells(
-    cell: dict[str, object], methods: list[tuple[str, Callable[[], str]]], expected: str,
-    pids: list[int], scheduler: int | None, repeats: int,
-) -> list[dict[str, object]]:  # fmt: skip
+    cell: dict[str, object],
+    methods: list[tuple[str, Callable[[], str]]],
+    expected: str,
+    pids: list[int],
+    scheduler: int | None,
+    repeats: int,
+) -> list[dict[str, object]]:
     rows: list[dict[str, object]] = []
     base: float | None = None
     for name, run in methods:
@@ -269,8 +299,11 @@ def _size(n: int) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="10000,1000000,10000000,100000000",
-                        help="payload sizes in bytes, comma-separated")  # fmt: skip
+    parser.add_argument(
+        "--sizes",
+        default="10000,1000000,10000000,100000000",
+        help="payload sizes in bytes, comma-separated",
+    )
     parser.add_argument("--tasks", default="8", help="map tasks per cell, comma-separated")
     parser.add_argument("--repeats", type=int, default=3, help="runs per cell (median)")
     args = parser.parse_args()

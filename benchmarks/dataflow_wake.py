@@ -72,8 +72,9 @@ def main() -> None:
     parser.add_argument("--waits", type=int, default=20, help="waits per channel")
     parser.add_argument("--wait-s", type=float, default=0.3, help="seconds each consumer waits")
     args = parser.parse_args()
-    rows = [measure(c, args.waits, args.wait_s)
-            for c in ("redis pub/sub", "event fabric", "polling")]  # fmt: skip
+    rows = [
+        measure(c, args.waits, args.wait_s) for c in ("redis pub/sub", "event fabric", "polling")
+    ]
     poll = rows[-1]["wake ms p50"]
     for row in rows:
         row["p50 / polling"] = round(row["wake ms p50"] / poll, 2)

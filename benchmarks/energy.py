@@ -54,8 +54,10 @@ def metered_trial(executor: Any, meter: Any, tasks: int) -> float:
 def overhead_rows(tasks: int, rounds: int) -> list[dict[str, object]]:
     model = ModelEnergyConfig().build()
     rows: list[dict[str, object]] = []
-    for name, config in (("thread", ThreadExecutorConfig(max_workers=4)),
-                         ("process", ProcessExecutorConfig(max_workers=2))):  # fmt: skip
+    for name, config in (
+        ("thread", ThreadExecutorConfig(max_workers=4)),
+        ("process", ProcessExecutorConfig(max_workers=2)),
+    ):
         with config.build() as executor:
             metered_trial(executor, NoMeter(), tasks // 10)  # warm the pool
             none, modelled = [], []
@@ -69,14 +71,20 @@ def overhead_rows(tasks: int, rounds: int) -> list[dict[str, object]]:
         # Each round's pair, run back to back: the spread says how much is noise.
         paired = sorted(m / n for n, m in zip(none, modelled, strict=True))
         q1, _, q3 = statistics.quantiles(paired, n=4)
-        rows.append({
-            "executor": name, "tasks": tasks, "rounds": len(none),
-            "energy=none s": round(a, 4), "energy=model s": round(b, 4),
-            "ratio model/none (medians)": round(b / a, 3),
-            "paired ratio median [q1, q3]":
-                f"{statistics.median(paired):.3f} [{q1:.3f}, {q3:.3f}]",
-            "goal": "≤ 1.02",
-        })  # fmt: skip
+        rows.append(
+            {
+                "executor": name,
+                "tasks": tasks,
+                "rounds": len(none),
+                "energy=none s": round(a, 4),
+                "energy=model s": round(b, 4),
+                "ratio model/none (medians)": round(b / a, 3),
+                "paired ratio median [q1, q3]": (
+                    f"{statistics.median(paired):.3f} [{q1:.3f}, {q3:.3f}]"
+                ),
+                "goal": "≤ 1.02",
+            }
+        )
     return rows
 
 
@@ -84,8 +92,10 @@ def fixed_cost_rows(rounds: int) -> list[dict[str, object]]:
     rows: list[dict[str, object]] = []
     meter = ModelEnergyConfig().build()
     for children in (0, 4):
-        procs = [subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-                 for _ in range(children)]  # fmt: skip
+        procs = [
+            subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+            for _ in range(children)
+        ]
         costs = []
         for _ in range(rounds * 4):
             start = time.perf_counter()
@@ -95,8 +105,13 @@ def fixed_cost_rows(rounds: int) -> list[dict[str, object]]:
             proc.kill()
             proc.wait()
         cost_ms = round(1000 * statistics.median(costs), 3)
-        rows.append({"meter": "energy=model", "child processes": children,
-                     "start + stop ms (median)": cost_ms})  # fmt: skip
+        rows.append(
+            {
+                "meter": "energy=model",
+                "child processes": children,
+                "start + stop ms (median)": cost_ms,
+            }
+        )
     return rows
 
 
@@ -112,10 +127,14 @@ def codecarbon_rows(burn_s: float) -> list[dict[str, object]]:
     for child_s in (0.0, burn_s):
         start = time.perf_counter()
         tracker = OfflineEmissionsTracker(
-            country_iso_code="USA", tracking_mode="process", force_mode_cpu_load=True,
-            force_cpu_power=WATTS * cpus, measure_power_secs=1, save_to_file=False,
+            country_iso_code="USA",
+            tracking_mode="process",
+            force_mode_cpu_load=True,
+            force_cpu_power=WATTS * cpus,
+            measure_power_secs=1,
+            save_to_file=False,
             log_level="error",
-        )  # fmt: skip
+        )
         tracker.start()
         codecarbon_ms = 1e3 * (time.perf_counter() - start)
         start = time.perf_counter()
@@ -129,13 +148,18 @@ def codecarbon_rows(burn_s: float) -> list[dict[str, object]]:
         tracker.stop()
         codecarbon_j = float(tracker.final_emissions_data.cpu_energy) * 3.6e6
         ratio = round(reading.joules / codecarbon_j, 3) if codecarbon_j else "-"
-        rows.append({
-            "workload (CPU s)": f"self {burn_s / 2:g}" + (f" + child {child_s:g}" * bool(child_s)),
-            "W per thread": WATTS, "CPU s counted by loom": round(reading.cpu_s, 3),
-            "loom J": round(reading.joules, 2), "codecarbon CPU J": round(codecarbon_j, 2),
-            "ratio loom/codecarbon": ratio,
-            "start-up ms loom / codecarbon": f"{loom_ms:.2f} / {codecarbon_ms:.0f}",
-        })  # fmt: skip
+        rows.append(
+            {
+                "workload (CPU s)": f"self {burn_s / 2:g}"
+                + (f" + child {child_s:g}" * bool(child_s)),
+                "W per thread": WATTS,
+                "CPU s counted by loom": round(reading.cpu_s, 3),
+                "loom J": round(reading.joules, 2),
+                "codecarbon CPU J": round(codecarbon_j, 2),
+                "ratio loom/codecarbon": ratio,
+                "start-up ms loom / codecarbon": f"{loom_ms:.2f} / {codecarbon_ms:.0f}",
+            }
+        )
     return rows
 
 
@@ -145,13 +169,16 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5, help="alternating rounds")
     parser.add_argument("--burn-s", type=float, default=3.0, help="CPU seconds of the child")
     args = parser.parse_args()
-    publish("energy", {
-        "1. metering overhead: no-op tasks per trial, energy=model vs none (medians)":
-            overhead_rows(args.tasks, args.rounds),
-        "1b. fixed cost of a meter per trial": fixed_cost_rows(args.rounds),
-        "2. loom's model vs codecarbon 3.3 process mode, same workload, same W per thread":
-            codecarbon_rows(args.burn_s),
-    })  # fmt: skip
+    overhead = "1. metering overhead: no-op tasks per trial, energy=model vs none (medians)"
+    peer = "2. loom's model vs codecarbon 3.3 process mode, same workload, same W per thread"
+    publish(
+        "energy",
+        {
+            overhead: overhead_rows(args.tasks, args.rounds),
+            "1b. fixed cost of a meter per trial": fixed_cost_rows(args.rounds),
+            peer: codecarbon_rows(args.burn_s),
+        },
+    )
 
 
 if __name__ == "__main__":

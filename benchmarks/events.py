@@ -320,11 +320,17 @@ def main() -> None:
         _unpin(fabric, pinned)  # producers as processes need every core
         scaling = producer_scaling(fabric, 10_000 if args.quick else 100_000)
     octopus = [
-        {"figure": "produced events/s", "Octopus (paper, many clients on AWS MSK)": "4.2 M",
-         "Loom, one client on 2 cores (100 B)": produce_rows[0]["fabric produce_many/s"]},
-        {"figure": "consumed events/s", "Octopus (paper, many clients on AWS MSK)": "9.6 M",
-         "Loom, one client on 2 cores (100 B)": consume_rows[0]["fabric/s"]},
-    ]  # fmt: skip
+        {
+            "figure": "produced events/s",
+            "Octopus (paper, many clients on AWS MSK)": "4.2 M",
+            "Loom, one client on 2 cores (100 B)": produce_rows[0]["fabric produce_many/s"],
+        },
+        {
+            "figure": "consumed events/s",
+            "Octopus (paper, many clients on AWS MSK)": "9.6 M",
+            "Loom, one client on 2 cores (100 B)": consume_rows[0]["fabric/s"],
+        },
+    ]
     tables = {
         "1. produce events/s, one producer: produce() per event and produce_many() "
         "(ratio = fabric / bare; goal ≥ 0.9)": produce_rows,

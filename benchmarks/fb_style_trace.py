@@ -64,8 +64,10 @@ def main() -> None:
             out.write(f"{item},{size!r},{when},{spent},{access}\n")
     writes = [r for r in rows if r[4] == 2]
     total = sum(r[1] for r in writes)
-    print(f"{args.out}: {len(rows)} rows, {len(writes)} writes "
-          f"({sum(r[1] == 0 for r in writes)} of 0 MB), {total / 1e6:.1f} TB written")  # fmt: skip
+    print(
+        f"{args.out}: {len(rows)} rows, {len(writes)} writes "
+        f"({sum(r[1] == 0 for r in writes)} of 0 MB), {total / 1e6:.1f} TB written"
+    )
 
 
 if __name__ == "__main__":

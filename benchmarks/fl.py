@@ -89,19 +89,27 @@ def loom_side(cfg: dict[str, Any], out_path: str, executor: str) -> None:
     from components.fl.training import evaluate, initial_params
     from components.runtime.taskpath import TaskPath
 
-    fl = FlightFL(FlightConfig(
-        topology=TwoTier(workers=cfg["devices"]), rounds=cfg["rounds"],
-        data={k: cfg["data"][k] for k in ("dataset", "samples", "samples_alpha", "labels_alpha")},
-        model={"name": "mlp", "hidden": cfg["model"]["hidden"]},
-        local={k: cfg["local"][k] for k in ("epochs", "batch_size", "lr")},
-    ))  # fmt: skip
+    fl = FlightFL(
+        FlightConfig(
+            topology=TwoTier(workers=cfg["devices"]),
+            rounds=cfg["rounds"],
+            data={
+                k: cfg["data"][k] for k in ("dataset", "samples", "samples_alpha", "labels_alpha")
+            },
+            model={"name": "mlp", "hidden": cfg["model"]["hidden"]},
+            local={k: cfg["local"][k] for k in ("epochs", "batch_size", "lr")},
+        )
+    )
     data = load(cfg["data"]["dataset"], cfg["seed"], cfg["data"]["samples"])
     plan = fl.plan(cfg["seed"], data.features, data.classes)
     net = jobs.model_of(plan.model)
     start = Update(initial_params(net, cfg["seed"]), 0)
     x_test, y_test = torch.as_tensor(data.x_test), torch.as_tensor(data.y_test)
-    pool = (ProcessExecutorConfig(max_workers=2) if executor == "process"
-            else ThreadExecutorConfig(max_workers=2)).build()  # fmt: skip
+    pool = (
+        ProcessExecutorConfig(max_workers=2)
+        if executor == "process"
+        else ThreadExecutorConfig(max_workers=2)
+    ).build()
     with pool, TaskPath(pool) as path:
         for _ in range(2):
             path.submit(jobs.prime, plan.data, plan.model)
@@ -110,8 +118,12 @@ def loom_side(cfg: dict[str, Any], out_path: str, executor: str) -> None:
         dispatched = time.perf_counter()
         final = federation.run_sync(start, len(pickle.dumps(start, protocol=5)))
     accuracy, loss = evaluate(net, final.state, x_test, y_test)
-    record = {"round_s": [h["round_s"] for h in federation.history], "accuracy": accuracy,
-              "loss": loss, "startup_s": dispatched - STARTED}  # fmt: skip
+    record = {
+        "round_s": [h["round_s"] for h in federation.history],
+        "accuracy": accuracy,
+        "loss": loss,
+        "startup_s": dispatched - STARTED,
+    }
     Path(out_path).write_text(json.dumps(record))
 
 
@@ -140,15 +152,23 @@ def loop_side(cfg: dict[str, Any], out_path: str) -> None:
         updates = []
         for worker, part in enumerate(parts):
             index = torch.as_tensor(part)
-            state = train_one(net, current.state, x[index], y[index], local,
-                              hash_seed(cfg["seed"], round_, worker))  # fmt: skip
+            state = train_one(
+                net,
+                current.state,
+                x[index],
+                y[index],
+                local,
+                hash_seed(cfg["seed"], round_, worker),
+            )
             updates.append(Update(state, len(part)))
         current = FedAvg().aggregate(updates)
         rounds_s.append(time.perf_counter() - began)
-    accuracy, loss = evaluate(net, current.state, torch.as_tensor(test.x_test),
-                              torch.as_tensor(test.y_test))  # fmt: skip
-    Path(out_path).write_text(json.dumps({"round_s": rounds_s, "accuracy": accuracy,
-                                          "loss": loss, "startup_s": startup}))  # fmt: skip
+    accuracy, loss = evaluate(
+        net, current.state, torch.as_tensor(test.x_test), torch.as_tensor(test.y_test)
+    )
+    Path(out_path).write_text(
+        json.dumps({"round_s": rounds_s, "accuracy": accuracy, "loss": loss, "startup_s": startup})
+    )
 
 
 # -- the driver -----------------------------------------------------------------------------
@@ -178,8 +198,13 @@ def measured(command: list[str], env: dict[str, str], timeout: float) -> dict[st
         log = Path(tmp) / "log.txt"
         began = time.perf_counter()
         with log.open("w") as sink:
-            proc = subprocess.Popen([*command, str(out)], env=env, stdout=sink,
-                                    stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+            proc = subprocess.Popen(
+                [*command, str(out)],
+                env=env,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         peak = [0.0, 0.0]
         done = threading.Event()
 
@@ -210,8 +235,13 @@ def measured(command: list[str], env: dict[str, str], timeout: float) -> dict[st
             reason += f"; {len(done_rounds)} rounds done" + "".join(
                 f", round {i + 1}: {s:.0f} s" for i, s in enumerate(done_rounds)
             )
-            return {"failed": reason, "detail": " / ".join(tail)[-300:], "wall_s": wall,
-                    "peak_pss_mb": peak[0], "peak_rss_mb": peak[1]}  # fmt: skip
+            return {
+                "failed": reason,
+                "detail": " / ".join(tail)[-300:],
+                "wall_s": wall,
+                "peak_pss_mb": peak[0],
+                "peak_rss_mb": peak[1],
+            }
         record = json.loads(out.read_text())
         record.update(wall_s=wall, peak_pss_mb=peak[0], peak_rss_mb=peak[1])
         return record
@@ -246,13 +276,24 @@ def summary(side: str, devices: int, record: dict[str, Any]) -> dict[str, object
     """One table row."""
     row: dict[str, object] = {"side": side, "devices": devices}
     if "failed" in record:
-        row.update(round_s="—", round1_s="—", startup_s="—", accuracy="—",
-                   peak_pss_mb=f"{record['peak_pss_mb']:.0f}", status=record["failed"])  # fmt: skip
+        row.update(
+            round_s="—",
+            round1_s="—",
+            startup_s="—",
+            accuracy="—",
+            peak_pss_mb=f"{record['peak_pss_mb']:.0f}",
+            status=record["failed"],
+        )
         return row
     steady = record["round_s"][1:] or record["round_s"]
-    row.update(round_s=round(sum(steady) / len(steady), 3), round1_s=round(record["round_s"][0], 2),
-               startup_s=round(record["startup_s"], 2), accuracy=round(record["accuracy"], 4),
-               peak_pss_mb=f"{record['peak_pss_mb']:.0f}", status="ok")  # fmt: skip
+    row.update(
+        round_s=round(sum(steady) / len(steady), 3),
+        round1_s=round(record["round_s"][0], 2),
+        startup_s=round(record["startup_s"], 2),
+        accuracy=round(record["accuracy"], 4),
+        peak_pss_mb=f"{record['peak_pss_mb']:.0f}",
+        status="ok",
+    )
     return row
 
 
@@ -265,26 +306,35 @@ def ratios(rows: list[dict[str, object]], compared: str) -> list[dict[str, objec
         if side != compared or flower is None:
             continue
         if flower["status"] != "ok" or loom["status"] != "ok":
-            out.append({"devices": devices, "round_time_flower_over_loom": "—",
-                        "accuracy_points_loom_minus_flower": "—",
-                        "memory_loom_over_flower": "—",
-                        "note": f"flower: {flower['status']}, loom: {loom['status']}"})  # fmt: skip
+            out.append(
+                {
+                    "devices": devices,
+                    "round_time_flower_over_loom": "—",
+                    "accuracy_points_loom_minus_flower": "—",
+                    "memory_loom_over_flower": "—",
+                    "note": f"flower: {flower['status']}, loom: {loom['status']}",
+                }
+            )
             continue
 
         def num(row: dict[str, object], key: str) -> float:
             return float(str(row[key]))
 
-        out.append({
-            "devices": devices,
-            "round_time_flower_over_loom": round(num(flower, "round_s") / num(loom, "round_s"), 1),
-            "accuracy_points_loom_minus_flower": round(
-                100 * (num(loom, "accuracy") - num(flower, "accuracy")), 2
-            ),
-            "memory_loom_over_flower": round(
-                num(loom, "peak_pss_mb") / num(flower, "peak_pss_mb"), 2
-            ),
-            "note": compared,
-        })  # fmt: skip
+        out.append(
+            {
+                "devices": devices,
+                "round_time_flower_over_loom": round(
+                    num(flower, "round_s") / num(loom, "round_s"), 1
+                ),
+                "accuracy_points_loom_minus_flower": round(
+                    100 * (num(loom, "accuracy") - num(flower, "accuracy")), 2
+                ),
+                "memory_loom_over_flower": round(
+                    num(loom, "peak_pss_mb") / num(flower, "peak_pss_mb"), 2
+                ),
+                "note": compared,
+            }
+        )
     return out
 
 
@@ -330,8 +380,9 @@ def main() -> None:
         if str(devices) in args.loop_devices.split(","):
             sides.append(("loop", [sys.executable, __file__, "--side", "loop", "--settings", cfg]))
         if str(devices) in args.flower_devices.split(","):
-            sides.append(("flower", [str(flower_python), str(ROOT / "benchmarks" / "fl_flower.py"),
-                                     cfg]))  # fmt: skip
+            sides.append(
+                ("flower", [str(flower_python), str(ROOT / "benchmarks" / "fl_flower.py"), cfg])
+            )
         for side, command in sides:
             print(f"{side} at {devices} devices ...", flush=True)
             record = measured(command, env, args.flower_timeout)
@@ -340,8 +391,9 @@ def main() -> None:
     title = f"FedAvg, two tiers, {args.rounds} rounds, 2 cores (round_s: mean of rounds 2+)"
     tables = {title: rows}
     if compared := ratios(rows, "loom-" + args.executors.split(",")[0]):
-        tables["Ratios (goals at 2,048: round time ≥ 20×, accuracy within 1 point, "
-               "memory < 0.25)"] = compared  # fmt: skip
+        tables[
+            "Ratios (goals at 2,048: round time ≥ 20×, accuracy within 1 point, memory < 0.25)"
+        ] = compared
     publish("fl", tables)
 
 

@@ -56,10 +56,12 @@ def main(settings: dict[str, Any], out_path: str) -> None:
         x, y, parts = federation_data(data)
         index = torch.as_tensor(parts[worker])
         start = msg.content["arrays"].to_torch_state_dict()
-        state = train_one(model_of(model), start, x[index], y[index], local,
-                          hash_seed(seed, round_, worker))  # fmt: skip
-        content = RecordDict({"arrays": ArrayRecord(state),
-                              "metrics": MetricRecord({"num-examples": len(index)})})  # fmt: skip
+        state = train_one(
+            model_of(model), start, x[index], y[index], local, hash_seed(seed, round_, worker)
+        )
+        content = RecordDict(
+            {"arrays": ArrayRecord(state), "metrics": MetricRecord({"num-examples": len(index)})}
+        )
         return Message(content=content, reply_to=msg)
 
     class TimedFedAvg(FedAvg):
@@ -81,16 +83,22 @@ def main(settings: dict[str, Any], out_path: str) -> None:
 
     @server.main()
     def run(grid: Grid, context: Context) -> None:
-        strategy = TimedFedAvg(fraction_train=1.0, fraction_evaluate=0.0,
-                               min_train_nodes=devices, min_available_nodes=devices)  # fmt: skip
-        result = strategy.start(grid=grid, initial_arrays=ArrayRecord(initial_params(net, seed)),
-                                num_rounds=rounds)  # fmt: skip
+        strategy = TimedFedAvg(
+            fraction_train=1.0,
+            fraction_evaluate=0.0,
+            min_train_nodes=devices,
+            min_available_nodes=devices,
+        )
+        result = strategy.start(
+            grid=grid, initial_arrays=ArrayRecord(initial_params(net, seed)), num_rounds=rounds
+        )
         final = result.arrays.to_torch_state_dict()
         record["accuracy"], record["loss"] = evaluate(net, final, x_test, y_test)
 
     resources = {"client_resources": {"num_cpus": 1, "num_gpus": 0.0}}
-    run_simulation(server_app=server, client_app=client, num_supernodes=devices,
-                   backend_config=resources)  # fmt: skip
+    run_simulation(
+        server_app=server, client_app=client, num_supernodes=devices, backend_config=resources
+    )
     save(partial=False)
 
 

@@ -88,17 +88,25 @@ def timing_rows(quick: bool) -> list[dict[str, object]]:
         for name, scheduler in schedulers().items():
             items = (200 if quick else 1000) if name != "drex_sc" or count == 10 else 100
             sim = Simulator(
-                Cluster.from_specs(node_set(count)), scheduler,
-                SchedulingContext(coding_times=times), times,
-            )  # fmt: skip
+                Cluster.from_specs(node_set(count)),
+                scheduler,
+                SchedulingContext(coding_times=times),
+                times,
+            )
             sim.run(first_items(workload, items))
             spent = np.array(sim.result.records.schedule_us[5:])  # first calls build caches
-            rows.append({
-                "nodes": count, "scheduler": name, "items": items,
-                "mean_us": round(float(spent.mean()), 1),
-                "p99_us": round(float(np.percentile(spent, 99)), 1),
-                "goal": {"drex_lb": "< 1000 µs at 10", "drex_sc": "< 50000 µs at 10"}.get(name, ""),
-            })  # fmt: skip
+            rows.append(
+                {
+                    "nodes": count,
+                    "scheduler": name,
+                    "items": items,
+                    "mean_us": round(float(spent.mean()), 1),
+                    "p99_us": round(float(np.percentile(spent, 99)), 1),
+                    "goal": {"drex_lb": "< 1000 µs at 10", "drex_sc": "< 50000 µs at 10"}.get(
+                        name, ""
+                    ),
+                }
+            )
     return rows
 
 
@@ -131,10 +139,13 @@ def naive_sc(cluster: Cluster, size: float, target: float, times: CodingTimes) -
             )
             candidates.append((t, chunk * r, sat, group))
     front = [
-        c for c in candidates
-        if not any(all(o[j] <= c[j] for j in range(3)) and any(o[j] < c[j] for j in range(3))
-                   for o in candidates)
-    ]  # fmt: skip
+        c
+        for c in candidates
+        if not any(
+            all(o[j] <= c[j] for j in range(3)) and any(o[j] < c[j] for j in range(3))
+            for o in candidates
+        )
+    ]
     lo = [min(c[j] for c in front) for j in range(3)]
     hi = [max(c[j] for c in front) for j in range(3)]
     sys_sat = 1 - (1 / n_nodes) ** (
@@ -171,11 +182,15 @@ def sc_peer_rows(quick: bool) -> list[dict[str, object]]:
         same += set(chosen) == set(decision.nodes)
         for node in decision.nodes:
             cluster.free[node] -= size / decision.k
-    return [{
-        "items": items, "vectorized_ms": round(1000 * fast / items, 3),
-        "python_loop_ms": round(1000 * slow / items, 1), "speedup": round(slow / fast, 1),
-        "same_choice": f"{same}/{items}",
-    }]  # fmt: skip
+    return [
+        {
+            "items": items,
+            "vectorized_ms": round(1000 * fast / items, 3),
+            "python_loop_ms": round(1000 * slow / items, 1),
+            "speedup": round(slow / fast, 1),
+            "same_choice": f"{same}/{items}",
+        }
+    ]
 
 
 def _simulate(job: tuple[str, float, int]) -> dict[str, object]:
@@ -183,9 +198,12 @@ def _simulate(job: tuple[str, float, int]) -> dict[str, object]:
     times = CodingTimes.load(DATA / "ec_times")
     workload = read_workload(DATA / "workloads" / "MEVA_merged.csv", replay, target, 0)
     sim = Simulator(
-        Cluster.from_specs(node_set(10)), schedulers()[name],
-        SchedulingContext(coding_times=times), times, keep_records=False,
-    )  # fmt: skip
+        Cluster.from_specs(node_set(10)),
+        schedulers()[name],
+        SchedulingContext(coding_times=times),
+        times,
+        keep_records=False,
+    )
     start = time.perf_counter()
     metrics = sim.run(workload).metrics()
     return {"scheduler": name, "target": target, "seconds": time.perf_counter() - start, **metrics}
@@ -227,8 +245,10 @@ def main() -> None:
     }
     if args.full_sweep:
         rows, wall = sweep_rows(args.replay, args.workers)
-        title = (f"3. reliability sweep, MEVA x {args.replay}, {args.workers} worker processes: "
-                 f"{wall / 60:.1f} min wall")  # fmt: skip
+        title = (
+            f"3. reliability sweep, MEVA x {args.replay}, {args.workers} worker processes: "
+            f"{wall / 60:.1f} min wall"
+        )
         tables[title] = rows
     publish("placement", tables)
 

@@ -112,9 +112,8 @@ def main() -> None:
     endpoints = SimulatedEndpoints(SimulatedEndpointsConfig())
     ClusterMhra().place(Problem(endpoints.plan_sites, np.ones((4, 4)), np.ones((4, 4))))  # imports
     rows = [row for tasks in sizes for row in measure(endpoints, tasks, repeats)]
-    publish("placement_energy", {
-        f"scheduling overhead: predict + place, median of {repeats} (2 cores; alpha {ALPHA})": rows,
-    })  # fmt: skip
+    title = f"scheduling overhead: predict + place, median of {repeats} (2 cores; alpha {ALPHA})"
+    publish("placement_energy", {title: rows})
 
 
 if __name__ == "__main__":

@@ -121,14 +121,17 @@ def servers(stack: ExitStack) -> dict[str, Served]:
     return {
         "colmena LocalTaskServer (pipes)": colmena_local,
         "loom thread (pipes)": lambda p: loom_server(LockedPipeQueues(), ThreadExecutor(p)),
-        "loom process (pipes)": lambda p: loom_server(LockedPipeQueues(),
-                                                      ProcessExecutor(p, "forkserver")),
+        "loom process (pipes)": lambda p: loom_server(
+            LockedPipeQueues(), ProcessExecutor(p, "forkserver")
+        ),
         "loom dask (pipes)": lambda p: loom_server(
-            LockedPipeQueues(), DaskExecutorConfig(n_workers=p).build()),
-        "loom thread (redis)": lambda p: loom_server(redis_queues("127.0.0.1", port),
-                                                     ThreadExecutor(p)),
+            LockedPipeQueues(), DaskExecutorConfig(n_workers=p).build()
+        ),
+        "loom thread (redis)": lambda p: loom_server(
+            redis_queues("127.0.0.1", port), ThreadExecutor(p)
+        ),
         "loom thread (fabric)": over_fabric,
-    }  # fmt: skip
+    }
 
 
 def campaign(served: Served, tasks: int, slots: int, seed: int) -> dict[str, float]:
@@ -161,8 +164,13 @@ def main() -> None:
     # Colmena's server is a child process, started after Redis' and the broker's threads: a
     # forked child can inherit a lock one of them held and hang. The forkserver starts clean.
     multiprocessing.set_start_method("forkserver")
-    keys = ("reaction_p50_ms", "reaction_p99_ms", "dispatch_p50_ms", "dispatch_p99_ms",
-            "tasks_per_s")  # fmt: skip
+    keys = (
+        "reaction_p50_ms",
+        "reaction_p99_ms",
+        "dispatch_p50_ms",
+        "dispatch_p99_ms",
+        "tasks_per_s",
+    )
     with ExitStack() as stack:
         chosen = servers(stack)
         runs: dict[str, list[dict[str, float]]] = {name: [] for name in chosen}
@@ -174,12 +182,14 @@ def main() -> None:
     peer = median["colmena LocalTaskServer (pipes)"]
     rows: list[dict[str, object]] = []
     for name, m in median.items():
-        rows.append({
-            "server (queues)": name,
-            **{k: f"{m[k]:.2f}" if k.endswith("ms") else f"{m[k]:.0f}" for k in keys},
-            "reaction p99 ratio": f"{m['reaction_p99_ms'] / peer['reaction_p99_ms']:.2f}",
-            "tasks/s ratio": f"{m['tasks_per_s'] / peer['tasks_per_s']:.2f}",
-        })  # fmt: skip
+        rows.append(
+            {
+                "server (queues)": name,
+                **{k: f"{m[k]:.2f}" if k.endswith("ms") else f"{m[k]:.0f}" for k in keys},
+                "reaction p99 ratio": f"{m['reaction_p99_ms'] / peer['reaction_p99_ms']:.2f}",
+                "tasks/s ratio": f"{m['tasks_per_s'] / peer['tasks_per_s']:.2f}",
+            }
+        )
     title = f"No-op steering, {args.tasks} tasks, {args.slots} slots, median of {args.rounds}"
     publish("steering", {title: rows})
 

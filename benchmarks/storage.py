@@ -89,8 +89,9 @@ def coding_rows(quick: bool) -> list[dict[str, object]]:
         for threads in (1, 2):
             put, get = fabric_roundtrip(
                 MemoryStorageConfig(containers=m, segment_size_mb=8, parallelism=threads),
-                coder, data,
-            )  # fmt: skip
+                coder,
+                data,
+            )
             rows.append(
                 {
                     "coding": f"zfec({k},{m})",
@@ -116,13 +117,17 @@ def peer_rows(quick: bool) -> list[dict[str, object]]:
         with tempfile.TemporaryDirectory() as tmp:
             fab = fabric_roundtrip(
                 LocalStorageConfig(containers=6, root=tmp, segment_size_mb=8),
-                IsalCoder(4, 6, "cauchy"), data, rounds,
-            )  # fmt: skip
+                IsalCoder(4, 6, "cauchy"),
+                data,
+                rounds,
+            )
         with tempfile.TemporaryDirectory() as tmp:
             one = fabric_roundtrip(
-                LocalStorageConfig(containers=1, root=tmp, segment_size_mb=8), NoCoder(), data,
+                LocalStorageConfig(containers=1, root=tmp, segment_size_mb=8),
+                NoCoder(),
+                data,
                 rounds,
-            )  # fmt: skip
+            )
         with redis_server(len(data)) as client:
             r_put = best(lambda d=data: client.set("obj", d), rounds)
             r_get = best(lambda: client.get("obj"), rounds)
@@ -153,12 +158,21 @@ def wan_rows(quick: bool) -> list[dict[str, object]]:
     put1, get1 = fabric_roundtrip(one, NoCoder(), data, 1)
     mb = len(data) / 1e6
     return [
-        {"setup": "4 sites, isal(2,4)", "put_mb_s": round(mb / put4, 1),
-         "get_mb_s": round(mb / get4, 1), "put_vs_one_site": round(put1 / put4, 2),
-         "get_vs_one_site": round(get1 / get4, 2)},
-        {"setup": "1 site, no coding", "put_mb_s": round(mb / put1, 1),
-         "get_mb_s": round(mb / get1, 1), "put_vs_one_site": 1.0, "get_vs_one_site": 1.0},
-    ]  # fmt: skip
+        {
+            "setup": "4 sites, isal(2,4)",
+            "put_mb_s": round(mb / put4, 1),
+            "get_mb_s": round(mb / get4, 1),
+            "put_vs_one_site": round(put1 / put4, 2),
+            "get_vs_one_site": round(get1 / get4, 2),
+        },
+        {
+            "setup": "1 site, no coding",
+            "put_mb_s": round(mb / put1, 1),
+            "get_mb_s": round(mb / get1, 1),
+            "put_vs_one_site": 1.0,
+            "get_vs_one_site": 1.0,
+        },
+    ]
 
 
 MEMORY_PROBE = """
@@ -204,8 +218,11 @@ def memory_rows(quick: bool) -> list[dict[str, object]]:
             root = Path(tmp) / f"containers-{op}"
             out = subprocess.run(
                 [sys.executable, "-c", MEMORY_PROBE, str(source), str(root), op],
-                capture_output=True, text=True, check=True, cwd=ROOT,
-            )  # fmt: skip
+                capture_output=True,
+                text=True,
+                check=True,
+                cwd=ROOT,
+            )
             base, peak = (int(x) for x in out.stdout.split())
             rows.append(
                 {
@@ -233,9 +250,14 @@ def coder_rows(quick: bool) -> list[dict[str, object]]:
                     c.decode({i: chunks[i] for i in range(m_ - k_, m_)}, 4 * MIB)
 
             dec = best(decode_all)
-            rows.append({"coding": f"({k},{m})", "coder": name,
-                         "encode_mb_s": round(size / 1e6 / enc),
-                         "decode_mb_s": round(size / 1e6 / dec)})  # fmt: skip
+            rows.append(
+                {
+                    "coding": f"({k},{m})",
+                    "coder": name,
+                    "encode_mb_s": round(size / 1e6 / enc),
+                    "decode_mb_s": round(size / 1e6 / dec),
+                }
+            )
     return rows
 
 

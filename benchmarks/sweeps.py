@@ -44,16 +44,24 @@ def sweeps(replay: int, short_jobs: int) -> dict[str, tuple[list[str], int]]:
     seeds = ",".join(str(s) for s in range(short_jobs))
     return {
         f"drex 2 placers x 5 targets, replay {replay}": (
-            ["recipe=drex/reliability_sweep", f"placement={PLACERS}",
-             f"scenario.reliability={TARGETS}", f"scenario.replay={replay}"],
+            [
+                "recipe=drex/reliability_sweep",
+                f"placement={PLACERS}",
+                f"scenario.reliability={TARGETS}",
+                f"scenario.replay={replay}",
+            ],
             len(PLACERS.split(",")) * len(TARGETS.split(",")),
         ),
         f"{short_jobs} short synthetic jobs": (
-            ["scenario=synthetic", "scenario.tasks=20", "scenario.plots=false",
-             f"scenario.seed={seeds}"],
+            [
+                "scenario=synthetic",
+                "scenario.tasks=20",
+                "scenario.plots=false",
+                f"scenario.seed={seeds}",
+            ],
             short_jobs,
         ),
-    }  # fmt: skip
+    }
 
 
 @contextmanager
@@ -62,13 +70,38 @@ def dask_cluster(workers: int) -> Iterator[str]:
     port = free_port()
     address = f"tcp://127.0.0.1:{port}"
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
-    procs = [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host",
-                               "127.0.0.1", "--port", str(port), "--dashboard-address", ":0"],
-                              **quiet)]  # type: ignore[call-overload]  # fmt: skip
-    procs += [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", address,
-                                "--nthreads", "1", "--no-dashboard"], cwd=ROOT,
-                               **quiet)  # type: ignore[call-overload]
-              for _ in range(workers)]  # fmt: skip
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "distributed.cli.dask_scheduler",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--dashboard-address",
+                ":0",
+            ],
+            **quiet,
+        )
+    ]  # type: ignore[call-overload]
+    procs += [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "distributed.cli.dask_worker",
+                address,
+                "--nthreads",
+                "1",
+                "--no-dashboard",
+            ],
+            cwd=ROOT,
+            **quiet,
+        )  # type: ignore[call-overload]
+        for _ in range(workers)
+    ]
     try:
         from distributed import Client
 
@@ -93,11 +126,25 @@ def run(overrides: list[str], runner: list[str]) -> tuple[float, list[float]]:
     """Wall seconds of one ``loom run -m`` in a fresh folder, and its jobs' (raises on failure)."""
     with tempfile.TemporaryDirectory(prefix="loom-sweeps-") as tmp:
         tracking_uri = f"sqlite:///{tmp}/mlflow.db"
-        command = [sys.executable, "-m", "framework", "run", "-m", *overrides, *runner,
-                   f"results_dir={tmp}", f"tracking.uri={tracking_uri}"]  # fmt: skip
+        command = [
+            sys.executable,
+            "-m",
+            "framework",
+            "run",
+            "-m",
+            *overrides,
+            *runner,
+            f"results_dir={tmp}",
+            f"tracking.uri={tracking_uri}",
+        ]
         started = time.perf_counter()
-        done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True,
-                              env={**os.environ, "LOOM_ROOT": str(ROOT)})  # fmt: skip
+        done = subprocess.run(
+            command,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "LOOM_ROOT": str(ROOT)},
+        )
         wall = time.perf_counter() - started
         jobs = job_seconds(tracking_uri, overrides) if done.returncode == 0 else []
     if done.returncode != 0:
@@ -110,8 +157,9 @@ def run(overrides: list[str], runner: list[str]) -> tuple[float, list[float]]:
 def main() -> None:
     """Every sweep under every runner; print and write the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--replay", type=int, default=250,
-                        help="MEVA replays per drex job (the recipe's 250)")  # fmt: skip
+    parser.add_argument(
+        "--replay", type=int, default=250, help="MEVA replays per drex job (the recipe's 250)"
+    )
     parser.add_argument("--short-jobs", type=int, default=20, help="short synthetic jobs")
     parser.add_argument("--workers", type=int, default=2, help="workers of each parallel runner")
     parser.add_argument("--only", choices=("drex", "short"), help="run one of the two sweeps")
@@ -135,11 +183,15 @@ def main() -> None:
                 print(f"{title}: {name}: {walls[name][0]:.1f} s", flush=True)
             base = walls["sequential"][0]
             tables[f"{title} ({jobs} jobs)"] = [
-                {"runner": name, "wall s": f"{wall:.1f}", "ratio to sequential":
-                 f"{wall / base:.2f}", "per job s": f"{wall / jobs:.2f}",
-                 "jobs ran s (sum; min-max)": f"{sum(ran):.0f}; {min(ran):.1f}-{max(ran):.1f}"}
+                {
+                    "runner": name,
+                    "wall s": f"{wall:.1f}",
+                    "ratio to sequential": f"{wall / base:.2f}",
+                    "per job s": f"{wall / jobs:.2f}",
+                    "jobs ran s (sum; min-max)": f"{sum(ran):.0f}; {min(ran):.1f}-{max(ran):.1f}",
+                }
                 for name, (wall, ran) in walls.items()
-            ]  # fmt: skip
+            ]
     publish("sweeps" if not args.only else f"sweeps-{args.only}", tables)
 
 

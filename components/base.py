@@ -173,8 +173,15 @@ class FinishedJob:
 
 # Root keys and groups that say how a job is run, recorded, metered and charged, not what it
 # computes: they stay out of its config hash, and never tell two experiments apart.
-NOT_AN_EXPERIMENT = ("resume", "tracking", "runner", "results_dir", "description", "energy",
-                     "pricing")  # fmt: skip
+NOT_AN_EXPERIMENT = (
+    "resume",
+    "tracking",
+    "runner",
+    "results_dir",
+    "description",
+    "energy",
+    "pricing",
+)
 
 
 def is_bookkeeping(key: str) -> bool:
@@ -220,9 +227,7 @@ class ScenarioConfig(ComponentConfig):
         return []
 
     @classmethod
-    def comparison(
-        cls, runs: list[FinishedJob]
-    ) -> tuple[str, list[dict[str, Any]]] | None:  # fmt: skip
+    def comparison(cls, runs: list[FinishedJob]) -> tuple[str, list[dict[str, Any]]] | None:
         """An extra table for ``loom report``: a title and its rows, or None.
 
         Args:

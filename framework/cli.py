@@ -132,8 +132,9 @@ def _jobs(args: argparse.Namespace) -> tuple[Composer, list[Any]]:
         raise ConfigError("all jobs of a sweep must use one tracking.uri")
     runners = {j.config.root.runner.model_dump_json() for j in jobs}
     if len(runners) > 1:
-        raise ConfigError("all jobs of a sweep must use one runner; sweep runner settings in "
-                          "separate invocations")  # fmt: skip
+        raise ConfigError(
+            "all jobs of a sweep must use one runner; sweep runner settings in separate invocations"
+        )
     _check_runner(jobs)
     return composer, jobs
 

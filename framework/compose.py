@@ -284,8 +284,10 @@ class Composer:
             if given.partition("=")[2].lstrip().startswith("{"):
                 # Hydra merges a mapping into the entry (even with '++'): new keys are
                 # refused. Deleting the entry first and adding the mapping replaces it.
-                return (f"{key}: a mapping with other keys merges into the entry; to replace "
-                        f"it, delete it first: ~{key} '+{given}'")  # fmt: skip
+                return (
+                    f"{key}: a mapping with other keys merges into the entry; to replace "
+                    f"it, delete it first: ~{key} '+{given}'"
+                )
             others = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") != key]
             known = _keys(self._hydra_compose(others)) if others != overrides else []
             elsewhere = self._options_with_key(key, others)

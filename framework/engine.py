@@ -56,9 +56,12 @@ class Invocation:
 
 
 def prefect_stage(
-    name: str, run_name: str, fn: Callable[..., Any], retries: int = 0,
+    name: str,
+    run_name: str,
+    fn: Callable[..., Any],
+    retries: int = 0,
     retry_delay_seconds: float = 0.0,
-) -> Callable[..., Any]:  # fmt: skip
+) -> Callable[..., Any]:
     """A job's stage as a Prefect task named ``name`` whose run is ``run_name``.
 
     Calling it runs the task in the current flow (or task) run; a failure raises the stage's
@@ -68,10 +71,13 @@ def prefect_stage(
     from prefect.cache_policies import NO_CACHE
 
     made: Callable[..., Any] = task(
-        name=name, task_run_name=run_name.replace("{", "{{").replace("}", "}}"),
-        cache_policy=NO_CACHE, persist_result=False, retries=retries,
+        name=name,
+        task_run_name=run_name.replace("{", "{{").replace("}", "}}"),
+        cache_policy=NO_CACHE,
+        persist_result=False,
+        retries=retries,
         retry_delay_seconds=retry_delay_seconds,
-    )(fn)  # fmt: skip
+    )(fn)
     return made
 
 
@@ -298,9 +304,15 @@ def _side_by_side(
                 done[index] = future.result()
             except BrokenProcessPool as exc:
                 if index in alone:  # it broke a pool of its own: it is the one that died
-                    done[index] = JobResult(finished.job, "failed", error=ErrorInfo(
-                        "WorkerDied", f"the job's worker process ended without a result ({exc})",
-                        ErrorInfo.of(exc).traceback))  # fmt: skip
+                    done[index] = JobResult(
+                        finished.job,
+                        "failed",
+                        error=ErrorInfo(
+                            "WorkerDied",
+                            f"the job's worker process ended without a result ({exc})",
+                            ErrorInfo.of(exc).traceback,
+                        ),
+                    )
                 else:
                     alone.add(index)
                     waiting.insert(0, finished)

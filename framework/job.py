@@ -138,9 +138,12 @@ class JobRunner:
     """
 
     def __init__(
-        self, plan: JobPlan, tracker: JobTracker, progress: ProgressReporter | None = None,
+        self,
+        plan: JobPlan,
+        tracker: JobTracker,
+        progress: ProgressReporter | None = None,
         stage: Stage = plain_stage,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.plan = plan
         self.tracker = tracker
         self.progress = progress or SilentProgress()

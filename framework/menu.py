@@ -85,7 +85,13 @@ def menu_group(composer: Composer, group: str, default: str = "none") -> Group:
                 value = value.model_dump() if hasattr(value, "model_dump") else value
             fields.append(OptionField(key, show(value), info.description or ""))
         options.append(
-            Option(name, kind, doc.splitlines()[0] if doc else "", doc,
-                   f"{model.__module__}.{model.__qualname__}", tuple(fields))
-        )  # fmt: skip
+            Option(
+                name,
+                kind,
+                doc.splitlines()[0] if doc else "",
+                doc,
+                f"{model.__module__}.{model.__qualname__}",
+                tuple(fields),
+            )
+        )
     return Group(group, default, tuple(options))

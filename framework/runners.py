@@ -84,9 +84,10 @@ class DaskRunner(_Runner):
     kind: Literal["dask"] = "dask"
     workers: int = Field(2, ge=1, le=4096, description="local cluster: worker processes")
     address: str | None = Field(
-        None, pattern=r"^(tcp|tls|ucx|inproc)://\S+$",
+        None,
+        pattern=r"^(tcp|tls|ucx|inproc)://\S+$",
         description="scheduler of an existing cluster (tcp://host:8786); none: a local one",
-    )  # fmt: skip
+    )
 
     @property
     def capacity(self) -> int:
@@ -130,9 +131,13 @@ def task_runner(config: _Runner) -> Any:
             return DaskTaskRunner(address=config.address)
         # One thread per worker process: a job's CPU time is its worker's (energy accounting).
         # A job that kills its worker fails at once (Dask's default retries it on 3 more).
-        options = {"n_workers": config.workers, "threads_per_worker": 1, "processes": True,
-                   "dashboard_address": None,
-                   "scheduler_kwargs": {"allowed_failures": 0}}  # fmt: skip
+        options = {
+            "n_workers": config.workers,
+            "threads_per_worker": 1,
+            "processes": True,
+            "dashboard_address": None,
+            "scheduler_kwargs": {"allowed_failures": 0},
+        }
         return _all_workers_first(DaskTaskRunner)(cluster_kwargs=options)
     return None
 

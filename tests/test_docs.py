@@ -19,10 +19,19 @@ def test_the_docs_build_strictly_and_the_reference_covers_every_group(tmp_path: 
     site = tmp_path / "site"
     env = {**os.environ, "NO_MKDOCS_2_WARNING": "1", "DISABLE_MKDOCS_2_WARNING": "true"}
     result = subprocess.run(
-        [str(Path(sys.executable).with_name("mkdocs")), "build", "--strict", "--site-dir",
-         str(site)],
-        cwd=ROOT, capture_output=True, text=True, timeout=600, env=env,
-    )  # fmt: skip
+        [
+            str(Path(sys.executable).with_name("mkdocs")),
+            "build",
+            "--strict",
+            "--site-dir",
+            str(site),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     for group in registry.groups():
         page = site / "reference" / "groups" / group / "index.html"

@@ -90,8 +90,9 @@ class RedisConnectorConfig(LoomModel):
         else:
             host, port = self.host, self.port
             wait = self.connect_timeout_s
-            client = redis.Redis(host=host, port=port, socket_connect_timeout=wait,
-                                 socket_timeout=wait)  # fmt: skip
+            client = redis.Redis(
+                host=host, port=port, socket_connect_timeout=wait, socket_timeout=wait
+            )
             stack.callback(client.close)
             try:
                 client.ping()
@@ -132,8 +133,7 @@ class ZmqConnectorConfig(LoomModel):
         return OpenConnector(connector, None, stack)
 
 
-_CODERS = {"zfec": "components.coding.zfec.ZfecConfig",
-           "isal": "components.coding.isal.IsalConfig"}  # fmt: skip
+_CODERS = {"zfec": "components.coding.zfec.ZfecConfig", "isal": "components.coding.isal.IsalConfig"}
 
 
 class FabricConnectorConfig(LoomModel):
@@ -171,6 +171,6 @@ class FabricConnectorConfig(LoomModel):
             coding=[_CODERS[self.coder], {"k": self.k, "m": self.m}],
             segment_size=int(self.segment_size_mb * 2**20),
             owner=True,
-        )  # fmt: skip
+        )
         stack.callback(connector.close)
         return OpenConnector(connector, connector.stored, stack)

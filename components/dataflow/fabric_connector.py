@@ -30,8 +30,7 @@ from components.storage.protocol import InsufficientCapacity, ObjectNotFound, St
 log = logging.getLogger(__name__)
 
 CATALOG = "proxystore"
-DEFAULT_CODING: tuple[str, dict[str, Any]] = ("components.coding.zfec.ZfecConfig",
-                                              {"k": 2, "m": 3})  # fmt: skip
+DEFAULT_CODING: tuple[str, dict[str, Any]] = ("components.coding.zfec.ZfecConfig", {"k": 2, "m": 3})
 DEFAULT_PLACEMENT: tuple[str, dict[str, Any]] = (
     "components.placement.round_robin.RoundRobinConfig",
     {},
@@ -77,11 +76,14 @@ class StorageFabricConnector:
         owner: bool = False,
     ) -> None:
         self._args: dict[str, Any] = {
-            "containers": [dict(c) for c in containers], "catalog_path": catalog_path,
+            "containers": [dict(c) for c in containers],
+            "catalog_path": catalog_path,
             "coding": list(coding or DEFAULT_CODING),
             "placement": list(placement or DEFAULT_PLACEMENT),
-            "segment_size": segment_size, "parallelism": parallelism, "owner": False,
-        }  # fmt: skip
+            "segment_size": segment_size,
+            "parallelism": parallelism,
+            "owner": False,
+        }
         coder: Coder = _component(self._args["coding"])
         placer: Placer = _component(self._args["placement"])
         opened = []
@@ -92,14 +94,20 @@ class StorageFabricConnector:
             except StorageError as exc:
                 log.warning(
                     "fabric connector: %s is down (%s); reads rebuild without it",
-                    container.name, exc,
-                )  # fmt: skip
+                    container.name,
+                    exc,
+                )
                 container.take_down()
                 opened.append(container)
         self.fabric = StorageFabric(
-            opened, coder, placer, Path(catalog_path), segment_size=segment_size,
-            parallelism=parallelism, collect_garbage=owner,
-        )  # fmt: skip
+            opened,
+            coder,
+            placer,
+            Path(catalog_path),
+            segment_size=segment_size,
+            parallelism=parallelism,
+            collect_garbage=owner,
+        )
 
     def __repr__(self) -> str:
         return f"StorageFabricConnector(catalog_path={self._args['catalog_path']!r})"

@@ -156,9 +156,13 @@ class ProxyWorker:
     def __call__(self, fn: Any, args: tuple[Any, ...]) -> tuple[Any, dict[str, Any]]:
         """Run ``fn`` on resolved ``args``; return its value (or a proxy) and the record."""
         moved: dict[str, Any] = {
-            "process": _process(), "bytes_in": 0, "get_ms": 0.0, "deserialize_ms": 0.0,
-            "cache_hits": 0, "proxied_in": 0,
-        }  # fmt: skip
+            "process": _process(),
+            "bytes_in": 0,
+            "get_ms": 0.0,
+            "deserialize_ms": 0.0,
+            "cache_hits": 0,
+            "proxied_in": 0,
+        }
         if self.store_config.connector.kind.endswith("ZeroMQConnector") and _in_dask_worker():
             raise RuntimeError(
                 "dataflow.connector=zmq does not work on Dask workers: proxystore-ex's ZeroMQ "
@@ -178,9 +182,12 @@ class ProxyWorker:
         serialized = time.perf_counter()
         with _serial(store.connector):
             key = store.connector.put(data)
-        moved.update(serialize_ms=1e3 * (serialized - start),
-                     put_ms=1e3 * (time.perf_counter() - serialized),
-                     bytes_out=len(data), proxied_out=1)  # fmt: skip
+        moved.update(
+            serialize_ms=1e3 * (serialized - start),
+            put_ms=1e3 * (time.perf_counter() - serialized),
+            bytes_out=len(data),
+            proxied_out=1,
+        )
         return unresolved_proxy(self.store_config, key, value), moved
 
     @staticmethod
@@ -215,8 +222,14 @@ class ProxyWorker:
 class ProxyMover:
     """The client side of one task path: sends proxies, counts consumers, evicts."""
 
-    def __init__(self, store: Store[Any], rule: ProxyRule, worker: ProxyWorker,
-                 eviction: Eviction, seen: set[Any] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        store: Store[Any],
+        rule: ProxyRule,
+        worker: ProxyWorker,
+        eviction: Eviction,
+        seen: set[Any] | None = None,
+    ) -> None:
         self.store, self.rule, self.eviction = store, rule, eviction
         self.seen = set() if seen is None else seen  # every key met, for the leak check
         self.worker: WorkerHook | None = worker
@@ -326,9 +339,13 @@ class ProxyStoreFlow:
         self._open = cfg.connector_config().open()
         try:
             self._store = Store(
-                f"loom-dataflow-{uuid.uuid4().hex[:8]}", self._open.connector,
-                cache_size=cfg.cache_size, metrics=True, populate_target=False, register=True,
-            )  # fmt: skip
+                f"loom-dataflow-{uuid.uuid4().hex[:8]}",
+                self._open.connector,
+                cache_size=cfg.cache_size,
+                metrics=True,
+                populate_target=False,
+                register=True,
+            )
         except BaseException:
             self._open.close()
             raise
@@ -347,8 +364,9 @@ class ProxyStoreFlow:
     def mover(self) -> DataMover:
         """A fresh mover for one task path (its counts are its own)."""
         cfg = self.config
-        worker = ProxyWorker(self.store.config(), cfg.threshold_bytes, tuple(cfg.proxy_types),
-                             tuple(cfg.skip_types))  # fmt: skip
+        worker = ProxyWorker(
+            self.store.config(), cfg.threshold_bytes, tuple(cfg.proxy_types), tuple(cfg.skip_types)
+        )
         rule = ProxyRule(cfg.threshold_bytes, cfg.proxy_types, cfg.skip_types)
         return ProxyMover(self.store, rule, worker, cfg.eviction, self._keys_seen)
 

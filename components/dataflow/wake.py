@@ -226,13 +226,15 @@ class _Watcher:
         self.wake = wake
         self._wanted: dict[str, set[threading.Event]] = {}
         self._stop = threading.Event()
-        self._client = Consumer({
-            **wake.client_settings(),
-            **dict(wake.consumer),
-            "group.id": f"loom-wake-{uuid.uuid4().hex}",  # a group of its own: no rebalances
-            "enable.auto.commit": False,
-            "enable.auto.offset.store": False,
-        })  # fmt: skip
+        self._client = Consumer(
+            {
+                **wake.client_settings(),
+                **dict(wake.consumer),
+                "group.id": f"loom-wake-{uuid.uuid4().hex}",  # a group of its own: no rebalances
+                "enable.auto.commit": False,
+                "enable.auto.offset.store": False,
+            }
+        )
         metadata = self._client.list_topics(wake.topic, timeout=30)
         partitions = sorted(metadata.topics[wake.topic].partitions)
         starts = []
@@ -243,8 +245,9 @@ class _Watcher:
                 TopicPartition(wake.topic, p), timeout=30, cached=False
             )
             starts.append(TopicPartition(wake.topic, p, high))
-        self._offsets = ReturnedOffsets(self._client, wake.gap_wait_s, single_topic=True,
-                                        from_log_start=False)  # fmt: skip
+        self._offsets = ReturnedOffsets(
+            self._client, wake.gap_wait_s, single_topic=True, from_log_start=False
+        )
         self._offsets.next = {(tp.topic, tp.partition): tp.offset for tp in starts}
         self._client.assign(starts)
         self._thread = threading.Thread(target=self._run, name="loom-wake-watcher", daemon=True)

@@ -17,6 +17,7 @@ FUNCTIONS = ("bfs", "compression", "dna", "mst", "pagerank", "thumbnail", "video
 ENDPOINTS = ("midway", "desktop", "faster", "theta")
 
 # function → endpoint → (runtime s, dynamic energy J).
+# Aligned as a table (one row per line); ruff format would give one cell per line.
 PROFILES: dict[str, dict[str, tuple[float, float]]] = {
     "compression": {"desktop": (0.260, 0.312), "midway": (8.318, 1.604),
                     "faster": (0.519, 0.442), "theta": (2.160, 2.035)},

@@ -38,7 +38,7 @@ def execute(
     runtime_s: FloatArray,
     energy_j: FloatArray,
     used: tuple[int, ...] | None = None,
-) -> Executed:  # fmt: skip
+) -> Executed:
     """Run a placement against the true costs (tasks × endpoints arrays).
 
     Args:

@@ -43,9 +43,11 @@ class TablePredictor:
     """
 
     def __init__(
-        self, functions: Sequence[str], endpoints: Sequence[str],
+        self,
+        functions: Sequence[str],
+        endpoints: Sequence[str],
         table: Mapping[str, Mapping[str, tuple[float, float]]],
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.functions, self.endpoints = tuple(functions), tuple(endpoints)
         cells = [[table[f][e] for e in endpoints] for f in functions]
         values = np.asarray(cells, dtype=np.float64).reshape(len(functions), len(endpoints), 2)
@@ -85,9 +87,13 @@ class LeastSquaresPredictor:
         self._power_coef = np.zeros(shape)
 
     def observe(
-        self, function: int, endpoint: int, features: Sequence[float], runtime_s: float,
+        self,
+        function: int,
+        endpoint: int,
+        features: Sequence[float],
+        runtime_s: float,
         energy_j: float,
-    ) -> None:  # fmt: skip
+    ) -> None:
         """Record one measured task (call :meth:`fit` before predicting)."""
         self._seen[(function, endpoint)].append([*features, runtime_s, energy_j])
 

@@ -39,26 +39,40 @@ class SiteConfig(LoomModel):
 
     def site(
         self, name: str, cold_start_s: float, static_scale: float = 1.0, *, planned: bool = False
-    ) -> Site:  # fmt: skip
+    ) -> Site:
         """The endpoint as the ground truth sees it, or (``planned``) as the planner does."""
         cold = self.cold_start_s if self.cold_start_s is not None else cold_start_s
         slots = self.planning_slots if planned and self.planning_slots else self.slots
         return Site(
-            name, int(slots or 1), self.min_blocks, self.max_blocks, self.parallelism,
-            self.static_w * static_scale, self.shutdown_s, cold,
-        )  # fmt: skip
+            name,
+            int(slots or 1),
+            self.min_blocks,
+            self.max_blocks,
+            self.parallelism,
+            self.static_w * static_scale,
+            self.shutdown_s,
+            cold,
+        )
 
 
 def greenfaas_sites() -> dict[str, SiteConfig]:
     return {
-        name: SiteConfig(slots=slots, min_blocks=min_blocks, static_w=static_w,
-                         planning_slots=greenfaas.PLANNING_SLOTS.get(name))
+        name: SiteConfig(
+            slots=slots,
+            min_blocks=min_blocks,
+            static_w=static_w,
+            planning_slots=greenfaas.PLANNING_SLOTS.get(name),
+        )
         for name, (slots, min_blocks, static_w) in greenfaas.SITES.items()
-    }  # fmt: skip
+    }
 
 
-def check_table(table: Mapping[str, Mapping[str, Any]], sites: list[str], known: set[str] | None,
-                 functions: list[str]) -> None:  # fmt: skip
+def check_table(
+    table: Mapping[str, Mapping[str, Any]],
+    sites: list[str],
+    known: set[str] | None,
+    functions: list[str],
+) -> None:
     """Every function known and every (function, endpoint) pair present."""
     if known is not None:
         unknown = sorted(set(table) - known)

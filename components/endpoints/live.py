@@ -116,11 +116,18 @@ class LiveEndpoints:
     def __init__(self, config: LiveEndpointsConfig) -> None:
         self.config = config
         self.sites = tuple(
-            Site(name, int(s.slots or 1), s.min_blocks, 1, s.parallelism, s.static_w,
-                 s.shutdown_s, s.cold_start_s if s.cold_start_s is not None
-                 else config.cold_start_s)
+            Site(
+                name,
+                int(s.slots or 1),
+                s.min_blocks,
+                1,
+                s.parallelism,
+                s.static_w,
+                s.shutdown_s,
+                s.cold_start_s if s.cold_start_s is not None else config.cold_start_s,
+            )
             for name, s in config.sites.items()
-        )  # fmt: skip
+        )
         self.plan_sites = self.sites  # the pools' widths are known
         self.functions = tuple(config.functions)
         self.power_scale = [s.power_scale for s in config.sites.values()]
@@ -139,9 +146,11 @@ class LiveEndpoints:
         return self
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
         traceback: TracebackType | None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self._stack.close()
         self.executors.clear()
 
@@ -159,8 +168,10 @@ class LiveEndpoints:
     def predictor(self, seed: int, watts_per_thread: float | None) -> Any:
         """Learn each (function, endpoint) by running ``profile_tasks`` tasks there."""
         if not isinstance(self.config.profiles, str):
-            table = {f: {e: (c.runtime_s, c.energy_j) for e, c in row.items()}
-                     for f, row in self.config.profiles.items()}  # fmt: skip
+            table = {
+                f: {e: (c.runtime_s, c.energy_j) for e, c in row.items()}
+                for f, row in self.config.profiles.items()
+            }
             return TablePredictor(self.functions, [s.name for s in self.sites], table)
         predictor = LeastSquaresPredictor(self.functions, [s.name for s in self.sites], 1)
         count = self.config.profile_tasks
@@ -172,9 +183,10 @@ class LiveEndpoints:
         sizes = (low + (high - low) * spread) * self.config.scale
         for e, executor in enumerate(self.executors):
             with TaskPath(executor) as path:
-                handles = [path.submit(run_function, self.functions[f], float(s), seed + 7 + i)
-                           for i, (f, s) in enumerate(zip(functions.tolist(), sizes.tolist(),
-                                                          strict=True))]  # fmt: skip
+                handles = [
+                    path.submit(run_function, self.functions[f], float(s), seed + 7 + i)
+                    for i, (f, s) in enumerate(zip(functions.tolist(), sizes.tolist(), strict=True))
+                ]
                 path.wait()
                 _raise_failed(handles, self.sites[e].name)
                 for f, size, handle in zip(
@@ -191,9 +203,12 @@ class LiveEndpoints:
         return cpu_s * watts * self.power_scale[endpoint]
 
     def run(
-        self, placement: TaskPlacement, workload: Workload, used: tuple[int, ...],
+        self,
+        placement: TaskPlacement,
+        workload: Workload,
+        used: tuple[int, ...],
         watts_per_thread: float | None,
-    ) -> Executed:  # fmt: skip
+    ) -> Executed:
         """Run the tasks on their endpoints' pools (cold starts emulated); measure them."""
         endpoint = placement.endpoint
         sizes = workload.features[:, 0].tolist()
@@ -225,8 +240,9 @@ class LiveEndpoints:
         runtime, energy, start = np.zeros(n), np.zeros(n), np.zeros(n)
         for task, handle in handles.items():
             if not handle.success:
-                raise RuntimeError(f"task {task} failed on {self.sites[endpoint[task]].name}: "
-                                   f"{handle.error}")  # fmt: skip
+                raise RuntimeError(
+                    f"task {task} failed on {self.sites[endpoint[task]].name}: {handle.error}"
+                )
             e = int(endpoint[task])
             runtime[task] = handle.end - handle.start
             energy[task] = self._energy(handle.cpu_s, e, watts_per_thread)
@@ -242,12 +258,14 @@ class LiveEndpoints:
             elif counts[e]:
                 static += site.static_w * (finish[e] + site.shutdown_s - site.cold_start_s)
         tasks = {self.sites[e].name: int(counts[e]) for e in used}
-        return Executed(makespan, float(energy.sum()), static, tasks, runtime, energy, start,
-                        MEASURED, EMULATED)  # fmt: skip
+        return Executed(
+            makespan, float(energy.sum()), static, tasks, runtime, energy, start, MEASURED, EMULATED
+        )
 
 
 def _raise_failed(handles: list[TaskHandle], endpoint: str) -> None:
     failed = [h for h in handles if not h.success]
     if failed:
-        raise RuntimeError(f"profiling on {endpoint}: task {failed[0].task_id} failed: "
-                           f"{failed[0].error}")  # fmt: skip
+        raise RuntimeError(
+            f"profiling on {endpoint}: task {failed[0].task_id} failed: {failed[0].error}"
+        )

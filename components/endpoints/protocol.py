@@ -161,9 +161,12 @@ class Endpoints(Protocol):
         """
 
     def run(
-        self, placement: TaskPlacement, workload: Workload, used: tuple[int, ...],
+        self,
+        placement: TaskPlacement,
+        workload: Workload,
+        used: tuple[int, ...],
         watts_per_thread: float | None,
-    ) -> Executed:  # fmt: skip
+    ) -> Executed:
         """Run (live) or score (simulation) a placement on the endpoints ``used``."""
 
 

@@ -68,8 +68,10 @@ class SimulatedEndpointsConfig(EndpointsConfig):
     def table(self) -> dict[str, dict[str, tuple[float, float]]]:
         """Function → endpoint → (runtime s, energy J)."""
         if self.profiles == "greenfaas":
-            return {f: {e: v for e, v in row.items() if e in self.sites}
-                    for f, row in greenfaas.PROFILES.items()}  # fmt: skip
+            return {
+                f: {e: v for e, v in row.items() if e in self.sites}
+                for f, row in greenfaas.PROFILES.items()
+            }
         assert not isinstance(self.profiles, str)
         return {
             f: {e: (cell.runtime_s, cell.energy_j) for e, cell in row.items()}
@@ -124,9 +126,12 @@ class SimulatedEndpoints:
         return self._table
 
     def run(
-        self, placement: TaskPlacement, workload: Workload, used: tuple[int, ...],
+        self,
+        placement: TaskPlacement,
+        workload: Workload,
+        used: tuple[int, ...],
         watts_per_thread: float | None = None,
-    ) -> Executed:  # fmt: skip
+    ) -> Executed:
         """Score the placement against the workload's true costs."""
         del watts_per_thread
         assert workload.truth is not None

@@ -105,8 +105,12 @@ class CarbonSeries:
             log.warning(
                 "carbon series %s covers %.0f..%.0f; the run (%.0f..%.0f) is partly outside: "
                 "the nearest values are used",
-                self.source, covered[0], covered[1], start, end,
-            )  # fmt: skip
+                self.source,
+                covered[0],
+                covered[1],
+                start,
+                end,
+            )
         if end <= start:
             return self.values[self._index(start)]
         total = 0.0

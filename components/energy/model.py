@@ -53,16 +53,29 @@ class ModelMeter:
         return _ModelMeasurement(self)
 
     def reading(
-        self, joules: float, source: Source, wall_s: float, cpu_s: float, idle_j: float,
-        start: float, end: float, constants: dict[str, str],
-    ) -> EnergyReading:  # fmt: skip
+        self,
+        joules: float,
+        source: Source,
+        wall_s: float,
+        cpu_s: float,
+        idle_j: float,
+        start: float,
+        end: float,
+        constants: dict[str, str],
+    ) -> EnergyReading:
         """A reading with this meter's machine, share and grid."""
         return EnergyReading(
-            joules=joules, source=source, wall_s=wall_s, cpu_s=cpu_s, idle_j=idle_j,
-            tdp_w=self.machine.tdp_w, share=self.share,
+            joules=joules,
+            source=source,
+            wall_s=wall_s,
+            cpu_s=cpu_s,
+            idle_j=idle_j,
+            tdp_w=self.machine.tdp_w,
+            share=self.share,
             carbon_intensity_g_per_kwh=self.intensity(start, end),
-            embodied_g_per_kwh=self.machine.embodied_g_per_kwh, constants=constants,
-        )  # fmt: skip
+            embodied_g_per_kwh=self.machine.embodied_g_per_kwh,
+            constants=constants,
+        )
 
 
 class _ModelMeasurement:
@@ -79,6 +92,12 @@ class _ModelMeasurement:
         idle = machine.idle_w * wall * share
         joules = cpu * machine.watts_per_thread + idle
         return self.meter.reading(
-            joules, "estimated", wall, cpu, idle, self.started, self.started + wall,
+            joules,
+            "estimated",
+            wall,
+            cpu,
+            idle,
+            self.started,
+            self.started + wall,
             self.meter.constants(),
-        )  # fmt: skip
+        )

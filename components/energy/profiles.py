@@ -41,14 +41,19 @@ class MachineProfile(LoomModel):
     carbon_intensity_g_per_kwh: float = Field(ge=0, description="grid intensity (gCO2e/kWh)")
 
 
-def _endpoint(name: str, cores: int, tdp: float, idle: float, embodied: float, ci: float) -> (
-    MachineProfile
-):  # fmt: skip
+def _endpoint(
+    name: str, cores: int, tdp: float, idle: float, embodied: float, ci: float
+) -> MachineProfile:
     # Dynamic power of a busy thread: the span from idle to TDP shared by the threads.
     return MachineProfile(
-        name=name, cores=cores, tdp_w=tdp, idle_w=idle, watts_per_thread=(tdp - idle) / cores,
-        embodied_g_per_kwh=embodied, carbon_intensity_g_per_kwh=ci,
-    )  # fmt: skip
+        name=name,
+        cores=cores,
+        tdp_w=tdp,
+        idle_w=idle,
+        watts_per_thread=(tdp - idle) / cores,
+        embodied_g_per_kwh=embodied,
+        carbon_intensity_g_per_kwh=ci,
+    )
 
 
 ENDPOINTS: dict[str, MachineProfile] = {

@@ -86,8 +86,11 @@ class _PyJoulesMeasurement:
             self.pyjoules = EnergyMeter(meter.devices)
             self.pyjoules.start(tag="trial")
         except Exception as exc:
-            log.warning("pyJoules could not start (%s: %s); using the model estimate",
-                        type(exc).__name__, exc)  # fmt: skip
+            log.warning(
+                "pyJoules could not start (%s: %s); using the model estimate",
+                type(exc).__name__,
+                exc,
+            )
             self.pyjoules = None
 
     def stop(self) -> EnergyReading:
@@ -99,11 +102,20 @@ class _PyJoulesMeasurement:
             samples = list(self.pyjoules.get_trace())
             microjoules = sum(sum(s.energy.values()) for s in samples)
         except Exception as exc:
-            log.warning("pyJoules failed while measuring (%s: %s); using the model estimate",
-                        type(exc).__name__, exc)  # fmt: skip
+            log.warning(
+                "pyJoules failed while measuring (%s: %s); using the model estimate",
+                type(exc).__name__,
+                exc,
+            )
             return estimate
         wall = time.perf_counter() - self.clock
         return self.meter.model.reading(
-            microjoules / 1e6, "measured", wall, estimate.cpu_s, 0.0, self.started,
-            self.started + wall, {"energy.assumed.pyjoules_devices": str(len(self.meter.devices))},
-        )  # fmt: skip
+            microjoules / 1e6,
+            "measured",
+            wall,
+            estimate.cpu_s,
+            0.0,
+            self.started,
+            self.started + wall,
+            {"energy.assumed.pyjoules_devices": str(len(self.meter.devices))},
+        )

@@ -155,6 +155,12 @@ class _RaplMeasurement:
         model = self.meter.model
         constants = {"energy.assumed.zones": ",".join(z.name for z in self.meter.zones)}
         return model.reading(
-            package_j * share, "measured", wall, cpu, 0.0, self.started,
-            self.started + wall, constants,
-        )  # fmt: skip
+            package_j * share,
+            "measured",
+            wall,
+            cpu,
+            0.0,
+            self.started,
+            self.started + wall,
+            constants,
+        )

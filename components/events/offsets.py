@@ -121,8 +121,13 @@ class ReturnedOffsets:
                     continue
                 log.warning(
                     "%s[%d]: offsets jump from %d to %d for %.1f s; reading on from %d",
-                    key[0], key[1], expected, offset, now - since, offset,
-                )  # fmt: skip
+                    key[0],
+                    key[1],
+                    expected,
+                    offset,
+                    now - since,
+                    offset,
+                )
             self.jumps.pop(key, None)
             self.next[key] = offset + 1
             kept.append(message)

@@ -60,19 +60,38 @@ def load(
     size = samples if name == "synthetic" else 0
     path = _cache_dir() / f"fl-{name}-{seed}-{size}-{test_fraction}.npz"
     if not path.exists():
-        command = ("import sys; from components.fl.data import write; "
-                   "write(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), "
-                   "sys.argv[5])")  # fmt: skip
+        command = (
+            "import sys; from components.fl.data import write; "
+            "write(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), "
+            "sys.argv[5])"
+        )
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
-        done = subprocess.run([sys.executable, "-c", command, name, str(seed), str(samples),
-                               str(test_fraction), str(path)], env=env, capture_output=True,
-                              text=True)  # fmt: skip
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                command,
+                name,
+                str(seed),
+                str(samples),
+                str(test_fraction),
+                str(path),
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         if done.returncode != 0:
             tail = done.stderr.strip().splitlines()[-1:] or ["no output"]
             raise RuntimeError(f"preparing data {name!r} failed: {tail[0]}")
     with np.load(path) as arrays:
-        return Dataset(arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"],
-                       int(arrays["classes"]))  # fmt: skip
+        return Dataset(
+            arrays["x_train"],
+            arrays["y_train"],
+            arrays["x_test"],
+            arrays["y_test"],
+            int(arrays["classes"]),
+        )
 
 
 def _cache_dir() -> Path:
@@ -93,14 +112,26 @@ def make(name: DatasetName, seed: int, samples: int, test_fraction: float) -> Da
     else:
         from sklearn.datasets import make_classification
 
-        x, y = make_classification(n_samples=samples, n_features=64, n_informative=24,
-                                   n_redundant=8, n_classes=10, n_clusters_per_class=2,
-                                   class_sep=1.5, random_state=seed)  # fmt: skip
+        x, y = make_classification(
+            n_samples=samples,
+            n_features=64,
+            n_informative=24,
+            n_redundant=8,
+            n_classes=10,
+            n_clusters_per_class=2,
+            class_sep=1.5,
+            random_state=seed,
+        )
     x_train, x_test, y_train, y_test = train_test_split(
         x, y, test_size=test_fraction, random_state=seed, stratify=y
     )
-    return Dataset(x_train.astype(np.float32), y_train.astype(np.int64),
-                   x_test.astype(np.float32), y_test.astype(np.int64), 10)  # fmt: skip
+    return Dataset(
+        x_train.astype(np.float32),
+        y_train.astype(np.int64),
+        x_test.astype(np.float32),
+        y_test.astype(np.int64),
+        10,
+    )
 
 
 def write(name: DatasetName, seed: int, samples: int, test_fraction: float, path: str) -> None:
@@ -108,8 +139,14 @@ def write(name: DatasetName, seed: int, samples: int, test_fraction: float, path
     data = make(name, seed, samples, test_fraction)
     target = Path(path)
     partial = target.with_name(f".{target.name}.{os.getpid()}.npz")
-    np.savez(partial, x_train=data.x_train, y_train=data.y_train, x_test=data.x_test,
-             y_test=data.y_test, classes=data.classes)  # fmt: skip
+    np.savez(
+        partial,
+        x_train=data.x_train,
+        y_train=data.y_train,
+        x_test=data.x_test,
+        y_test=data.y_test,
+        classes=data.classes,
+    )
     os.replace(partial, target)
 
 
@@ -124,11 +161,14 @@ def federated_split(
     """
     n = len(labels)
     if workers > n:
-        raise ValueError(f"{workers} workers but only {n} training samples: each worker needs one "
-                         "(use data=synthetic with more samples, or fewer workers)")  # fmt: skip
+        raise ValueError(
+            f"{workers} workers but only {n} training samples: each worker needs one "
+            "(use data=synthetic with more samples, or fewer workers)"
+        )
     if samples_alpha <= 0 or labels_alpha <= 0:
-        raise ValueError(f"samples_alpha={samples_alpha}, labels_alpha={labels_alpha}: both "
-                         "must be > 0")  # fmt: skip
+        raise ValueError(
+            f"samples_alpha={samples_alpha}, labels_alpha={labels_alpha}: both must be > 0"
+        )
     rng = np.random.default_rng(seed)
     classes = np.unique(labels)
     # Sizes: Dirichlet shares of the samples, at least one each, summing to at most n.

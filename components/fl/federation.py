@@ -108,10 +108,16 @@ class Federation:
         plan = self.plan
         slowdown = max(plan.slowdowns.get(w, 1.0) for w in workers)
         handle = self.path.submit(
-            jobs.train_clients, plan.data, plan.model, start,
-            tuple(self.index[w] for w in workers), plan.local, self._seeds(workers, round_),
-            slowdown, name="train",
-        )  # fmt: skip
+            jobs.train_clients,
+            plan.data,
+            plan.model,
+            start,
+            tuple(self.index[w] for w in workers),
+            plan.local,
+            self._seeds(workers, round_),
+            slowdown,
+            name="train",
+        )
         self.role[handle.task_id] = ("train", tuple(workers))
         return handle
 
@@ -179,8 +185,9 @@ class Federation:
             active = {p for p, _ in used}
             root: TaskHandle | None = None
             for node in sorted(active, key=lambda n: -topo.depth[n]):
-                handle = self.path.submit(jobs.aggregate, plan.strategy, *feeds[node],
-                                          name="aggregate")  # fmt: skip
+                handle = self.path.submit(
+                    jobs.aggregate, plan.strategy, *feeds[node], name="aggregate"
+                )
                 self.role[handle.task_id] = ("aggregate", (node,))
                 if node == topo.root:
                     root = handle
@@ -194,11 +201,16 @@ class Federation:
             # The round's models are read: the path need not keep them (memory stays flat).
             self.path.drop(self.path.tasks[first_task:])
             accuracy, loss = self.evaluate(current)
-            self.history.append({
-                "round": float(round_), "accuracy": accuracy, "loss": loss,
-                "round_s": root.done - began, "participants": float(len(selected)),
-                "time_s": root.done,
-            })  # fmt: skip
+            self.history.append(
+                {
+                    "round": float(round_),
+                    "accuracy": accuracy,
+                    "loss": loss,
+                    "round_s": root.done - began,
+                    "participants": float(len(selected)),
+                    "time_s": root.done,
+                }
+            )
         return current
 
     # -- async -----------------------------------------------------------------------------
@@ -236,8 +248,9 @@ class Federation:
             pending[handle.task_id] = w
 
         def fold_into(node: str, arrived: Any, staleness: int) -> TaskHandle:
-            handle = self.path.submit(jobs.fold, strategy, current[node], arrived, staleness,
-                                      name="fold")  # fmt: skip
+            handle = self.path.submit(
+                jobs.fold, strategy, current[node], arrived, staleness, name="fold"
+            )
             self.role[handle.task_id] = ("fold", (node,))
             current[node] = handle
             version[node] += 1
@@ -281,11 +294,16 @@ class Federation:
             if number is not None:
                 accuracy, loss = self.evaluate(_value(handle.value))
                 since = self.history[-1]["time_s"] if self.history else began
-                self.history.append({
-                    "round": float(number), "accuracy": accuracy, "loss": loss,
-                    "round_s": handle.done - since, "participants": float(evaluate_every),
-                    "time_s": handle.done,
-                })  # fmt: skip
+                self.history.append(
+                    {
+                        "round": float(number),
+                        "accuracy": accuracy,
+                        "loss": loss,
+                        "round_s": handle.done - since,
+                        "participants": float(evaluate_every),
+                        "time_s": handle.done,
+                    }
+                )
         for node in topo.nodes[topo.root].children:  # what the aggregators hold goes up last
             if node not in topo.workers and base.get(node, -1) != version[topo.root]:
                 forward(node)

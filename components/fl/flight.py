@@ -96,8 +96,10 @@ class FlightConfig(FLConfig):
         if isinstance(self.participation, list):  # one share per tier of this very tree
             height = self.topology.build().height
             if len(shares) != height:
-                raise ValueError(f"participation={shares!r}: one share per tier, and this tree "
-                                 f"has {height} (depth 1 … {height})")  # fmt: skip
+                raise ValueError(
+                    f"participation={shares!r}: one share per tier, and this tree "
+                    f"has {height} (depth 1 … {height})"
+                )
         return self
 
     @model_validator(mode="after")
@@ -105,9 +107,11 @@ class FlightConfig(FLConfig):
         if self.mode == "auto":  # so one sweep over fl/strategy can include fedasync
             self.mode = "async" if self.strategy.kind == "fedasync" else "sync"
         if self.mode == "async" and self.strategy.kind != "fedasync":
-            raise ValueError(f"mode=async with strategy {self.strategy.kind}: asynchronous "
-                             "aggregation folds models in as they arrive; use "
-                             "fl/strategy=fedasync")  # fmt: skip
+            raise ValueError(
+                f"mode=async with strategy {self.strategy.kind}: asynchronous "
+                "aggregation folds models in as they arrive; use "
+                "fl/strategy=fedasync"
+            )
         if self.mode == "sync" and self.strategy.kind == "fedasync":
             raise ValueError("strategy fedasync needs mode=async (or mode=auto)")
         return self

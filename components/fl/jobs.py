@@ -47,8 +47,13 @@ class ModelSpec:
 def federation_data(spec: DataSpec) -> tuple[torch.Tensor, torch.Tensor, list[Any]]:
     """Train features, labels and each worker's sample indices (built once per process)."""
     data = load(spec.dataset, spec.seed, spec.samples)
-    parts = federated_split(data.y_train, spec.workers, samples_alpha=spec.samples_alpha,
-                            labels_alpha=spec.labels_alpha, seed=spec.seed)  # fmt: skip
+    parts = federated_split(
+        data.y_train,
+        spec.workers,
+        samples_alpha=spec.samples_alpha,
+        labels_alpha=spec.labels_alpha,
+        seed=spec.seed,
+    )
     return torch.as_tensor(data.x_train), torch.as_tensor(data.y_train), parts
 
 
@@ -107,8 +112,9 @@ def aggregate(strategy: Strategy, *parts: Update | list[Update]) -> Update:
     return strategy.aggregate(_flatten(parts))
 
 
-def fold(strategy: FedAsync, current: Update, arrived: Update | list[Update],
-         staleness: int) -> Update:  # fmt: skip
+def fold(
+    strategy: FedAsync, current: Update, arrived: Update | list[Update], staleness: int
+) -> Update:
     """An asynchronous aggregator's job: fold one child's model into its own."""
     (child,) = _flatten((arrived,))
     return strategy.fold(current, child, staleness)

@@ -78,8 +78,7 @@ class FedSGD:
 
     def aggregate(self, updates: Sequence[Update]) -> Update:
         """One update for the parent: the plain mean, carrying the children's sample total."""
-        return Update(weighted_mean(updates, [1.0] * len(updates)),
-                      sum(u.samples for u in updates))  # fmt: skip
+        return Update(weighted_mean(updates, [1.0] * len(updates)), sum(u.samples for u in updates))
 
 
 @dataclass(frozen=True)
@@ -90,8 +89,10 @@ class FedAvg:
 
     def aggregate(self, updates: Sequence[Update]) -> Update:
         """The sample-weighted mean and the sample total."""
-        return Update(weighted_mean(updates, [float(u.samples) for u in updates]),
-                      sum(u.samples for u in updates))  # fmt: skip
+        return Update(
+            weighted_mean(updates, [float(u.samples) for u in updates]),
+            sum(u.samples for u in updates),
+        )
 
 
 @dataclass(frozen=True)
@@ -142,9 +143,11 @@ class FedAsync:
     def fold(self, current: Update, arrived: Update, staleness: int) -> Update:
         """(1 − α_s)·current + α_s·arrived; the sample count is the larger of the two."""
         alpha = self.mixing(staleness)
-        state = weighted_mean([current, arrived], [1 - alpha, alpha]) if alpha < 1 else dict(
-            arrived.state
-        )  # fmt: skip
+        state = (
+            weighted_mean([current, arrived], [1 - alpha, alpha])
+            if alpha < 1
+            else dict(arrived.state)
+        )
         return Update(state, max(current.samples, arrived.samples))
 
     def aggregate(self, updates: Sequence[Update]) -> Update:

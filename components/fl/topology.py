@@ -85,8 +85,9 @@ class Topology:
                 self.parent[child] = node.id
         leaders = [n.id for n in self.nodes.values() if n.kind is NodeKind.LEADER]
         if len(leaders) != 1:
-            raise TopologyError(f"a topology needs exactly one leader; found {len(leaders)}: "
-                                f"{leaders}")  # fmt: skip
+            raise TopologyError(
+                f"a topology needs exactly one leader; found {len(leaders)}: {leaders}"
+            )
         self.root = leaders[0]
         if self.root in self.parent:
             raise TopologyError(
@@ -130,8 +131,10 @@ class Topology:
             try:
                 kind = NodeKind(str(body.get("kind", "")).lower())
             except ValueError:
-                raise TopologyError(f"node {node_id!r}: kind={body.get('kind')!r}; allowed: "
-                                    "leader, aggregator, worker") from None  # fmt: skip
+                raise TopologyError(
+                    f"node {node_id!r}: kind={body.get('kind')!r}; allowed: "
+                    "leader, aggregator, worker"
+                ) from None
             children = body.get("children") or []
             if not isinstance(children, list):
                 raise TopologyError(f"node {node_id!r}: children must be a list, got {children!r}")
@@ -211,9 +214,11 @@ class Topology:
 def _build(children: Mapping[str, list[str]], leader: str = "leader") -> Topology:
     nodes = {}
     for node_id, kids in children.items():
-        kind = NodeKind.LEADER if node_id == leader else (
-            NodeKind.AGGREGATOR if kids else NodeKind.WORKER
-        )  # fmt: skip
+        kind = (
+            NodeKind.LEADER
+            if node_id == leader
+            else (NodeKind.AGGREGATOR if kids else NodeKind.WORKER)
+        )
         nodes[node_id] = Node(node_id, kind, tuple(kids))
     return Topology(nodes)
 
@@ -231,8 +236,9 @@ def balanced(branching: int, height: int) -> Topology:
     if branching < 1 or height < 1:
         raise TopologyError(f"balanced(branching={branching}, height={height}): both must be ≥ 1")
     if branching**height > 1_000_000:
-        raise TopologyError(f"balanced({branching}, {height}) has {branching**height} workers; "
-                            "at most 1,000,000")  # fmt: skip
+        raise TopologyError(
+            f"balanced({branching}, {height}) has {branching**height} workers; at most 1,000,000"
+        )
     children: dict[str, list[str]] = {"leader": []}
     level = ["leader"]
     for depth in range(1, height + 1):
@@ -267,11 +273,14 @@ def hierarchical(workers: int, aggr_shape: list[int], seed: int = 0) -> Topology
     """
     sizes = [*aggr_shape, workers]
     if any(s < 1 for s in sizes):
-        raise TopologyError(f"hierarchical(workers={workers}, aggr_shape={aggr_shape}): "
-                            "every size must be ≥ 1")  # fmt: skip
+        raise TopologyError(
+            f"hierarchical(workers={workers}, aggr_shape={aggr_shape}): every size must be ≥ 1"
+        )
     if any(b < a for a, b in itertools.pairwise(sizes)):
-        raise TopologyError(f"hierarchical(workers={workers}, aggr_shape={aggr_shape}): each tier "
-                            "needs at least as many nodes as the one above it")  # fmt: skip
+        raise TopologyError(
+            f"hierarchical(workers={workers}, aggr_shape={aggr_shape}): each tier "
+            "needs at least as many nodes as the one above it"
+        )
     rng = random.Random(seed)
     children: dict[str, list[str]] = {"leader": []}
     above = ["leader"]

@@ -74,9 +74,15 @@ def _batches(samples: int, cfg: LocalTraining, seed: int) -> list[np.ndarray]:
     return out
 
 
-def _loss(model: nn.Module, params: Mapping[str, torch.Tensor], x: torch.Tensor,
-          y: torch.Tensor, weight: torch.Tensor, anchor: Mapping[str, torch.Tensor],
-          mu: float) -> torch.Tensor:  # fmt: skip
+def _loss(
+    model: nn.Module,
+    params: Mapping[str, torch.Tensor],
+    x: torch.Tensor,
+    y: torch.Tensor,
+    weight: torch.Tensor,
+    anchor: Mapping[str, torch.Tensor],
+    mu: float,
+) -> torch.Tensor:
     """Mean cross-entropy over the real samples of a padded batch, plus the proximal term."""
     from torch.func import functional_call
 
@@ -112,9 +118,13 @@ def train_one(
     return {k: v.detach() for k, v in params.items()}
 
 
-def train_many(model: nn.Module, start: Mapping[str, torch.Tensor],
-               data: Sequence[tuple[torch.Tensor, torch.Tensor]], cfg: LocalTraining,
-               seeds: Sequence[int]) -> list[dict[str, torch.Tensor]]:  # fmt: skip
+def train_many(
+    model: nn.Module,
+    start: Mapping[str, torch.Tensor],
+    data: Sequence[tuple[torch.Tensor, torch.Tensor]],
+    cfg: LocalTraining,
+    seeds: Sequence[int],
+) -> list[dict[str, torch.Tensor]]:
     """Every client's local training from the same ``start``, vectorised over clients.
 
     The forward pass is vmapped over the stacked parameters; one backward pass of the summed
@@ -153,13 +163,16 @@ def train_many(model: nn.Module, start: Mapping[str, torch.Tensor],
         total = losses(params, x_batch, y_batch, w_batch).sum()
         grads = torch.autograd.grad(total, list(params.values()))
         with torch.no_grad():
-            params = {k: (p - cfg.lr * g).requires_grad_(True)
-                      for (k, p), g in zip(params.items(), grads, strict=True)}  # fmt: skip
+            params = {
+                k: (p - cfg.lr * g).requires_grad_(True)
+                for (k, p), g in zip(params.items(), grads, strict=True)
+            }
     return [{k: v[c].detach().clone() for k, v in params.items()} for c in range(clients)]
 
 
-def evaluate(model: nn.Module, params: Mapping[str, torch.Tensor], x: torch.Tensor,
-             y: torch.Tensor) -> tuple[float, float]:  # fmt: skip
+def evaluate(
+    model: nn.Module, params: Mapping[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor
+) -> tuple[float, float]:
     """Test (accuracy, mean cross-entropy) of ``params``."""
     from torch.func import functional_call
 

@@ -74,9 +74,14 @@ def read_nodes(path: Path) -> list[NodeSpec]:
             raise NodeSetError(f"{path}, line {line}: cannot read {row}: {exc}") from exc
         try:
             nodes.append(
-                NodeSpec(int(values["id"]), values["storage_size"], values["write_bandwidth"],
-                         values["read_bandwidth"], values["annual_failure_rate"])
-            )  # fmt: skip
+                NodeSpec(
+                    int(values["id"]),
+                    values["storage_size"],
+                    values["write_bandwidth"],
+                    values["read_bandwidth"],
+                    values["annual_failure_rate"],
+                )
+            )
         except NodeSetError as exc:
             raise NodeSetError(f"{path}, line {line}: {exc}") from exc
     if not nodes:

@@ -111,9 +111,12 @@ class NearestSize:
 
 
 def coding_seconds(
-    plane: Plane, n: int | NDArray[np.int64], k: int | NDArray[np.int64], reference_mb: float,
+    plane: Plane,
+    n: int | NDArray[np.int64],
+    k: int | NDArray[np.int64],
+    reference_mb: float,
     size_mb: float,
-) -> float | NDArray[np.float64]:  # fmt: skip
+) -> float | NDArray[np.float64]:
     """Encode (or decode) time in seconds of an item, scaled from the reference size.
 
     A reference size of 0 gives what C's arithmetic gives: ±inf, or NaN for a 0 MB item.

@@ -185,9 +185,12 @@ class ReliabilityPlacer:
     chooses_shape = True
 
     def __init__(
-        self, scheduler: Scheduler, default_target: float, duration_days: float,
+        self,
+        scheduler: Scheduler,
+        default_target: float,
+        duration_days: float,
         coding_times: CodingTimes | None = None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.scheduler = scheduler
         self.name = scheduler.name
         self.default_target = default_target
@@ -249,11 +252,16 @@ class PlacerScheduler:
     ) -> Decision:
         """Place one item."""
         nodes = [
-            NodeInfo(i, int(cluster.capacity[i] * MB),
-                     int((cluster.capacity[i] - cluster.free[i]) * MB), bool(cluster.up[i]),
-                     float(cluster.write_bw[i]), float(cluster.read_bw[i]))
+            NodeInfo(
+                i,
+                int(cluster.capacity[i] * MB),
+                int((cluster.capacity[i] - cluster.free[i]) * MB),
+                bool(cluster.up[i]),
+                float(cluster.write_bw[i]),
+                float(cluster.read_bw[i]),
+            )
             for i in range(cluster.size)
-        ]  # fmt: skip
+        ]
         placement = self.placer.place(
             int(size_mb * MB), nodes, n=self.n, k=self.k, reliability=target
         )

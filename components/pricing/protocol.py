@@ -50,8 +50,11 @@ class Pricing:
             "charge_energy_j": charged_j,
             "charge_carbon_g": charged_j / J_PER_KWH * rate_g_per_kwh,
         }
-        key = {"node_hours": "charge_node_hours", "energy": "charge_energy_j",
-               "carbon": "charge_carbon_g"}[self.scheme]  # fmt: skip
+        key = {
+            "node_hours": "charge_node_hours",
+            "energy": "charge_energy_j",
+            "carbon": "charge_carbon_g",
+        }[self.scheme]
         return {
             "energy_j": energy,
             "power_w_mean": energy / wall if wall > 0 else 0.0,

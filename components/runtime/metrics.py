@@ -59,13 +59,22 @@ def task_metrics(tasks: Sequence[TaskHandle], workers: int) -> dict[str, float]:
 
 
 # Per-task movement record fields (a data mover's hook writes them), summed per trial.
-MOVEMENT_SUMS = ("bytes_in", "bytes_out", "get_ms", "deserialize_ms", "serialize_ms", "put_ms",
-                 "cache_hits", "proxied_in", "proxied_out")  # fmt: skip
+MOVEMENT_SUMS = (
+    "bytes_in",
+    "bytes_out",
+    "get_ms",
+    "deserialize_ms",
+    "serialize_ms",
+    "put_ms",
+    "cache_hits",
+    "proxied_in",
+    "proxied_out",
+)
 
 
 def movement_metrics(
     records: Iterable[Mapping[str, Any] | None], stored: tuple[int, int]
-) -> dict[str, float]:  # fmt: skip
+) -> dict[str, float]:
     """Trial metrics from the tasks' movement records, and the leak check.
 
     Args:

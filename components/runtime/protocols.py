@@ -49,9 +49,7 @@ class WorkerHook(Protocol):
     reports what moving the data cost.
     """
 
-    def __call__(
-        self, fn: Callable[..., Any], args: tuple[Any, ...]
-    ) -> tuple[Any, dict[str, Any]]:  # fmt: skip
+    def __call__(self, fn: Callable[..., Any], args: tuple[Any, ...]) -> tuple[Any, dict[str, Any]]:
         """Return ``(value, movement record)``."""
 
 

@@ -35,8 +35,7 @@ class TaskTrial:
         flow = ctx.components.get("dataflow")
         self.movers = flow if isinstance(flow, DataMovers) else None
         mover = None if self.movers is None else self.movers.mover()
-        self.path = TaskPath(self.executor, max_attempts=max_attempts, failure=failure,
-                             mover=mover)  # fmt: skip
+        self.path = TaskPath(self.executor, max_attempts=max_attempts, failure=failure, mover=mover)
 
     def __enter__(self) -> TaskPath:
         return self.path

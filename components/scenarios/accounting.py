@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 
 SCHEMES: tuple[Scheme, ...] = ("node_hours", "energy", "carbon")
 # The prototype's results (mean of 3 runs): CBA credits g, energy J, makespan s.
+# Aligned as a table (one row per line); ruff format would give one cell per line.
 PROTOTYPE = {"min_credit": (0.230, 733.4, 137.6), "min_energy": (0.278, 606.6, 188.6),
              "min_runtime": (0.263, 905.5, 188.0)}  # fmt: skip
 
@@ -85,9 +86,11 @@ class AccountingConfig(ScenarioConfig):
         description="one user per policy: min_credit, min_energy, min_runtime, fixed:<endpoint>",
     )
     users: int | None = Field(
-        None, ge=1, le=10_000,
+        None,
+        ge=1,
+        le=10_000,
         description="population size: user i follows policies[i mod len]; default one each",
-    )  # fmt: skip
+    )
     tasks_per_function: int = Field(20, ge=1, le=100_000, description="tasks of each function")
     profiles: Literal["published", "measured"] = Field(
         "published",
@@ -124,14 +127,17 @@ class Accounting:
         cfg = self.config
         table = self._profiles(ctx)
         emulated = cfg.profiles == "measured"
-        users = cfg.policies if cfg.users is None else [
-            cfg.policies[i % len(cfg.policies)] for i in range(cfg.users)
-        ]  # fmt: skip
+        users = (
+            cfg.policies
+            if cfg.users is None
+            else [cfg.policies[i % len(cfg.policies)] for i in range(cfg.users)]
+        )
         sub = cfg.submission
         submission = Submission(sub.slots, sub.batch, sub.interval_s, sub.poll_s)
         # Every scheme sees the same task draws: the schemes differ only in what users choose.
-        variation = Variation(cfg.variation.runtime_cv, cfg.variation.energy_cv,
-                              ctx.seed * 1_000 + ctx.trial)  # fmt: skip
+        variation = Variation(
+            cfg.variation.runtime_cv, cfg.variation.energy_cv, ctx.seed * 1_000 + ctx.trial
+        )
         by_scheme = {
             s: by_policy(simulate(users, s, cfg.tasks_per_function, table, submission, variation))
             for s in SCHEMES
@@ -140,16 +146,19 @@ class Accounting:
         for scheme, results in by_scheme.items():
             for r in results:
                 prefix = f"{scheme}.{r.policy}"
-                ctx.log_metrics({
-                    f"{prefix}.energy_j": r.energy_j,
-                    f"{prefix}.carbon_g": r.carbon_g,
-                    f"{prefix}.carbon_credits_g": r.carbon_credits_g,
-                    f"{prefix}.charge_node_hours": r.node_hours,
-                    f"{prefix}.charge_energy_j": r.charged_energy_j,
-                    f"{prefix}.core_s": r.core_s, f"{prefix}.makespan_s": r.makespan_s,
-                    f"{prefix}.wait_s": r.wait_s,
-                    **{f"{prefix}.tasks.{e}": float(r.tasks[e]) for e in ENDPOINT_ORDER},
-                })  # fmt: skip
+                ctx.log_metrics(
+                    {
+                        f"{prefix}.energy_j": r.energy_j,
+                        f"{prefix}.carbon_g": r.carbon_g,
+                        f"{prefix}.carbon_credits_g": r.carbon_credits_g,
+                        f"{prefix}.charge_node_hours": r.node_hours,
+                        f"{prefix}.charge_energy_j": r.charged_energy_j,
+                        f"{prefix}.core_s": r.core_s,
+                        f"{prefix}.makespan_s": r.makespan_s,
+                        f"{prefix}.wait_s": r.wait_s,
+                        **{f"{prefix}.tasks.{e}": float(r.tasks[e]) for e in ENDPOINT_ORDER},
+                    }
+                )
                 rows.append({"scheme": scheme, **_row(r), "emulated": emulated})
             ctx.log_metrics({f"{scheme}.{k}": v for k, v in headline(results).items()})
         base = _energy(by_scheme["node_hours"], "min_credit")
@@ -168,18 +177,32 @@ class Accounting:
         watts = ctx.watts_per_thread or local_profile().watts_per_thread
         with ctx.progress.bar("measuring the functions here", None):
             runs = measure_here(self.config.measure, watts, ctx.seed)
-        ctx.write_records("measured_functions", [
-            {"function": r.function, "wall_s": r.wall_s, "cpu_s": r.cpu_s,
-             "dynamic_j": r.dynamic_j, "watts_per_thread": watts} for r in runs
-        ])  # fmt: skip
+        ctx.write_records(
+            "measured_functions",
+            [
+                {
+                    "function": r.function,
+                    "wall_s": r.wall_s,
+                    "cpu_s": r.cpu_s,
+                    "dynamic_j": r.dynamic_j,
+                    "watts_per_thread": watts,
+                }
+                for r in runs
+            ],
+        )
         for r in runs:
-            ctx.log_metrics({f"measured.{r.function}.wall_s": r.wall_s,
-                             f"measured.{r.function}.dynamic_j": r.dynamic_j})  # fmt: skip
+            ctx.log_metrics(
+                {
+                    f"measured.{r.function}.wall_s": r.wall_s,
+                    f"measured.{r.function}.dynamic_j": r.dynamic_j,
+                }
+            )
         log.warning(
             "accounting: profiles=measured is an EMULATION: the functions ran on this machine "
             "(%.2f W per busy thread) and are scaled to the four endpoints by the published "
-            "ratios to Desktop; none of it ran on those endpoints", watts,
-        )  # fmt: skip
+            "ratios to Desktop; none of it ran on those endpoints",
+            watts,
+        )
         return emulated_profiles(runs, published)
 
 
@@ -189,12 +212,19 @@ def _energy(results: list[PolicyResult], policy: str) -> float:
 
 
 def _row(r: PolicyResult) -> dict[str, object]:
-    return {"policy": r.policy, "users": r.users, "energy_j": r.energy_j,
-            "carbon_g": r.carbon_g, "carbon_credits_g": r.carbon_credits_g,
-            "charge_node_hours": r.node_hours, "charge_energy_j": r.charged_energy_j,
-            "core_s": r.core_s,
-            "makespan_s": r.makespan_s, "wait_s": r.wait_s,
-            "tasks": {e: r.tasks[e] for e in ENDPOINT_ORDER}}  # fmt: skip
+    return {
+        "policy": r.policy,
+        "users": r.users,
+        "energy_j": r.energy_j,
+        "carbon_g": r.carbon_g,
+        "carbon_credits_g": r.carbon_credits_g,
+        "charge_node_hours": r.node_hours,
+        "charge_energy_j": r.charged_energy_j,
+        "core_s": r.core_s,
+        "makespan_s": r.makespan_s,
+        "wait_s": r.wait_s,
+        "tasks": {e: r.tasks[e] for e in ENDPOINT_ORDER},
+    }
 
 
 def _plot(by_scheme: dict[Scheme, list[PolicyResult]], out: Path, emulated: bool) -> None:
@@ -207,15 +237,23 @@ def _plot(by_scheme: dict[Scheme, list[PolicyResult]], out: Path, emulated: bool
     markers = {"node_hours": "s", "energy": "o", "carbon": "^"}
     for scheme, results in by_scheme.items():
         for r in results:
-            energy.scatter(r.core_s / r.users, r.energy_j / r.users, marker=markers[scheme], s=50,
-                           label=f"{scheme}: {r.policy}")  # fmt: skip
+            energy.scatter(
+                r.core_s / r.users,
+                r.energy_j / r.users,
+                marker=markers[scheme],
+                s=50,
+                label=f"{scheme}: {r.policy}",
+            )
     if not emulated:  # the prototype's 80-task users; an emulation is on another scale
         for policy, (_, joules, _) in PROTOTYPE.items():
             energy.axhline(joules, color="grey", linestyle=":", linewidth=0.8)
             energy.annotate(f"prototype {policy}", (energy.get_xlim()[0], joules), fontsize=7)
     what = "EMULATED from local runs" if emulated else "published profiles"
-    energy.set(xlabel="core-seconds per user (runtime)", ylabel="dynamic energy per user (J)",
-               title=f"energy vs runtime per policy and scheme ({what})")  # fmt: skip
+    energy.set(
+        xlabel="core-seconds per user (runtime)",
+        ylabel="dynamic energy per user (J)",
+        title=f"energy vs runtime per policy and scheme ({what})",
+    )
     energy.legend(fontsize=7)
     everyone = [(scheme, r) for scheme, results in by_scheme.items() for r in results]
     labels = [f"{scheme}\n{r.policy}" for scheme, r in everyone]

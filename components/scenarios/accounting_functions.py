@@ -123,7 +123,7 @@ def measure_here(config: MeasureConfig, watts_per_thread: float, seed: int) -> l
 
 def emulated_profiles(
     runs: list[LocalRun], published: dict[str, dict[str, TaskProfile]]
-) -> dict[str, dict[str, TaskProfile]]:  # fmt: skip
+) -> dict[str, dict[str, TaskProfile]]:
     """Endpoint profiles from local runs: this machine as Desktop, scaled per endpoint."""
     table: dict[str, dict[str, TaskProfile]] = {}
     local = {r.function: r for r in runs}

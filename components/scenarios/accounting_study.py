@@ -37,6 +37,7 @@ FUNCTIONS = ("matmul", "cholesky", "pagerank", "molecular")
 ENDPOINT_ORDER = ("zen3", "cascade_lake", "desktop", "ice_lake")
 
 # Cholesky, the worked example: runtime (s) and adjusted energy (J) = dynamic + P_idle/cores·T.
+# Aligned as a table (one row per line); ruff format would give one cell per line.
 _CHOLESKY = {"cascade_lake": (4.61, 35.8), "desktop": (5.20, 18.3), "ice_lake": (4.69, 19.7),
              "zen3": (5.65, 16.8)}  # fmt: skip
 # task_profiles.csv means, (T s, dynamic E J): Desktop, Zen3.
@@ -82,10 +83,14 @@ def _reading(profile: TaskProfile, machine: MachineProfile) -> EnergyReading:
     """A task on one core of ``machine``, as the engine's meter would report it."""
     adjusted = profile.dynamic_j + machine.idle_w / machine.cores * profile.runtime_s
     return EnergyReading(
-        adjusted, "estimated", profile.runtime_s, tdp_w=machine.tdp_w, share=1 / machine.cores,
+        adjusted,
+        "estimated",
+        profile.runtime_s,
+        tdp_w=machine.tdp_w,
+        share=1 / machine.cores,
         carbon_intensity_g_per_kwh=machine.carbon_intensity_g_per_kwh,
         embodied_g_per_kwh=machine.embodied_g_per_kwh,
-    )  # fmt: skip
+    )
 
 
 def charged_j(profile: TaskProfile, machine: MachineProfile) -> float:
@@ -106,9 +111,7 @@ def credit(profile: TaskProfile, machine: MachineProfile, scheme: Scheme) -> flo
     return Pricing(scheme, 1, 1.0).charge(_reading(profile, machine))["charge"]
 
 
-def choose(
-    policy: Policy, row: dict[str, TaskProfile], scheme: Scheme
-) -> str:  # fmt: skip
+def choose(policy: Policy, row: dict[str, TaskProfile], scheme: Scheme) -> str:
     """The endpoint ``policy`` picks for a function with these profiles."""
     if policy.startswith("fixed:"):
         return policy.split(":", 1)[1]
@@ -208,8 +211,9 @@ class _User:
 class _Endpoints:
     """The four endpoints' cores; a task starts on the first core to free up (FIFO)."""
 
-    def __init__(self, table: dict[str, dict[str, TaskProfile]], scheme: Scheme,
-                 variation: Variation) -> None:  # fmt: skip
+    def __init__(
+        self, table: dict[str, dict[str, TaskProfile]], scheme: Scheme, variation: Variation
+    ) -> None:
         self.table, self.scheme, self.variation = table, scheme, variation
         self.free = {e: [0.0] * ENDPOINTS[e].cores for e in ENDPOINT_ORDER}
         both = variation.runtime_cv or variation.energy_cv
@@ -242,10 +246,13 @@ class _Endpoints:
 
 
 def simulate(
-    policies: list[str], scheme: Scheme, tasks_per_function: int = 20,
+    policies: list[str],
+    scheme: Scheme,
+    tasks_per_function: int = 20,
     profiles: dict[str, dict[str, TaskProfile]] | None = None,
-    submission: Submission = Submission(), variation: Variation = Variation(),
-) -> list[PolicyResult]:  # fmt: skip
+    submission: Submission = Submission(),
+    variation: Variation = Variation(),
+) -> list[PolicyResult]:
     """Every user's workload, submitted as the prototype's clients do, on shared endpoints.
 
     Args:

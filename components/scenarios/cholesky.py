@@ -49,8 +49,12 @@ class CholeskyConfig(ScenarioConfig):
     # CPU-bound on every executor worker: its makespan is the figure, so it runs alone.
     exclusive: ClassVar[bool] = True
     headline_metrics: ClassVar[tuple[str, ...]] = (
-        "makespan_s", "tasks", "max_abs_error", "result_verified", "store_keys_leaked",
-    )  # fmt: skip
+        "makespan_s",
+        "tasks",
+        "max_abs_error",
+        "result_verified",
+        "store_keys_leaked",
+    )
 
     matrix_size: int = Field(1000, ge=1, le=30_000, description="n of the n × n matrix")
     block_size: int = Field(250, ge=1, le=30_000, description="tile side; must divide n")
@@ -59,8 +63,9 @@ class CholeskyConfig(ScenarioConfig):
     @model_validator(mode="after")
     def _tiles(self) -> Self:
         if self.matrix_size % self.block_size:
-            raise ValueError(f"block_size={self.block_size} does not divide "
-                             f"matrix_size={self.matrix_size}")  # fmt: skip
+            raise ValueError(
+                f"block_size={self.block_size} does not divide matrix_size={self.matrix_size}"
+            )
         return self
 
     def build(self) -> Scenario:
@@ -83,19 +88,22 @@ class Cholesky:
         trial = TaskTrial(ctx)
         with trial as path, ctx.progress.bar(f"trial {ctx.trial}: cholesky", None):
             tiles: dict[tuple[int, int], Any] = {
-                (i, j): np.ascontiguousarray(a[i * b:(i + 1) * b, j * b:(j + 1) * b])
-                for i in range(t) for j in range(i + 1)
-            }  # fmt: skip
+                (i, j): np.ascontiguousarray(a[i * b : (i + 1) * b, j * b : (j + 1) * b])
+                for i in range(t)
+                for j in range(i + 1)
+            }
             for k in range(t):
                 # Tiles of L are read by later tasks and by the client: kept until the end.
                 tiles[k, k] = path.submit(potrf, tiles[k, k], name="potrf", keep=True)
                 for i in range(k + 1, t):
-                    tiles[i, k] = path.submit(trsm, tiles[k, k], tiles[i, k], name="trsm",
-                                              keep=True)  # fmt: skip
+                    tiles[i, k] = path.submit(
+                        trsm, tiles[k, k], tiles[i, k], name="trsm", keep=True
+                    )
                 for i in range(k + 1, t):
                     for j in range(k + 1, i + 1):
-                        tiles[i, j] = path.submit(update, tiles[i, j], tiles[i, k],
-                                                  tiles[j, k], name="update")  # fmt: skip
+                        tiles[i, j] = path.submit(
+                            update, tiles[i, j], tiles[i, k], tiles[j, k], name="update"
+                        )
             path.wait()
             ok = all(task.success for task in path.tasks)
             lower = np.zeros_like(a)
@@ -104,5 +112,10 @@ class Cholesky:
                     lower[i * b : (i + 1) * b, j * b : (j + 1) * b] = np.asarray(handle.value)
         error = float(np.max(np.abs(lower - np.linalg.cholesky(a)))) if ok else float("inf")
         verified = ok and bool(np.allclose(lower, np.linalg.cholesky(a), rtol=1e-8, atol=1e-8))
-        trial.record({"tasks": float(len(path.tasks)), "max_abs_error": error,
-                      "result_verified": float(verified)})  # fmt: skip
+        trial.record(
+            {
+                "tasks": float(len(path.tasks)),
+                "max_abs_error": error,
+                "result_verified": float(verified),
+            }
+        )

@@ -63,8 +63,10 @@ class EnergyAwarePlacementConfig(ScenarioConfig):
         endpoint = getattr(groups["task_placement"], "endpoint", None)
         sites = list(getattr(groups["endpoints"], "sites", {}))
         if endpoint is not None and endpoint not in sites:
-            return [f"task_placement.endpoint={endpoint!r} is not an endpoint; "
-                    f"choose one of: {', '.join(sites)}"]  # fmt: skip
+            return [
+                f"task_placement.endpoint={endpoint!r} is not an endpoint; "
+                f"choose one of: {', '.join(sites)}"
+            ]
         return []
 
     @classmethod
@@ -89,8 +91,13 @@ def baseline_placers(names: list[str], endpoints: Endpoints) -> list[TaskPlacer]
         if name == "single":
             placers += [SingleEndpoint(site.name) for site in endpoints.sites]
         else:
-            make = {"round_robin": RoundRobinTasks, "fastest": Fastest, "least_energy": LeastEnergy,
-                    "mhra": Mhra, "cluster_mhra": ClusterMhra}[name]  # fmt: skip
+            make = {
+                "round_robin": RoundRobinTasks,
+                "fastest": Fastest,
+                "least_energy": LeastEnergy,
+                "mhra": Mhra,
+                "cluster_mhra": ClusterMhra,
+            }[name]
             placers.append(make())
     return placers
 
@@ -142,29 +149,35 @@ class EnergyAwarePlacement:
         self._log(ctx, endpoints, workload, own, results, predicted)
 
     def _log(
-        self, ctx: RunContext, endpoints: Endpoints, workload: Workload, own: str,
+        self,
+        ctx: RunContext,
+        endpoints: Endpoints,
+        workload: Workload,
+        own: str,
         results: dict[str, tuple[TaskPlacement, Executed, float]],
         predicted: tuple[np.ndarray, np.ndarray],
-    ) -> None:  # fmt: skip
+    ) -> None:
         from components.scenarios.greenfaas_report import plot, strategy_rows
 
         placement, executed, overhead = results[own]
         rows = np.arange(workload.tasks)
         pred_rt = predicted[0][rows, placement.endpoint]
         pred_en = predicted[1][rows, placement.endpoint]
-        ctx.log_metrics({
-            "makespan_s": executed.makespan_s,
-            "energy_kj": executed.energy_total_j / 1000,
-            "dynamic_kj": executed.dynamic_j / 1000,
-            "static_kj": executed.static_j / 1000,
-            "edp_kj_s": executed.edp_kj_s,
-            "scheduling_overhead_s": overhead,
-            "clusters": placement.clusters,
-            "tasks": workload.tasks,
-            "prediction_error_runtime": relative_error(pred_rt, executed.runtime_s),
-            "prediction_error_energy": relative_error(pred_en, executed.energy_j),
-            **{f"tasks_on.{name}": count for name, count in executed.tasks.items()},
-        })  # fmt: skip
+        ctx.log_metrics(
+            {
+                "makespan_s": executed.makespan_s,
+                "energy_kj": executed.energy_total_j / 1000,
+                "dynamic_kj": executed.dynamic_j / 1000,
+                "static_kj": executed.static_j / 1000,
+                "edp_kj_s": executed.edp_kj_s,
+                "scheduling_overhead_s": overhead,
+                "clusters": placement.clusters,
+                "tasks": workload.tasks,
+                "prediction_error_runtime": relative_error(pred_rt, executed.runtime_s),
+                "prediction_error_energy": relative_error(pred_en, executed.energy_j),
+                **{f"tasks_on.{name}": count for name, count in executed.tasks.items()},
+            }
+        )
         others = {name: r[1].edp_kj_s for name, r in results.items() if name != own}
         if others and executed.edp_kj_s > 0:
             ctx.log_metric(
@@ -177,14 +190,22 @@ class EnergyAwarePlacement:
             for name, edp in others.items():
                 ctx.log_metric(f"edp_ratio_vs.{name.replace(':', '_')}", edp / executed.edp_kj_s)
         names = [endpoints.functions[f] for f in workload.functions.tolist()]
-        ctx.write_records("tasks", (
-            {"task_id": i, "function": names[i], "endpoint": endpoints.sites[e].name,
-             "predicted_runtime_s": float(pred_rt[i]), "observed_runtime_s":
-             float(executed.runtime_s[i]), "predicted_energy_j": float(pred_en[i]),
-             "observed_energy_j": float(executed.energy_j[i]),
-             "start_s": float(executed.start_s[i])}
-            for i, e in enumerate(placement.endpoint.tolist())
-        ))  # fmt: skip
+        ctx.write_records(
+            "tasks",
+            (
+                {
+                    "task_id": i,
+                    "function": names[i],
+                    "endpoint": endpoints.sites[e].name,
+                    "predicted_runtime_s": float(pred_rt[i]),
+                    "observed_runtime_s": float(executed.runtime_s[i]),
+                    "predicted_energy_j": float(pred_en[i]),
+                    "observed_energy_j": float(executed.energy_j[i]),
+                    "start_s": float(executed.start_s[i]),
+                }
+                for i, e in enumerate(placement.endpoint.tolist())
+            ),
+        )
         table = strategy_rows(results, own, endpoints)
         ctx.write_records("strategies", table)
         plot(table, ctx.run_dir / f"placement-trial-{ctx.trial:03d}.png", endpoints.live)

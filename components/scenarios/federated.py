@@ -27,9 +27,13 @@ class FederatedConfig(ScenarioConfig):
     kind: Literal["federated"] = "federated"
     requires: ClassVar[tuple[str, ...]] = ("executor", "dataflow", "fl")
     headline_metrics: ClassVar[tuple[str, ...]] = (
-        "final_accuracy", "round_s_mean", "bytes_total", "root_messages_in", "idle_fraction",
+        "final_accuracy",
+        "round_s_mean",
+        "bytes_total",
+        "root_messages_in",
+        "idle_fraction",
         "startup_s",
-    )  # fmt: skip
+    )
 
     def build(self) -> Scenario:
         """Create the scenario."""
@@ -64,8 +68,10 @@ class Federated:
 
         trial = TaskTrial(ctx)
         with trial as path:
-            primes = [path.submit(jobs.prime, plan.data, plan.model, name="prime")
-                      for _ in range(max(1, trial.executor.workers))]  # fmt: skip
+            primes = [
+                path.submit(jobs.prime, plan.data, plan.model, name="prime")
+                for _ in range(max(1, trial.executor.workers))
+            ]
             path.wait()
             failed = [p.error for p in primes if not p.success]
             if failed:
@@ -86,40 +92,56 @@ class Federated:
         totals = federation.edges.totals(fl.topology)
         rounds_s = [h["round_s"] for h in history]
         ctx.write_records("rounds", history)
-        ctx.write_records("edges", [
-            {"parent": p, "child": c, "down": federation.edges.down.get((p, c), 0),
-             "up": federation.edges.up.get((p, c), 0), "model_bytes": model_bytes}
-            for p, c in fl.topology.edges
-        ])  # fmt: skip
-        title = (f"{fl.mode} {fl.strategy}, {len(fl.topology.workers)} workers, "
-                 f"height {fl.topology.height}")  # fmt: skip
+        ctx.write_records(
+            "edges",
+            [
+                {
+                    "parent": p,
+                    "child": c,
+                    "down": federation.edges.down.get((p, c), 0),
+                    "up": federation.edges.up.get((p, c), 0),
+                    "model_bytes": model_bytes,
+                }
+                for p, c in fl.topology.edges
+            ],
+        )
+        title = (
+            f"{fl.mode} {fl.strategy}, {len(fl.topology.workers)} workers, "
+            f"height {fl.topology.height}"
+        )
         _plot(history, totals, ctx, title)
         _plot_nodes(federation, ctx, f"{title}, idle {idle:.0%}")
-        trial.record({
-            "final_accuracy": accuracy,
-            "final_loss": loss,
-            "rounds_run": float(len(history)),
-            "round_s_mean": sum(rounds_s) / len(rounds_s) if rounds_s else 0.0,
-            "round_s_max": max(rounds_s, default=0.0),
-            "makespan_s": makespan,
-            "startup_s": startup,
-            "model_bytes": float(model_bytes),
-            "bytes_total": totals["bytes_down"] + totals["bytes_up"],
-            **totals,
-            "models_per_round": (totals["bytes_down"] + totals["bytes_up"]) / model_bytes
-            / max(1, len(history)),
-            # Flight's notebook model of the >60 % (one round, full participation), beside it.
-            "analytic_reduction_percent": reduction_percent(fl.topology),
-            "idle_fraction": idle,
-            "workers": float(len(fl.topology.workers)),
-            "height": float(fl.topology.height),
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "children_peak_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
-        }, plot_title=f"federated trial {ctx.trial}")  # fmt: skip
+        trial.record(
+            {
+                "final_accuracy": accuracy,
+                "final_loss": loss,
+                "rounds_run": float(len(history)),
+                "round_s_mean": sum(rounds_s) / len(rounds_s) if rounds_s else 0.0,
+                "round_s_max": max(rounds_s, default=0.0),
+                "makespan_s": makespan,
+                "startup_s": startup,
+                "model_bytes": float(model_bytes),
+                "bytes_total": totals["bytes_down"] + totals["bytes_up"],
+                **totals,
+                "models_per_round": (totals["bytes_down"] + totals["bytes_up"])
+                / model_bytes
+                / max(1, len(history)),
+                # Flight's notebook model of the >60 % (one round, full participation), beside it.
+                "analytic_reduction_percent": reduction_percent(fl.topology),
+                "idle_fraction": idle,
+                "workers": float(len(fl.topology.workers)),
+                "height": float(fl.topology.height),
+                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                "children_peak_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+                / 1024,
+            },
+            plot_title=f"federated trial {ctx.trial}",
+        )
 
 
-def _plot(history: list[dict[str, float]], totals: dict[str, float], ctx: RunContext,
-          title: str) -> None:  # fmt: skip
+def _plot(
+    history: list[dict[str, float]], totals: dict[str, float], ctx: RunContext, title: str
+) -> None:
     """Accuracy per round and bytes per tier."""
     import matplotlib
 

@@ -30,9 +30,14 @@ def derive(data: bytes, index: int, size: int) -> bytes:
 
 
 def chain_task(
-    index: int, task_s: float, overhead_fraction: float, size: int, source: Any,
-    output: DataFuture | None, fail: bool,
-) -> bytes | int:  # fmt: skip
+    index: int,
+    task_s: float,
+    overhead_fraction: float,
+    size: int,
+    source: Any,
+    output: DataFuture | None,
+    fail: bool,
+) -> bytes | int:
     """One link: input-free work, then the input (waiting for it if a future), then the rest.
 
     With an output future the result goes there (the task returns its size); a failure is
@@ -61,8 +66,11 @@ class FuturesChainConfig(ScenarioConfig):
     kind: Literal["futures_chain"] = "futures_chain"
     requires: ClassVar[tuple[str, ...]] = ("executor", "dataflow")
     headline_metrics: ClassVar[tuple[str, ...]] = (
-        "makespan_s", "result_verified", "tasks_failed", "store_keys_leaked",
-    )  # fmt: skip
+        "makespan_s",
+        "result_verified",
+        "tasks_failed",
+        "store_keys_leaked",
+    )
 
     mode: Literal["sequential", "pipelined"] = Field("pipelined", description="how links meet")
     tasks: int = Field(8, ge=1, le=10_000, description="links of the chain")
@@ -112,8 +120,9 @@ class FuturesChain:
             if cfg.mode == "sequential":
                 source: Any = payload
                 for i in range(cfg.tasks):
-                    source = path.submit(chain_task, i, *args, source, None, i == cfg.fail_at,
-                                         name="link")  # fmt: skip
+                    source = path.submit(
+                        chain_task, i, *args, source, None, i == cfg.fail_at, name="link"
+                    )
                 path.wait()
                 last = source.value if source.success else None
             else:
@@ -121,8 +130,9 @@ class FuturesChain:
                 futures = [flow.future(bytes, cfg.timeout_s, wake) for _ in range(cfg.tasks)]
                 for i in range(cfg.tasks):
                     given = payload if i == 0 else futures[i - 1].proxy()
-                    path.submit(chain_task, i, *args, given, futures[i], i == cfg.fail_at,
-                                name="link")  # fmt: skip
+                    path.submit(
+                        chain_task, i, *args, given, futures[i], i == cfg.fail_at, name="link"
+                    )
                 path.wait()
                 last = futures[-1].result(1.0) if path.tasks[-1].success else None
             expected = payload
@@ -133,11 +143,13 @@ class FuturesChain:
                 flow.store.evict(future.key)
         first_failure = next((t.done for t in path.tasks if not t.success), None)
         last_done = max(t.done for t in path.tasks)
-        trial.record({
-            "result_verified": float(verified),
-            # How long the chain ran on after the first failure: short when links fail fast.
-            "failure_spread_s": (last_done - first_failure) if first_failure else 0.0,
-        })  # fmt: skip
+        trial.record(
+            {
+                "result_verified": float(verified),
+                # How long the chain ran on after the first failure: short when links fail fast.
+                "failure_spread_s": (last_done - first_failure) if first_failure else 0.0,
+            }
+        )
 
     def _wake(self, ctx: RunContext) -> Wake | Literal["auto"] | None:
         """The configured wake channel (one topic for the job's trials); None: polling."""

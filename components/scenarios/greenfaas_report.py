@@ -16,7 +16,7 @@ def _published_key(name: str) -> str:
 
 def strategy_rows(
     results: dict[str, tuple[TaskPlacement, Executed, float]], own: str, endpoints: Endpoints
-) -> list[dict[str, Any]]:  # fmt: skip
+) -> list[dict[str, Any]]:
     """One row per strategy: T, E, EDP, ratio to the strategy's EDP, tasks per endpoint."""
     edp_own = results[own][1].edp_kj_s
     authors = not endpoints.live and {s.name for s in endpoints.sites} == set(greenfaas.ENDPOINTS)
@@ -56,24 +56,39 @@ def plot(rows: list[dict[str, Any]], path: Path, live: bool) -> None:
     names = [r["strategy"] for r in rows]
     ours = [r["edp_kj_s"] for r in rows]
     x = range(len(rows))
-    bars.bar([i - 0.2 for i in x], ours, 0.4, label="Loom (live)" if live else "Loom (simulated)",
-             color="tab:blue")  # fmt: skip
-    bars.bar([names.index(r["strategy"]) - 0.2 for r in rows if r["this_job"]],
-             [r["edp_kj_s"] for r in rows if r["this_job"]], 0.4, color="tab:green",
-             label="this job's strategy")  # fmt: skip
+    bars.bar(
+        [i - 0.2 for i in x],
+        ours,
+        0.4,
+        label="Loom (live)" if live else "Loom (simulated)",
+        color="tab:blue",
+    )
+    bars.bar(
+        [names.index(r["strategy"]) - 0.2 for r in rows if r["this_job"]],
+        [r["edp_kj_s"] for r in rows if r["this_job"]],
+        0.4,
+        color="tab:green",
+        label="this job's strategy",
+    )
     theirs = [r.get("authors_edp_kj_s") for r in rows]
     if any(v is not None for v in theirs):
         shown = [i for i, v in enumerate(theirs) if v is not None]
-        bars.bar([i + 0.2 for i in shown], [theirs[i] for i in shown], 0.4,
-                 label="authors (published)", color="tab:gray")  # fmt: skip
+        bars.bar(
+            [i + 0.2 for i in shown],
+            [theirs[i] for i in shown],
+            0.4,
+            label="authors (published)",
+            color="tab:gray",
+        )
     bars.set_xticks(list(x), names, rotation=40, ha="right", fontsize=8)
     bars.set_ylabel("EDP (kJ·s)")
     bars.set_yscale("log")
     bars.legend(fontsize=8)
     bars.set_title("energy-delay product per strategy")
     for r in rows:
-        scatter.scatter(r["makespan_s"], r["energy_kj"], color="tab:green" if r["this_job"]
-                        else "tab:blue")  # fmt: skip
+        scatter.scatter(
+            r["makespan_s"], r["energy_kj"], color="tab:green" if r["this_job"] else "tab:blue"
+        )
         scatter.annotate(r["strategy"], (r["makespan_s"], r["energy_kj"]), fontsize=7)
     scatter.set_xlabel("makespan (s)")
     scatter.set_ylabel("energy (kJ)")
@@ -104,7 +119,7 @@ def comparison(runs: list[FinishedJob]) -> tuple[str, list[dict[str, Any]]] | No
                 for k, v in sorted(run.metrics.items())
                 if k.startswith("tasks_on.") and not k.endswith("_std")
             ),
-        }  # fmt: skip
+        }
         if kind == "cluster_mhra" and alpha is not None and float(alpha) in greenfaas.SENSITIVITY:
             t, e, desk, mid, fast = greenfaas.SENSITIVITY[float(alpha)]
             row |= {

@@ -61,8 +61,11 @@ class MapReduceConfig(ScenarioConfig):
     # CPU-bound on every executor worker: its makespan is the figure, so it runs alone.
     exclusive: ClassVar[bool] = True
     headline_metrics: ClassVar[tuple[str, ...]] = (
-        "makespan_s", "words_counted", "result_verified", "store_keys_leaked",
-    )  # fmt: skip
+        "makespan_s",
+        "words_counted",
+        "result_verified",
+        "store_keys_leaked",
+    )
 
     files: int = Field(10, ge=1, le=100_000, description="generated documents")
     words_per_file: int = Field(10_000, ge=1, le=10_000_000, description="words per document")
@@ -73,8 +76,9 @@ class MapReduceConfig(ScenarioConfig):
     @model_validator(mode="after")
     def _enough_files(self) -> Self:
         if self.map_tasks is not None and self.map_tasks > self.files:
-            raise ValueError(f"map_tasks={self.map_tasks} > files={self.files}: a map task "
-                             "would get no document")  # fmt: skip
+            raise ValueError(
+                f"map_tasks={self.map_tasks} > files={self.files}: a map task would get no document"
+            )
         return self
 
     def build(self) -> Scenario:
@@ -103,7 +107,13 @@ class MapReduce:
         expected = count_words(*documents)
         total = sum(counted.values())
         verified = total == cfg.files * cfg.words_per_file and counted == expected
-        trial.record({"words_counted": float(total), "distinct_words": float(len(counted)),
-                      "result_verified": float(verified)})  # fmt: skip
-        ctx.write_records("top_words", [{"word": w, "count": c}
-                                        for w, c in counted.most_common(20)])  # fmt: skip
+        trial.record(
+            {
+                "words_counted": float(total),
+                "distinct_words": float(len(counted)),
+                "result_verified": float(verified),
+            }
+        )
+        ctx.write_records(
+            "top_words", [{"word": w, "count": c} for w, c in counted.most_common(20)]
+        )

@@ -38,8 +38,12 @@ class MolDesignConfig(ScenarioConfig):
     # CPU-bound on every executor worker: its makespan is the figure, so it runs alone.
     exclusive: ClassVar[bool] = True
     headline_metrics: ClassVar[tuple[str, ...]] = (
-        "makespan_s", "simulations", "best_ie_ev", "result_verified", "store_keys_leaked",
-    )  # fmt: skip
+        "makespan_s",
+        "simulations",
+        "best_ie_ev",
+        "result_verified",
+        "store_keys_leaked",
+    )
 
     search_size: int = Field(2000, ge=8, le=1_000_000, description="molecules generated")
     initial_count: int = Field(8, ge=4, le=10_000, description="random first calculations")
@@ -51,11 +55,13 @@ class MolDesignConfig(ScenarioConfig):
     @model_validator(mode="after")
     def _counts(self) -> Self:
         if self.initial_count > self.search_count:
-            raise ValueError(f"initial_count={self.initial_count} exceeds "
-                             f"search_count={self.search_count}")  # fmt: skip
+            raise ValueError(
+                f"initial_count={self.initial_count} exceeds search_count={self.search_count}"
+            )
         if self.search_count > self.search_size:
-            raise ValueError(f"search_count={self.search_count} exceeds "
-                             f"search_size={self.search_size}")  # fmt: skip
+            raise ValueError(
+                f"search_count={self.search_count} exceeds search_size={self.search_size}"
+            )
         return self
 
     def build(self) -> Scenario:
@@ -92,17 +98,24 @@ class MolDesign:
             def compute(picks: list[str], batch: int) -> None:
                 nonlocal failed
                 while picks:  # failures are replaced by untried molecules
-                    handles = [path.submit(chem.compute_vertical, s, name="simulate")
-                               for s in picks]  # fmt: skip
+                    handles = [
+                        path.submit(chem.compute_vertical, s, name="simulate") for s in picks
+                    ]
                     tried.update(picks)
                     path.wait()
                     picks = []
-                    for smiles, handle in zip([str(h.args[0]) for h in handles], handles,
-                                              strict=True):  # fmt: skip
+                    for smiles, handle in zip(
+                        [str(h.args[0]) for h in handles], handles, strict=True
+                    ):
                         if handle.success:
-                            results.append({"smiles": smiles, "ie_ev": float(handle.value),
-                                            "batch": batch,
-                                            "time_s": time.perf_counter() - began})  # fmt: skip
+                            results.append(
+                                {
+                                    "smiles": smiles,
+                                    "ie_ev": float(handle.value),
+                                    "batch": batch,
+                                    "time_s": time.perf_counter() - began,
+                                }
+                            )
                             bar.update(len(results))
                         else:
                             failed += 1
@@ -114,8 +127,12 @@ class MolDesign:
             compute([untried.pop() for _ in range(cfg.initial_count)], 0)
             while len(results) < cfg.search_count:
                 rounds += 1
-                model = path.submit(chem.train_model, [r["smiles"] for r in results],
-                                    [r["ie_ev"] for r in results], name="train")  # fmt: skip
+                model = path.submit(
+                    chem.train_model,
+                    [r["smiles"] for r in results],
+                    [r["ie_ev"] for r in results],
+                    name="train",
+                )
                 size = math.ceil(len(space) / cfg.inference_chunks)
                 chunks = [space[i : i + size] for i in range(0, len(space), size)]
                 scored = [path.submit(chem.run_model, model, c, name="infer") for c in chunks]
@@ -144,16 +161,18 @@ class MolDesign:
         initial = [r["ie_ev"] for r in results if r["batch"] == 0]
         ctx.write_records("molecules", results)
         _plot(results, ctx)
-        trial.record({
-            "makespan_s": seconds,
-            "simulations": float(len(results)),
-            "simulations_failed": float(failed),
-            "rounds": float(rounds),
-            "best_ie_ev": best["ie_ev"],
-            "initial_best_ie_ev": max(initial),
-            "search_gain_ev": best["ie_ev"] - max(initial),
-            "result_verified": float(verified),
-        })  # fmt: skip
+        trial.record(
+            {
+                "makespan_s": seconds,
+                "simulations": float(len(results)),
+                "simulations_failed": float(failed),
+                "rounds": float(rounds),
+                "best_ie_ev": best["ie_ev"],
+                "initial_best_ie_ev": max(initial),
+                "search_gain_ev": best["ie_ev"] - max(initial),
+                "result_verified": float(verified),
+            }
+        )
 
 
 def _plot(results: list[dict[str, Any]], ctx: RunContext) -> None:

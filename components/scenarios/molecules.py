@@ -56,8 +56,12 @@ def _random_molecule(rng: random.Random, atoms: int, chem: Any) -> str | None:
             _bond(mol, chem, i, j, free, neighbours)
     n = mol.GetNumAtoms()
     for _ in range(rng.choice((0, 0, 1, 1, 2))):  # ring closures
-        pairs = [(a, b) for a in range(n) for b in range(a + 2, n)
-                 if free[a] and free[b] and b not in neighbours[a]]  # fmt: skip
+        pairs = [
+            (a, b)
+            for a in range(n)
+            for b in range(a + 2, n)
+            if free[a] and free[b] and b not in neighbours[a]
+        ]
         if pairs:
             _bond(mol, chem, *rng.choice(pairs), free, neighbours)
     for bond in list(mol.GetBonds()):  # some double bonds

@@ -38,8 +38,12 @@ class PhysicsConfig(ScenarioConfig):
     # CPU-bound on every executor worker: its makespan is the figure, so it runs alone.
     exclusive: ClassVar[bool] = True
     headline_metrics: ClassVar[tuple[str, ...]] = (
-        "makespan_s", "simulations", "mesh_mb", "result_verified", "store_keys_leaked",
-    )  # fmt: skip
+        "makespan_s",
+        "simulations",
+        "mesh_mb",
+        "result_verified",
+        "store_keys_leaked",
+    )
 
     simulations: int = Field(16, ge=1, le=100_000, description="tasks (one ball each)")
     balls_per_simulation: int = Field(1, ge=1, le=10_000, description="balls per task")
@@ -115,8 +119,9 @@ def mesh(height: np.ndarray, resolution: int) -> list[tuple[float, float, list[A
     for r0 in range(0, rows, step):
         block = height[r0 : min(rows, r0 + step + 1)]
         n, m = block.shape
-        vertices = [(j / resolution, i / resolution, float(block[i, j]))
-                    for i in range(n) for j in range(m)]  # fmt: skip
+        vertices = [
+            (j / resolution, i / resolution, float(block[i, j])) for i in range(n) for j in range(m)
+        ]
         indices: list[int] = []
         for i in range(n - 1):
             for j in range(m - 1):
@@ -156,18 +161,28 @@ def simulate(
             pybullet.createMultiBody(0, shape, basePosition=[x, y, 0], physicsClientId=client)
         balls = []
         for position, (vx, vy) in zip(positions, velocities, strict=True):
-            sphere = pybullet.createCollisionShape(pybullet.GEOM_SPHERE, radius=diameter / 2,
-                                                   physicsClientId=client)  # fmt: skip
-            ball = pybullet.createMultiBody(mass, sphere, basePosition=list(position),
-                                            physicsClientId=client)  # fmt: skip
-            pybullet.changeDynamics(ball, -1, lateralFriction=0.2, rollingFriction=0.05,
-                                    spinningFriction=0.05, physicsClientId=client)  # fmt: skip
+            sphere = pybullet.createCollisionShape(
+                pybullet.GEOM_SPHERE, radius=diameter / 2, physicsClientId=client
+            )
+            ball = pybullet.createMultiBody(
+                mass, sphere, basePosition=list(position), physicsClientId=client
+            )
+            pybullet.changeDynamics(
+                ball,
+                -1,
+                lateralFriction=0.2,
+                rollingFriction=0.05,
+                spinningFriction=0.05,
+                physicsClientId=client,
+            )
             pybullet.resetBaseVelocity(ball, linearVelocity=[vx, vy, 0], physicsClientId=client)
             balls.append(ball)
         for _ in range(int(total_time * tick_rate)):
             pybullet.stepSimulation(physicsClientId=client)
-        return [tuple(pybullet.getBasePositionAndOrientation(b, physicsClientId=client)[0])
-                for b in balls]  # fmt: skip
+        return [
+            tuple(pybullet.getBasePositionAndOrientation(b, physicsClientId=client)[0])
+            for b in balls
+        ]
     finally:
         pybullet.disconnect(physicsClientId=client)
 
@@ -209,9 +224,17 @@ class Physics:
         trial = TaskTrial(ctx)
         began = time.perf_counter()
         with trial as path, ctx.progress.bar(f"trial {ctx.trial}: physics", cfg.simulations):
-            handles = [path.submit(simulate, terrain, starts[i * k:(i + 1) * k],
-                                   velocities[i * k:(i + 1) * k], settings, name="simulate")
-                       for i in range(cfg.simulations)]  # fmt: skip
+            handles = [
+                path.submit(
+                    simulate,
+                    terrain,
+                    starts[i * k : (i + 1) * k],
+                    velocities[i * k : (i + 1) * k],
+                    settings,
+                    name="simulate",
+                )
+                for i in range(cfg.simulations)
+            ]
             path.wait()
             seconds = time.perf_counter() - began
             ok = all(h.success for h in handles)
@@ -226,22 +249,30 @@ class Physics:
         again = simulate(terrain, starts[:k], velocities[:k], settings) if ok else []
         # A ball that rolled off the green is legitimate physics; one on it must rest on it.
         verified = ok and resting == on_green and np.allclose(again, finals[:k], atol=1e-9)
-        ctx.write_records("balls", [
-            {"start": list(s), "final": list(f)} for s, f in zip(starts, finals, strict=False)
-        ])  # fmt: skip
+        ctx.write_records(
+            "balls",
+            [{"start": list(s), "final": list(f)} for s, f in zip(starts, finals, strict=False)],
+        )
         _plot(height, cfg, starts, finals, ctx)
-        trial.record({
-            "makespan_s": seconds,
-            "simulations": float(cfg.simulations),
-            "balls_on_green": float(on_green),
-            "balls_off_green": float(len(finals) - on_green),
-            "mesh_mb": mesh_bytes / 1e6,
-            "result_verified": float(verified),
-        })  # fmt: skip
+        trial.record(
+            {
+                "makespan_s": seconds,
+                "simulations": float(cfg.simulations),
+                "balls_on_green": float(on_green),
+                "balls_off_green": float(len(finals) - on_green),
+                "mesh_mb": mesh_bytes / 1e6,
+                "result_verified": float(verified),
+            }
+        )
 
 
-def _plot(height: np.ndarray, cfg: PhysicsConfig, starts: list[Position],
-          finals: list[Position], ctx: RunContext) -> None:  # fmt: skip
+def _plot(
+    height: np.ndarray,
+    cfg: PhysicsConfig,
+    starts: list[Position],
+    finals: list[Position],
+    ctx: RunContext,
+) -> None:
     """Contours of the green with the balls where they started and where they stopped."""
     import matplotlib
 
@@ -253,8 +284,12 @@ def _plot(height: np.ndarray, cfg: PhysicsConfig, starts: list[Position],
     for ax, balls, title in zip(axes, (starts, finals), ("start", "end"), strict=True):
         ax.contour(side, side, height, levels=10)
         w = cfg.terrain_width
-        ax.scatter([min(max(b[0], 0), w) for b in balls], [min(max(b[1], 0), w) for b in balls],
-                   s=14, c="k")  # fmt: skip
+        ax.scatter(
+            [min(max(b[0], 0), w) for b in balls],
+            [min(max(b[1], 0), w) for b in balls],
+            s=14,
+            c="k",
+        )
         ax.set_title(f"balls at the {title}")
         ax.set_xlabel("x (m)")
         ax.set_xlim(0, w)

@@ -146,6 +146,10 @@ def relative_to_best_baseline(jobs: Sequence[FinishedJob]) -> list[dict[str, Any
                     "note": note,
                 }
             )
-    rows.sort(key=lambda r: (*(str(r[k.removeprefix("scenario.")]) for k in keys),
-                             -float(str(r["items_stored"]))))  # fmt: skip
+    rows.sort(
+        key=lambda r: (
+            *(str(r[k.removeprefix("scenario.")]) for k in keys),
+            -float(str(r["items_stored"])),
+        )
+    )
     return rows

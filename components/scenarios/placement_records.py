@@ -25,9 +25,17 @@ from pathlib import Path
 from components.scenarios.placement_simulator import SimulationResult
 
 REFERENCE_COLUMNS = (
-    "ID", "Size", "Total_Transfer_Time", "Transfer_Time_Parralelized", "Chunking_Time", "N", "K",
-    "Total_Read_Time", "Read_Time_Parralelized", "Reconstruct_Time",
-)  # fmt: skip
+    "ID",
+    "Size",
+    "Total_Transfer_Time",
+    "Transfer_Time_Parralelized",
+    "Chunking_Time",
+    "N",
+    "K",
+    "Total_Read_Time",
+    "Read_Time_Parralelized",
+    "Reconstruct_Time",
+)
 CHOICE_COLUMNS = ("N", "K")
 # %f prints six decimals; two runs of the same arithmetic may still differ in the last one
 # (a sum taken in another order, a fit solved another way), so times compare within that.
@@ -48,10 +56,17 @@ def reference_rows(result: SimulationResult) -> Iterator[list[str]]:
         if outcome not in ("stored", "replaced"):
             continue
         yield [
-            str(r.item[i]), _c_float(r.size_mb[i]), _c_float(r.write_total_s[i]),
-            _c_float(r.write_slowest_s[i]), _c_float(r.encode_s[i]), str(r.n[i]), str(r.k[i]),
-            _c_float(r.read_total_s[i]), _c_float(r.read_s[i]), _c_float(r.decode_s[i]),
-        ]  # fmt: skip
+            str(r.item[i]),
+            _c_float(r.size_mb[i]),
+            _c_float(r.write_total_s[i]),
+            _c_float(r.write_slowest_s[i]),
+            _c_float(r.encode_s[i]),
+            str(r.n[i]),
+            str(r.k[i]),
+            _c_float(r.read_total_s[i]),
+            _c_float(r.read_s[i]),
+            _c_float(r.decode_s[i]),
+        ]
 
 
 def write_reference_records(result: SimulationResult, path: Path) -> Path:

@@ -196,9 +196,7 @@ class PlacementSimulationConfig(ScenarioConfig):
         return PlacementSimulation(self)
 
     @classmethod
-    def comparison(
-        cls, runs: list[FinishedJob]
-    ) -> tuple[str, list[dict[str, Any]]] | None:  # fmt: skip
+    def comparison(cls, runs: list[FinishedJob]) -> tuple[str, list[dict[str, Any]]] | None:
         """Items stored per placer relative to the best state-of-the-art baseline."""
         rows = relative_to_best_baseline(runs)
         title = (
@@ -230,9 +228,13 @@ class PlacementSimulation:
         # The reference prices items at size 0 until one moves its reference size.
         context = SchedulingContext(cfg.max_n, times, NearestSize(start_mb=0.0))
         simulator = Simulator(
-            cluster, scheduler, context, times, self._failures(specs, seed),
+            cluster,
+            scheduler,
+            context,
+            times,
+            self._failures(specs, seed),
             keep_records=bool(cfg.records),
-        )  # fmt: skip
+        )
         with ctx.progress.bar(f"trial {ctx.trial}: {scheduler.name}", len(workload)) as bar:
             result = simulator.run(workload, bar.update)
         ctx.log_metrics(result.metrics())
@@ -257,9 +259,22 @@ class PlacementSimulation:
 
 def _write_records(result: SimulationResult, path: Path) -> None:
     r = result.records
-    columns = ("item", "size_mb", "n", "k", "nodes", "write_s", "read_s", "write_total_s",
-               "write_slowest_s", "read_total_s", "encode_s", "decode_s", "schedule_us",
-               "outcome")  # fmt: skip
+    columns = (
+        "item",
+        "size_mb",
+        "n",
+        "k",
+        "nodes",
+        "write_s",
+        "read_s",
+        "write_total_s",
+        "write_slowest_s",
+        "read_total_s",
+        "encode_s",
+        "decode_s",
+        "schedule_us",
+        "outcome",
+    )
     with gzip.open(path, "wt", compresslevel=1, newline="") as out:
         writer = csv.writer(out)
         writer.writerow(columns)

@@ -258,9 +258,17 @@ class Simulator:
                 result.data_stored_mb -= stored.size_mb
 
     def _record(
-        self, item: int, size: float, decision: Decision | None, write: float, read: float,
-        encode: float, decode: float, elapsed: float, outcome: str,
-    ) -> None:  # fmt: skip
+        self,
+        item: int,
+        size: float,
+        decision: Decision | None,
+        write: float,
+        read: float,
+        encode: float,
+        decode: float,
+        elapsed: float,
+        outcome: str,
+    ) -> None:
         if not self.keep_records:
             return
         r = self.result.records

@@ -93,7 +93,7 @@ def as_c_floats(values: Sequence[float], texts: Sequence[str]) -> NDArray[np.flo
 
 def read_workload(
     path: Path, replay: int, target: float | None, seed: int, rng: TargetRng = "numpy"
-) -> ItemWorkload:  # fmt: skip
+) -> ItemWorkload:
     """Read the write items of a trace and replay them ``replay`` times.
 
     As the reference does, sizes are read as C floats (so 124.1 is 124.09999847…), each

@@ -124,15 +124,26 @@ class SteeredCampaign:
             queues = open_queues(cfg, ctx, stack)
             outside = None
             if cfg.listen_topic is not None:
-                outside = _fabric(ctx).consumer([cfg.listen_topic], group=f"steer-{seed}",
-                                                value_format="json")  # fmt: skip
+                outside = _fabric(ctx).consumer(
+                    [cfg.listen_topic], group=f"steer-{seed}", value_format="json"
+                )
                 outside.wait_assigned(1)
                 stack.callback(outside.close)
             settings = CampaignSettings(
-                cfg.evaluations, policy.slots, cfg.dim, times, seed, cfg.max_retries,
-                cfg.crash_every, cfg.crash_attempts, policy.options, method.__name__, bound,
-                kwargs, outside,
-            )  # fmt: skip
+                cfg.evaluations,
+                policy.slots,
+                cfg.dim,
+                times,
+                seed,
+                cfg.max_retries,
+                cfg.crash_every,
+                cfg.crash_attempts,
+                policy.options,
+                method.__name__,
+                bound,
+                kwargs,
+                outside,
+            )
             server = ExecutorTaskServer(queues, [method, rank], executor)
             server.serve()
             thinker = policy.thinker(queues, settings)
@@ -182,8 +193,10 @@ def open_queues(cfg: SteeredCampaignConfig, ctx: RunContext, stack: ExitStack) -
     flow: Any = ctx.components.get("dataflow")
     options: dict[str, Any] = {}
     if hasattr(flow, "store"):
-        options = {"proxystore_name": flow.store.name,
-                   "proxystore_threshold": int(flow.config.threshold_bytes)}  # fmt: skip
+        options = {
+            "proxystore_name": flow.store.name,
+            "proxystore_threshold": int(flow.config.threshold_bytes),
+        }
     if cfg.queues == "pipes":
         return LockedPipeQueues(topics=["ml"], **options)
     if cfg.queues == "fabric":
@@ -234,8 +247,9 @@ def _error_info(failure: Any) -> ErrorInfo:
     return ErrorInfo("Exception", text, failure.traceback or "")
 
 
-def _plot(tasks: list[dict[str, Any]], slots: int, ctx: RunContext, policy: str,
-          epsilon: float) -> None:  # fmt: skip
+def _plot(
+    tasks: list[dict[str, Any]], slots: int, ctx: RunContext, policy: str, epsilon: float
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")

@@ -112,10 +112,14 @@ class StorageBenchmark:
         if peer == "centralized":
             placer = ctx.component("placement", Placer)  # type: ignore[type-abstract]
             fabric = StorageFabric(
-                network.containers[:1], NoCoder(), placer, ctx.run_dir / "centralized.sqlite",
-                segment_size=network.segment_size, parallelism=network.parallelism,
+                network.containers[:1],
+                NoCoder(),
+                placer,
+                ctx.run_dir / "centralized.sqlite",
+                segment_size=network.segment_size,
+                parallelism=network.parallelism,
                 tenants=network.tenants,
-            )  # fmt: skip
+            )
             with fabric:
                 hashes, puts, put_wall = store_objects(ctx, fabric, objects, cfg.concurrency, peer)
                 gets, get_wall, verified = read_back(

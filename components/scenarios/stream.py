@@ -28,8 +28,11 @@ class StreamConfig(ScenarioConfig):
     # Its figures are items and MB per second on this machine: it runs alone.
     exclusive: ClassVar[bool] = True
     headline_metrics: ClassVar[tuple[str, ...]] = (
-        "items_per_s", "mb_per_s", "result_verified", "store_keys_leaked",
-    )  # fmt: skip
+        "items_per_s",
+        "mb_per_s",
+        "result_verified",
+        "store_keys_leaked",
+    )
 
     broker: Literal["events", "redis"] = Field(
         "events", description="where item metadata goes: Loom's event fabric, or Redis"
@@ -99,11 +102,13 @@ class Stream:
             consumer.close(subscriber=True)
         if errors:
             raise errors[0]
-        trial.record({
-            "items_per_s": len(tasks) / seconds,
-            "mb_per_s": len(tasks) * cfg.item_bytes / seconds / 1e6,
-            "result_verified": float(got == sorted(expected)),
-        })  # fmt: skip
+        trial.record(
+            {
+                "items_per_s": len(tasks) / seconds,
+                "mb_per_s": len(tasks) * cfg.item_bytes / seconds / 1e6,
+                "result_verified": float(got == sorted(expected)),
+            }
+        )
 
     def _broker(self, ctx: RunContext, stack: ExitStack, flow: Any) -> tuple[str, Any, Any]:
         """The topic, the publisher and the subscriber of the configured broker."""

@@ -36,9 +36,11 @@ class Campaign(BaseThinker):
     policy = "base"
 
     def __init__(
-        self, queues: ColmenaQueues, settings: CampaignSettings,
+        self,
+        queues: ColmenaQueues,
+        settings: CampaignSettings,
         counter: ResourceCounter | None = None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         super().__init__(queues, counter or SafeResourceCounter(settings.slots))
         self.settings = settings
         self.rng = np.random.default_rng(settings.seed)
@@ -86,10 +88,14 @@ class Campaign(BaseThinker):
         # The point rides in task_info, so results need not carry the inputs back (the digits
         # campaign's data would double every result message).
         self.queues.send_inputs(
-            point, *timed, method=s.method, keep_inputs=False,
-            input_kwargs={"crash_attempts": crash, **s.task_kwargs}, max_retries=s.max_retries,
+            point,
+            *timed,
+            method=s.method,
+            keep_inputs=False,
+            input_kwargs={"crash_attempts": crash, **s.task_kwargs},
+            max_retries=s.max_retries,
             task_info={"index": index, "x": point},
-        )  # fmt: skip
+        )
         self.decisions_s.append(time.perf_counter() - started)
         return True
 
@@ -130,8 +136,12 @@ class Campaign(BaseThinker):
 class PlannedCampaign(Campaign):
     """A queue of planned points that the submitter takes from (waiting while it is empty)."""
 
-    def __init__(self, queues: ColmenaQueues, settings: CampaignSettings,
-                 counter: ResourceCounter | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        queues: ColmenaQueues,
+        settings: CampaignSettings,
+        counter: ResourceCounter | None = None,
+    ) -> None:
         super().__init__(queues, settings, counter)
         self.planned: deque[Any] = deque()  # points, or (pool policies) indices into the pool
         self.ready = threading.Condition(self.lock)
@@ -157,12 +167,17 @@ class InterleavedSearch(PlannedCampaign):
 
     policy = "interleaved"
 
-    def __init__(self, queues: ColmenaQueues, settings: CampaignSettings,
-                 counter: ResourceCounter | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        queues: ColmenaQueues,
+        settings: CampaignSettings,
+        counter: ResourceCounter | None = None,
+    ) -> None:
         size = int(settings.options.get("pool", POOL))
         if size < settings.evaluations:  # each candidate is evaluated once: the pool is the budget
-            log.warning("pool=%d < evaluations=%d: %d evaluations", size, settings.evaluations,
-                        size)  # fmt: skip
+            log.warning(
+                "pool=%d < evaluations=%d: %d evaluations", size, settings.evaluations, size
+            )
             settings = replace(settings, evaluations=size)
         super().__init__(queues, settings, counter)
         self.pool = self.random_points(size)

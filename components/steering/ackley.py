@@ -28,7 +28,7 @@ def ackley(x: Sequence[float], a: float = 20.0, b: float = 0.2, c: float = 2 * m
 
 def evaluate(
     x: list[float], runtime_s: float, crash_attempts: int = 0, _result: Any = None
-) -> float:  # fmt: skip
+) -> float:
     """One evaluation task: wait ``runtime_s`` (the simulation's cost), return Ackley at ``x``.
 
     Args:

@@ -24,9 +24,12 @@ class SafeResourceCounter(ResourceCounter):
     """``ResourceCounter`` whose ``acquire`` never loses a slot."""
 
     def acquire(
-        self, task: str | None, n_slots: int, timeout: float = -1.0,
+        self,
+        task: str | None,
+        n_slots: int,
+        timeout: float = -1.0,
         cancel_if: Event | None = None,
-    ) -> bool:  # fmt: skip
+    ) -> bool:
         """Take ``n_slots`` from ``task``'s pool; False (nothing taken) on timeout or cancel."""
         end = monotonic() + timeout if timeout > 0 else math.inf
         wait = CANCEL_CHECK_S if cancel_if is not None else (timeout if timeout > 0 else None)

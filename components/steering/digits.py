@@ -35,9 +35,12 @@ def load(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
 
     images, labels = load_digits(return_X_y=True)
     x_train, x_val, y_train, y_val = train_test_split(
-        (images / 16.0).astype(np.float32), labels, test_size=1 / 3, stratify=labels,
+        (images / 16.0).astype(np.float32),
+        labels,
+        test_size=1 / 3,
+        stratify=labels,
         random_state=seed,
-    )  # fmt: skip
+    )
     return x_train, y_train, x_val, y_val
 
 
@@ -54,7 +57,7 @@ def hyperparameters(x: list[float]) -> dict[str, Any]:
 
 def train_digits(
     x: list[float], data: tuple[np.ndarray, ...], crash_attempts: int = 0, _result: Any = None
-) -> float:  # fmt: skip
+) -> float:
     """One task: train the MLP that ``x`` describes on ``data``; its validation error.
 
     Args:
@@ -71,10 +74,13 @@ def train_digits(
     settings = hyperparameters(x)
     x_train, y_train, x_val, y_val = data
     model = MLPClassifier(
-        hidden_layer_sizes=(settings["hidden"],), alpha=settings["alpha"],
-        learning_rate_init=settings["learning_rate"], max_iter=settings["epochs"],
-        batch_size=64, random_state=0,
-    )  # fmt: skip
+        hidden_layer_sizes=(settings["hidden"],),
+        alpha=settings["alpha"],
+        learning_rate_init=settings["learning_rate"],
+        max_iter=settings["epochs"],
+        batch_size=64,
+        random_state=0,
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         model.fit(x_train, y_train)

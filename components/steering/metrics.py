@@ -19,20 +19,29 @@ from typing import Any
 
 import numpy as np
 
-STAMPS = ("created", "input_received", "compute_started", "compute_ended", "result_sent",
-          "result_received")  # fmt: skip
+STAMPS = (
+    "created",
+    "input_received",
+    "compute_started",
+    "compute_ended",
+    "result_sent",
+    "result_received",
+)
 
 
 def _percentiles(values: Sequence[float], prefix: str) -> dict[str, float]:
     if not values:
         return {}
     ms = np.asarray(values) * 1000
-    return {f"{prefix}_p50_ms": float(np.percentile(ms, 50)),
-            f"{prefix}_p99_ms": float(np.percentile(ms, 99))}  # fmt: skip
+    return {
+        f"{prefix}_p50_ms": float(np.percentile(ms, 50)),
+        f"{prefix}_p99_ms": float(np.percentile(ms, 99)),
+    }
 
 
-def utilisation_series(tasks: Sequence[Mapping[str, Any]], slots: int,
-                       points: int = 200) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+def utilisation_series(
+    tasks: Sequence[Mapping[str, Any]], slots: int, points: int = 200
+) -> tuple[np.ndarray, np.ndarray]:
     """Times (s from the first creation) and tasks computing / slots at each."""
     start = min(t["created"] for t in tasks)
     end = max(t["compute_ended"] for t in tasks)
@@ -44,9 +53,12 @@ def utilisation_series(tasks: Sequence[Mapping[str, Any]], slots: int,
 
 
 def campaign_metrics(
-    tasks: Sequence[Mapping[str, Any]], slots: int, decisions_s: Sequence[float],
-    epsilon: float, optimum: float = 0.0,
-) -> dict[str, float]:  # fmt: skip
+    tasks: Sequence[Mapping[str, Any]],
+    slots: int,
+    decisions_s: Sequence[float],
+    epsilon: float,
+    optimum: float = 0.0,
+) -> dict[str, float]:
     """Utilisation, latencies and search quality of one campaign.
 
     Args:

@@ -85,8 +85,9 @@ class FabricQueues(CountedQueues):
 
     """
 
-    def __init__(self, session: Any, topics: Collection[str] = (), prefix: str | None = None,
-                 **options: Any) -> None:  # fmt: skip
+    def __init__(
+        self, session: Any, topics: Collection[str] = (), prefix: str | None = None, **options: Any
+    ) -> None:
         super().__init__(topics, **options)
         self.session = session
         self.prefix = prefix or f"colmena-{uuid.uuid4().hex[:8]}"
@@ -185,5 +186,6 @@ def redis_queues(
     Colmena's default prefix is one ``uuid4()`` evaluated at import, so every queue made in a
     process without a prefix would share (and drain) the same lists.
     """
-    return BlockingRedisQueues(topics, hostname=host, port=port,
-                               prefix=f"colmena-{uuid.uuid4().hex[:8]}", **options)  # fmt: skip
+    return BlockingRedisQueues(
+        topics, hostname=host, port=port, prefix=f"colmena-{uuid.uuid4().hex[:8]}", **options
+    )

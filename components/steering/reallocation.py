@@ -93,9 +93,13 @@ class ReallocatingSearch(InterleavedSearch):
         """
 
     @event_responder(
-        event_name="retrain", reallocate_resources=True, gather_from="sim", gather_to="ml",
-        disperse_to="sim", max_slots=1,
-    )  # fmt: skip
+        event_name="retrain",
+        reallocate_resources=True,
+        gather_from="sim",
+        gather_to="ml",
+        disperse_to="sim",
+        max_slots=1,
+    )
     def retrain_model(self) -> None:
         """Take the borrowed slot, run fit + rank as a task, re-rank the pool."""
         if not self.counter.acquire("ml", 1, cancel_if=self.done):
@@ -108,8 +112,9 @@ class ReallocatingSearch(InterleavedSearch):
         if not unused:  # every candidate is taken: nothing left to rank
             self.counter.release("ml")
             return
-        self.queues.send_inputs(x, y, self.pool[unused], self.settings.seed, self.noise,
-                                method="rank", topic="ml")  # fmt: skip
+        self.queues.send_inputs(
+            x, y, self.pool[unused], self.settings.seed, self.noise, method="rank", topic="ml"
+        )
         # Wait for the result even when the campaign ended meanwhile: a result left unread
         # blocks the server's sender on the pipe, and the thinker waits for it forever.
         result = None

@@ -39,9 +39,11 @@ class ExecutorTaskServer(FutureBasedTaskServer):
     """
 
     def __init__(
-        self, queues: ColmenaQueues, methods: Collection[Callable[..., Any]],
+        self,
+        queues: ColmenaQueues,
+        methods: Collection[Callable[..., Any]],
         executor: LoomExecutor,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self._methods = {m.name: m for m in map(convert_to_colmena_method, methods)}
         self._executor = executor
         self._thread: threading.Thread | None = None

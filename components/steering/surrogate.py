@@ -14,7 +14,7 @@ import numpy as np
 
 def rank(
     x: list[list[float]], y: list[float], candidates: np.ndarray, seed: int, noise: bool = True
-) -> np.ndarray:  # fmt: skip
+) -> np.ndarray:
     """Candidate indices, most promising first, after fitting the GP on ``(x, y)``.
 
     A top-level function so that it can run as a task on any executor (``reallocation``).
@@ -35,10 +35,12 @@ def rank(
     from sklearn.preprocessing import MinMaxScaler
 
     kernel = RBF() * ConstantKernel() + WhiteKernel() if noise else RBF() * ConstantKernel()
-    model = Pipeline([
-        ("scale", MinMaxScaler(feature_range=(-1, 1))),
-        ("gp", GaussianProcessRegressor(kernel=kernel, normalize_y=True, random_state=seed)),
-    ])  # fmt: skip
+    model = Pipeline(
+        [
+            ("scale", MinMaxScaler(feature_range=(-1, 1))),
+            ("gp", GaussianProcessRegressor(kernel=kernel, normalize_y=True, random_state=seed)),
+        ]
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         model.fit(np.asarray(x), np.asarray(y))

@@ -116,9 +116,19 @@ class Catalog:
         with self._tx() as db:
             db.execute(
                 "INSERT INTO objects VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?)",
-                (row.id, row.catalog, row.key, row.size, row.hash, row.coding, row.k, row.m,
-                 row.segment_size, time.time()),
-            )  # fmt: skip
+                (
+                    row.id,
+                    row.catalog,
+                    row.key,
+                    row.size,
+                    row.hash,
+                    row.coding,
+                    row.k,
+                    row.m,
+                    row.segment_size,
+                    time.time(),
+                ),
+            )
 
     def record_chunks(self, chunks: Iterable[ChunkRow]) -> None:
         """Record (or move) chunks; called before they are written.
@@ -130,9 +140,20 @@ class Catalog:
         with self._tx() as db:
             db.executemany(
                 "INSERT OR REPLACE INTO chunks VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [(c.object_id, c.segment, c.idx, c.container, c.path, c.size, c.hash,
-                  c.segment_bytes) for c in rows],
-            )  # fmt: skip
+                [
+                    (
+                        c.object_id,
+                        c.segment,
+                        c.idx,
+                        c.container,
+                        c.path,
+                        c.size,
+                        c.hash,
+                        c.segment_bytes,
+                    )
+                    for c in rows
+                ],
+            )
             db.executemany(
                 "DELETE FROM strays WHERE container = ? AND path = ?",
                 [(c.container, c.path) for c in rows],

@@ -171,9 +171,19 @@ class StorageFabric:
         object_id = uuid.uuid4().hex
         coder, stripe = self._shape(size_hint, reliability)
         self.catalog.begin_object(
-            ObjectRow(object_id, catalog, key, 0, "", coder.name, coder.k, coder.m,
-                      self.segment_size, "pending")
-        )  # fmt: skip
+            ObjectRow(
+                object_id,
+                catalog,
+                key,
+                0,
+                "",
+                coder.name,
+                coder.k,
+                coder.m,
+                self.segment_size,
+                "pending",
+            )
+        )
         self._active.add(object_id)
         hasher = xxhash.xxh3_128()
         total = 0
@@ -230,9 +240,12 @@ class StorageFabric:
             nodes = [c.info() for c in self.containers]
             try:
                 placement = self.placer.place(
-                    size or self.segment_size, nodes, n=self.coder.m, k=self.coder.k,
+                    size or self.segment_size,
+                    nodes,
+                    n=self.coder.m,
+                    k=self.coder.k,
                     reliability=reliability,
-                )  # fmt: skip
+                )
             except CannotPlace as exc:
                 raise InsufficientCapacity(str(exc)) from exc
         coder = self._coders.setdefault(
@@ -268,8 +281,9 @@ class StorageFabric:
                 self._leave_stray(row.container, row.path, 0)  # a partial write may be there
                 # Move the chunk to another container; the catalog row follows first.
                 try:
-                    moved = self._replace_chunk(object_id, index, len(segment), chunk, row,
-                                                holders, failed)  # fmt: skip
+                    moved = self._replace_chunk(
+                        object_id, index, len(segment), chunk, row, holders, failed
+                    )
                 except InsufficientCapacity as exc:
                     error = future.exception()
                     raise StorageError(
@@ -331,12 +345,17 @@ class StorageFabric:
                 container.reserve(chunk_size)
             rows = [
                 ChunkRow(
-                    object_id, segment, i if idx is None else idx, container.name,
-                    f"{object_id}/{segment}.{i if idx is None else idx}", len(chunk),
-                    hashes[i], segment_bytes,
+                    object_id,
+                    segment,
+                    i if idx is None else idx,
+                    container.name,
+                    f"{object_id}/{segment}.{i if idx is None else idx}",
+                    len(chunk),
+                    hashes[i],
+                    segment_bytes,
                 )
                 for i, (container, chunk) in enumerate(zip(chosen, chunks, strict=True))
-            ]  # fmt: skip
+            ]
             # Recorded under the lock so that a stray sweep never races a chunk taking its path.
             self.catalog.record_chunks(rows)
         return rows
@@ -482,10 +501,17 @@ class StorageFabric:
         row = self._visible(catalog, key)
         segments = _by_segment(self.catalog.chunks(row.id))
         return ObjectStat(
-            catalog, key, row.size, row.coding, row.k, row.m, row.segment_size, row.hash,
+            catalog,
+            key,
+            row.size,
+            row.coding,
+            row.k,
+            row.m,
+            row.segment_size,
+            row.hash,
             [[c.container for c in seg] for seg in segments],
             [[c.hash for c in seg] for seg in segments],
-        )  # fmt: skip
+        )
 
     # -- garbage, scrub and repair ---------------------------------------------------------------
     def _collect(self, object_id: str) -> bool:
@@ -566,9 +592,13 @@ class StorageFabric:
         holders = {c.container for c in good}
         for chunk in bad:
             (moved,) = self._place(
-                row.id, chunk.segment, chunk.segment_bytes, [encoded[chunk.idx]],
-                exclude=holders, idx=chunk.idx,
-            )  # fmt: skip
+                row.id,
+                chunk.segment,
+                chunk.segment_bytes,
+                [encoded[chunk.idx]],
+                exclude=holders,
+                idx=chunk.idx,
+            )
             self._write_chunk(moved, encoded[chunk.idx])
             holders.add(moved.container)
             if chunk.container == moved.container:

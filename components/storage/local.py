@@ -32,11 +32,13 @@ class LocalStorageConfig(StorageConfig):
             root = str(Path(self.root).resolve())
         specs = [
             ContainerSpec(
-                url=f"file://{root}/c{i}", name=f"local-c{i}", capacity_mb=self.capacity_mb,
+                url=f"file://{root}/c{i}",
+                name=f"local-c{i}",
+                capacity_mb=self.capacity_mb,
                 link=self.link,
             )
             for i in range(self.containers)
-        ]  # fmt: skip
+        ]
         return specs, cleanup
 
     def build(self) -> ContainerNetwork:

@@ -25,11 +25,13 @@ class MemoryStorageConfig(StorageConfig):
         run = uuid.uuid4().hex[:8]
         specs = [
             ContainerSpec(
-                url=f"memory://loom-{run}/c{i}", name=f"memory-c{i}",
-                capacity_mb=self.capacity_mb, link=self.link,
+                url=f"memory://loom-{run}/c{i}",
+                name=f"memory-c{i}",
+                capacity_mb=self.capacity_mb,
+                link=self.link,
             )
             for i in range(self.containers)
-        ]  # fmt: skip
+        ]
         return specs, []
 
     def build(self) -> ContainerNetwork:

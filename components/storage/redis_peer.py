@@ -27,12 +27,26 @@ def redis_server(max_object_bytes: int) -> Iterator[Any]:
     bulk = max(512 * 2**20, 2 * max_object_bytes)
     with tempfile.TemporaryDirectory(prefix="loom-redis-") as folder:
         proc = subprocess.Popen(
-            [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", folder, "--proto-max-bulk-len", str(bulk),
-             "--client-query-buffer-limit", str(bulk)],
+            [
+                binary,
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                folder,
+                "--proto-max-bulk-len",
+                str(bulk),
+                "--client-query-buffer-limit",
+                str(bulk),
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+        )
         client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=120)
         try:
             deadline = time.monotonic() + 20

@@ -49,11 +49,13 @@ class S3StorageConfig(StorageConfig):
         """``s3://<bucket>/<prefix>/c<i>`` for each container."""
         specs = [
             ContainerSpec(
-                url=f"s3://{self.bucket}/{self.prefix}/c{i}", name=f"s3-c{i}",
-                capacity_mb=self.capacity_mb, options=self.options(),
+                url=f"s3://{self.bucket}/{self.prefix}/c{i}",
+                name=f"s3-c{i}",
+                capacity_mb=self.capacity_mb,
+                options=self.options(),
             )
             for i in range(self.containers)
-        ]  # fmt: skip
+        ]
         return specs, []
 
     def build(self) -> ContainerNetwork:

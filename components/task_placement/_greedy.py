@@ -73,9 +73,15 @@ Commit = Callable[[PlanEndpoint, int, int], None]
 
 
 def greedy(
-    problem: Problem, objective: Objective, order: IntArray, *, faithful: bool,
-    predict: Predict, commit: Commit, commit_last_evaluated: bool = False,
-) -> tuple[IntArray, float]:  # fmt: skip
+    problem: Problem,
+    objective: Objective,
+    order: IntArray,
+    *,
+    faithful: bool,
+    predict: Predict,
+    commit: Commit,
+    commit_last_evaluated: bool = False,
+) -> tuple[IntArray, float]:
     """Place items in ``order``, each where the objective is least.
 
     Args:

@@ -87,7 +87,7 @@ class PlanEndpoint:
 
     def predict_many(
         self, runtimes: Sequence[float], energies: Sequence[float]
-    ) -> tuple[float, float]:  # fmt: skip
+    ) -> tuple[float, float]:
         """Makespan and energy if these tasks came here, in order; the state is unchanged."""
         blocks, _, makespan = self._place(list(runtimes), copy=True)
         energy = self.task_energy + float(sum(energies)) + self._static(makespan, blocks)

@@ -116,9 +116,14 @@ class ClusterMhra:
         best: tuple[float, str, IntArray, IntArray] | None = None
         for label, order in orderings(sums_rt, sums_en).items():
             chosen, cost = greedy(
-                problem, objective, order, faithful=self.faithful, predict=predict,
-                commit=commit, commit_last_evaluated=self.faithful,
-            )  # fmt: skip
+                problem,
+                objective,
+                order,
+                faithful=self.faithful,
+                predict=predict,
+                commit=commit,
+                commit_last_evaluated=self.faithful,
+            )
             if best is None or cost < best[0]:
                 best = (cost, label, chosen, order)
         assert best is not None

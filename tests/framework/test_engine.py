@@ -154,9 +154,16 @@ def test_dash_j_runs_a_sweeps_jobs_in_worker_processes(
 ) -> None:
     monkeypatch.setenv("PREFECT_HOME", str(workdir / "prefect-home"))  # a fresh local database
     status = main(
-        ["run", "-j", "2", "recipe=drex/reliability_sweep", "placement=drex_lb",
-         "scenario.replay=1", "scenario.reliability=0.9,0.999,0.99999"]
-    )  # fmt: skip
+        [
+            "run",
+            "-j",
+            "2",
+            "recipe=drex/reliability_sweep",
+            "placement=drex_lb",
+            "scenario.replay=1",
+            "scenario.reliability=0.9,0.999,0.99999",
+        ]
+    )
     assert status == 0
     sweeps = sorted(Path("results", "drex", "reliability_sweep").glob("*/sweep.json"))
     assert len(sweeps) == 1  # one flow, one sweep, whatever the runner
@@ -165,8 +172,10 @@ def test_dash_j_runs_a_sweeps_jobs_in_worker_processes(
     assert all(row["status"] == "finished" for row in jobs)
     assert all(row["metrics"]["items_stored"] == 4157 for row in jobs)
     # Two jobs at once: each is charged half the machine's idle power and TDP.
-    shares = {yaml.safe_load((Path(r["run_dir"]) / "config.yaml").read_text())["energy"]["share"]
-              for r in jobs}  # fmt: skip
+    shares = {
+        yaml.safe_load((Path(r["run_dir"]) / "config.yaml").read_text())["energy"]["share"]
+        for r in jobs
+    }
     assert shares == {0.5}
 
 

@@ -18,13 +18,19 @@ class FakeTracker:
         self.runs: dict[str, dict[str, Any]] = {}
         self.fail_on_metrics = fail_on_metrics
 
-    def start_run(self, experiment_id: str, name: str, tags: Mapping[str, str],
-                  parent_id: str | None = None) -> str:  # fmt: skip
+    def start_run(
+        self, experiment_id: str, name: str, tags: Mapping[str, str], parent_id: str | None = None
+    ) -> str:
         run_id = f"run-{len(self.runs)}"
         self.runs[run_id] = {
-            "name": name, "tags": dict(tags), "parent": parent_id, "params": {}, "metrics": {},
-            "artifacts": [], "status": None,
-        }  # fmt: skip
+            "name": name,
+            "tags": dict(tags),
+            "parent": parent_id,
+            "params": {},
+            "metrics": {},
+            "artifacts": [],
+            "status": None,
+        }
         return run_id
 
     def log_params(self, run_id: str, params: Mapping[str, str]) -> None:
@@ -51,8 +57,15 @@ class FakeTracker:
 def _plan(tmp_path: Path, *overrides: str) -> JobPlan:
     config = Composer().compose(["scenario.tasks=12", "energy=model", *overrides])
     job = Job(0, list(overrides), config)
-    return JobPlan(job, tmp_path / "job", "exp-1", "sweep-run", {"recipe": "default"},
-                   {"python": "3.11"}, task_prefix="job-0-")  # fmt: skip
+    return JobPlan(
+        job,
+        tmp_path / "job",
+        "exp-1",
+        "sweep-run",
+        {"recipe": "default"},
+        {"python": "3.11"},
+        task_prefix="job-0-",
+    )
 
 
 def test_each_stage_records_its_part(tmp_path: Path) -> None:
@@ -85,8 +98,13 @@ def test_run_goes_through_every_stage_under_the_names_it_is_given(tmp_path: Path
 
     result = JobRunner(_plan(tmp_path, "repeats=2"), FakeTracker(), stage=stage).run()
     assert result.status == "finished" and result.error is None
-    assert names == ["job-0-setup", "job-0-trial-0", "job-0-trial-1", "job-0-teardown",
-                     "job-0-report"]  # fmt: skip
+    assert names == [
+        "job-0-setup",
+        "job-0-trial-0",
+        "job-0-trial-1",
+        "job-0-teardown",
+        "job-0-report",
+    ]
 
 
 def test_a_failure_keeps_its_evidence_and_still_tears_down(tmp_path: Path) -> None:

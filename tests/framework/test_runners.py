@@ -20,11 +20,14 @@ from framework.cli import main
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_harness")]
 
 # Two jobs that each wait until the other runs too: they finish only if they overlap.
-MEETING_PAIR = ["scenario=flaky", "scenario.fail_first=0", "scenario.sleep_s=0.0,0.01",
-                "energy=none"]  # fmt: skip
+MEETING_PAIR = [
+    "scenario=flaky",
+    "scenario.fail_first=0",
+    "scenario.sleep_s=0.0,0.01",
+    "energy=none",
+]
 # Two jobs of a second each (for runs that must not overlap).
-SLOW_PAIR = ["scenario=flaky", "scenario.fail_first=0", "scenario.sleep_s=1.0,1.01",
-             "energy=none"]  # fmt: skip
+SLOW_PAIR = ["scenario=flaky", "scenario.fail_first=0", "scenario.sleep_s=1.0,1.01", "energy=none"]
 RUNNERS = {
     "threads": ["runner=threads"],
     "processes": ["runner=processes"],
@@ -51,8 +54,10 @@ def _sweep_rows() -> list[dict[str, object]]:
 def test_every_runner_runs_a_sweep_side_by_side_into_one_mlflow_sweep(
     workdir: Path, plugin: str, runner: str
 ) -> None:
-    assert main(["run", "-m", *MEETING_PAIR, f"scenario.meet={workdir / 'meet'}",
-                 *RUNNERS[runner]]) == 0  # fmt: skip
+    assert (
+        main(["run", "-m", *MEETING_PAIR, f"scenario.meet={workdir / 'meet'}", *RUNNERS[runner]])
+        == 0
+    )
     runs = _runs()
     sweeps = runs[runs["tags.loom.run_type"] == "sweep"]
     jobs = runs[runs["tags.loom.run_type"] == "job"]
@@ -65,8 +70,19 @@ def test_every_runner_runs_a_sweep_side_by_side_into_one_mlflow_sweep(
     assert jobs["start_time"].max() < jobs["end_time"].min()
 
     # Resume skips both finished jobs, under the same runner.
-    assert main(["run", "-m", *MEETING_PAIR, f"scenario.meet={workdir / 'meet'}",
-                 *RUNNERS[runner], "resume=true"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "run",
+                "-m",
+                *MEETING_PAIR,
+                f"scenario.meet={workdir / 'meet'}",
+                *RUNNERS[runner],
+                "resume=true",
+            ]
+        )
+        == 0
+    )
     assert [row["status"] for row in _sweep_rows()] == ["skipped", "skipped"]
     assert len(_runs().query("`tags.loom.run_type` == 'job'")) == 2
 
@@ -75,8 +91,17 @@ def test_every_runner_runs_a_sweep_side_by_side_into_one_mlflow_sweep(
 def test_a_failing_and_a_crashing_job_fail_alone(
     workdir: Path, plugin: str, capsys: pytest.CaptureFixture[str], runner: str
 ) -> None:
-    status = main(["run", "-m", "scenario=flaky", "scenario.fail_first=0,5",
-                   "scenario.crash=false,true", "energy=none", f"runner={runner}"])  # fmt: skip
+    status = main(
+        [
+            "run",
+            "-m",
+            "scenario=flaky",
+            "scenario.fail_first=0,5",
+            "scenario.crash=false,true",
+            "energy=none",
+            f"runner={runner}",
+        ]
+    )
     assert status == 1  # some jobs failed
     rows = {" ".join(r["overrides"]).lower(): r for r in _sweep_rows()}  # type: ignore[arg-type]
 
@@ -101,12 +126,32 @@ def dask_cluster(workdir: Path, plugin: str) -> Iterator[str]:
     address = f"tcp://127.0.0.1:{port}"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     scheduler = subprocess.Popen(
-        [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
-         "--port", str(port), "--dashboard-address", ":0"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    worker = [sys.executable, "-m", "distributed.cli.dask_worker", address, "--nthreads", "1",
-              "--nworkers", "1", "--no-dashboard"]  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "distributed.cli.dask_scheduler",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--dashboard-address",
+            ":0",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    worker = [
+        sys.executable,
+        "-m",
+        "distributed.cli.dask_worker",
+        address,
+        "--nthreads",
+        "1",
+        "--nworkers",
+        "1",
+        "--no-dashboard",
+    ]
     workers = [
         subprocess.Popen(worker, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         for _ in range(2)
@@ -129,8 +174,10 @@ def dask_cluster(workdir: Path, plugin: str) -> Iterator[str]:
 
 def test_a_sweep_on_an_existing_dask_cluster(workdir: Path, dask_cluster: str) -> None:
     meet = f"scenario.meet={workdir / 'meet'}"
-    assert main(["run", "-m", *MEETING_PAIR, meet, "runner=dask",
-                 f"runner.address={dask_cluster}"]) == 0  # fmt: skip
+    assert (
+        main(["run", "-m", *MEETING_PAIR, meet, "runner=dask", f"runner.address={dask_cluster}"])
+        == 0
+    )
     jobs = _runs().query("`tags.loom.run_type` == 'job'")
     assert set(jobs["status"]) == {"FINISHED"} and len(jobs) == 2
     assert jobs["start_time"].max() < jobs["end_time"].min()

@@ -172,13 +172,39 @@ def _dask_cluster(host: str, workers: int, env: dict[str, str]) -> Iterator[str]
     port = free_port()
     address = f"tcp://{host}:{port}"
     quiet: dict[str, object] = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
-    procs = [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host",
-                               host, "--port", str(port), "--dashboard-address", ":0"],
-                              env=env, **quiet)]  # type: ignore[call-overload]  # fmt: skip
-    procs += [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", address,
-                                "--nthreads", "1", "--no-dashboard"], env=env,
-                               **quiet)  # type: ignore[call-overload]
-              for _ in range(workers)]  # fmt: skip
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "distributed.cli.dask_scheduler",
+                "--host",
+                host,
+                "--port",
+                str(port),
+                "--dashboard-address",
+                ":0",
+            ],
+            env=env,
+            **quiet,
+        )
+    ]  # type: ignore[call-overload]
+    procs += [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "distributed.cli.dask_worker",
+                address,
+                "--nthreads",
+                "1",
+                "--no-dashboard",
+            ],
+            env=env,
+            **quiet,
+        )  # type: ignore[call-overload]
+        for _ in range(workers)
+    ]
     try:
         from distributed import Client
 
@@ -208,12 +234,24 @@ def test_a_sweep_on_a_remote_dask_cluster_records_to_the_servers(
         pytest.skip("this machine has no non-loopback IPv4 address for a 'remote' scheduler")
     env = {**os.environ, "PREFECT_API_URL": servers["prefect"], "PREFECT_HOME": servers["home"]}
     with _dask_cluster(host, 2, env) as address:
-        argv = [sys.executable, "-m", "framework", "run", "-m", "recipe=quickstart",
-                "scenario.seed=0,1", "scenario.tasks=10", "scenario.plots=false",
-                "runner=dask", f"runner.address={address}", "tracking=mlflow_server",
-                f"tracking.uri={servers['mlflow']}"]  # fmt: skip
-        done = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True,
-                              timeout=300)  # fmt: skip
+        argv = [
+            sys.executable,
+            "-m",
+            "framework",
+            "run",
+            "-m",
+            "recipe=quickstart",
+            "scenario.seed=0,1",
+            "scenario.tasks=10",
+            "scenario.plots=false",
+            "runner=dask",
+            f"runner.address={address}",
+            "tracking=mlflow_server",
+            f"tracking.uri={servers['mlflow']}",
+        ]
+        done = subprocess.run(
+            argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+        )
     assert done.returncode == 0, done.stderr[-3000:]
 
     client = MlflowClient(servers["mlflow"])

@@ -89,8 +89,9 @@ def test_connector_rebuilt_from_its_config_in_another_process(
             if chunk.is_file():
                 chunk.unlink()
     args = json.dumps([_kind(c), c.config(), _kind(key), list(key)])
-    done = subprocess.run([sys.executable, "-c", _CHILD, args], capture_output=True,
-                          text=True, timeout=60)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", _CHILD, args], capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     import hashlib
 
@@ -105,8 +106,7 @@ def test_fabric_connector_survives_a_container_that_cannot_be_opened(tmp_path: P
         key = handle.connector.put(b"x" * MB)
         settings = handle.connector.config()
         settings["containers"][1]["url"] = "s3://loom-no-such-bucket/c1"
-        settings["containers"][1]["options"] = {"endpoint_url": "http://127.0.0.1:9",
-                                                "anon": True}  # fmt: skip
+        settings["containers"][1]["options"] = {"endpoint_url": "http://127.0.0.1:9", "anon": True}
         from components.dataflow.fabric_connector import StorageFabricConnector
 
         rebuilt = StorageFabricConnector(**settings)
@@ -141,8 +141,11 @@ def _diamond(path: TaskPath, payload: bytes, width: int) -> Any:
 
 @pytest.mark.parametrize("executor", ["process", "dask"])
 def test_proxies_stay_unresolved_on_the_client(executor: str) -> None:
-    config = (ProcessExecutorConfig(max_workers=2) if executor == "process"
-              else DaskExecutorConfig(n_workers=2))  # fmt: skip
+    config = (
+        ProcessExecutorConfig(max_workers=2)
+        if executor == "process"
+        else DaskExecutorConfig(n_workers=2)
+    )
     with ProxyStoreConfig(connector="file").build() as flow, config.build() as pool:
         assert isinstance(flow, ProxyStoreFlow)
         with TaskPath(pool, mover=flow.mover()) as path:
@@ -209,8 +212,10 @@ def test_many_threads_reading_one_key_with_a_small_cache() -> None:
             assert all(t.success for t in path.tasks), {t.error for t in path.tasks}
         assert flow.stored() == (0, 0)
     cache = _Cache(2)
-    threads = [threading.Thread(target=lambda: [cache.put(k % 5, k) for k in range(2000)])
-               for _ in range(4)]  # fmt: skip
+    threads = [
+        threading.Thread(target=lambda: [cache.put(k % 5, k) for k in range(2000)])
+        for _ in range(4)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -238,9 +243,10 @@ def test_bad_dataflow_settings_are_refused() -> None:
         ProxyStoreConfig(proxy_types=["bool"])
     with pytest.raises(ValidationError, match="Extra inputs"):
         ByValueConfig(threshold_bytes=1)  # type: ignore[call-arg]
-    unreachable = ProxyStoreConfig(connector="redis",
-                                   redis={"host": "127.0.0.1", "port": free_port(),
-                                          "connect_timeout_s": 0.5})  # fmt: skip
+    unreachable = ProxyStoreConfig(
+        connector="redis",
+        redis={"host": "127.0.0.1", "port": free_port(), "connect_timeout_s": 0.5},
+    )
     start = time.monotonic()
     with pytest.raises(ConnectionError, match=r"cannot reach Redis at 127\.0\.0\.1"):
         unreachable.build().__enter__()
@@ -267,8 +273,10 @@ def _produce(future: Any, size: int, fail: bool) -> int:
 
 @pytest.mark.parametrize("connector", ["redis", "file", "fabric"])
 def test_futures_wake_the_consumer_and_carry_the_producer_error(connector: str) -> None:
-    with ProxyStoreConfig(connector=connector).build() as flow, \
-            ProcessExecutorConfig(max_workers=2).build() as pool:  # fmt: skip
+    with (
+        ProxyStoreConfig(connector=connector).build() as flow,
+        ProcessExecutorConfig(max_workers=2).build() as pool,
+    ):
         assert isinstance(flow, ProxyStoreFlow)
         good, bad = flow.future(bytes, timeout_s=30), flow.future(bytes, timeout_s=30)
         assert (good.wake is not None) == (connector == "redis")  # pub/sub where it can
@@ -368,24 +376,26 @@ def test_futures_chain_verifies_and_fails_fast(mode: str, wake: str, tmp_path: P
             ProxyStoreConfig(connector="redis" if wake == "auto" else "file").build()
         )
         pool = stack.enter_context(
-            DaskExecutorConfig(n_workers=1, threads_per_worker=4).build() if wake == "auto"
+            DaskExecutorConfig(n_workers=1, threads_per_worker=4).build()
+            if wake == "auto"
             else ProcessExecutorConfig(max_workers=4).build()
-        )  # fmt: skip
+        )
         components = {"executor": pool, "dataflow": flow}
         if wake == "events":
             components["events"] = stack.enter_context(EmbeddedEventsConfig().build())
         ctx = RunContext(components, seed=1, trial=0, run_dir=tmp_path)
-        config = FuturesChainConfig(mode=mode, tasks=4, task_s=0.1, data_bytes=200_000,
-                                    wake=wake)  # fmt: skip
+        config = FuturesChainConfig(mode=mode, tasks=4, task_s=0.1, data_bytes=200_000, wake=wake)
         assert ("events" in config.needs()) == (wake == "events")
         config.build().run(ctx)
         assert ctx.metrics["result_verified"] == 1 and ctx.metrics["store_keys_leaked"] == 0
         broken = RunContext(components, seed=1, trial=1, run_dir=tmp_path)
-        FuturesChainConfig(mode=mode, tasks=4, task_s=0.1, data_bytes=1000, fail_at=1,
-                           timeout_s=600, wake=wake).build().run(broken)  # fmt: skip
+        FuturesChainConfig(
+            mode=mode, tasks=4, task_s=0.1, data_bytes=1000, fail_at=1, timeout_s=600, wake=wake
+        ).build().run(broken)
         assert broken.metrics["tasks_failed"] == 3 and broken.metrics["result_verified"] == 0
-        rows = [json.loads(line) for line in (tmp_path / "tasks.jsonl").read_text().split("\n")
-                if line]  # fmt: skip
+        rows = [
+            json.loads(line) for line in (tmp_path / "tasks.jsonl").read_text().split("\n") if line
+        ]
         errors = [r["exception"]["message"] for r in rows if r["exception"]]
         assert all("chain task 1 failed" in e or "parent task" in e for e in errors), errors
         assert broken.metrics["store_keys_leaked"] == 0

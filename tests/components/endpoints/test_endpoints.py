@@ -18,8 +18,10 @@ from components.task_placement.round_robin import RoundRobinTasks
 
 
 def test_the_ground_truth_charges_warm_blocks_for_the_run_and_cold_ones_while_up() -> None:
-    sites = (Site("warm", 1, 1, static_w=1.0), Site("cold", 2, 0, static_w=10.0, shutdown_s=2.0,
-                                                    cold_start_s=5.0))  # fmt: skip
+    sites = (
+        Site("warm", 1, 1, static_w=1.0),
+        Site("cold", 2, 0, static_w=10.0, shutdown_s=2.0, cold_start_s=5.0),
+    )
     runtime = np.full((3, 2), 4.0)
     energy = np.array([[1.0, 9.0], [1.0, 2.0], [1.0, 3.0]])
     placement = TaskPlacement(np.array([0, 1, 1]), np.arange(3))

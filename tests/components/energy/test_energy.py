@@ -141,8 +141,10 @@ def test_the_model_counts_a_child_process_s_cpu_burn() -> None:
     measurement = meter.start()
     done = subprocess.run(
         [sys.executable, "-c", BURN.format(seconds=1.0) + "print(time.process_time())"],
-        check=True, capture_output=True, text=True,
-    )  # fmt: skip
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     reading = measurement.stop()
     child_cpu = float(done.stdout)
     assert reading.source == "estimated"
@@ -247,8 +249,17 @@ def test_every_trial_is_metered_and_charged(workdir: Path) -> None:
 
     from framework.cli import main
 
-    status = main(["run", "recipe=taps/overhead", "scenario.tasks=50", "repeats=2",
-                   "energy=model", "energy.profile=zen3", "pricing=carbon"])  # fmt: skip
+    status = main(
+        [
+            "run",
+            "recipe=taps/overhead",
+            "scenario.tasks=50",
+            "repeats=2",
+            "energy=model",
+            "energy.profile=zen3",
+            "pricing=carbon",
+        ]
+    )
     assert status == 0
     (job,) = Path("results", "taps", "overhead").glob("*/metrics.json")
     record = json.loads(job.read_text())

@@ -292,8 +292,15 @@ def test_loaded_data_is_what_scikit_learn_makes_and_leaves_it_unimported(
         assert np.array_equal(getattr(loaded, name), getattr(made, name))
     assert len(list(tmp_path.glob("fl-synthetic-3-500-*.npz"))) == 1
     # A fresh process reading the cache never imports scikit-learn (146 MB).
-    probe = ("import sys; from components.fl.data import load; load('synthetic', 3, 500); "
-             "print('sklearn' in sys.modules)")  # fmt: skip
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                         env={**os.environ, "LOOM_CACHE": str(tmp_path)}, check=True)  # fmt: skip
+    probe = (
+        "import sys; from components.fl.data import load; load('synthetic', 3, 500); "
+        "print('sklearn' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "LOOM_CACHE": str(tmp_path)},
+        check=True,
+    )
     assert out.stdout.strip() == "False"

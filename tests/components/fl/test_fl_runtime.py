@@ -44,8 +44,9 @@ def _run(config: FlightConfig, pool: Any) -> tuple[Federation, Update, Update, i
 
 
 def test_bytes_per_edge_are_the_serialized_models_sent(pool: Any) -> None:
-    config = FlightConfig(topology={"kind": "balanced", "branching": 2, "height": 2}, rounds=2,
-                          clients_per_task=1)  # fmt: skip
+    config = FlightConfig(
+        topology={"kind": "balanced", "branching": 2, "height": 2}, rounds=2, clients_per_task=1
+    )
     federation, _, final, size = _run(config, pool)
     # Every model has the same tensors; pickle's header differs by a few bytes (sample count).
     assert abs(size - len(pickle.dumps(final, protocol=5))) < 32
@@ -60,8 +61,9 @@ def test_bytes_per_edge_are_the_serialized_models_sent(pool: Any) -> None:
 
 
 def test_partial_participation_counts_only_the_edges_used(pool: Any) -> None:
-    config = FlightConfig(topology={"kind": "balanced", "branching": 2, "height": 2}, rounds=1,
-                          participation=0.25)  # fmt: skip
+    config = FlightConfig(
+        topology={"kind": "balanced", "branching": 2, "height": 2}, rounds=1, participation=0.25
+    )
     federation, _, _, _ = _run(config, pool)
     assert federation.edges is not None
     # One worker of four: its edge and its aggregator's edge, once each way.
@@ -79,8 +81,11 @@ def test_fedavg_over_a_tree_trains_the_same_model_as_over_a_star(pool: Any) -> N
 
 
 def test_participation_per_tier_picks_under_the_selected_aggregators(pool: Any) -> None:
-    config = FlightConfig(topology={"kind": "balanced", "branching": 4, "height": 2}, rounds=3,
-                          participation=[0.5, 0.25])  # fmt: skip
+    config = FlightConfig(
+        topology={"kind": "balanced", "branching": 4, "height": 2},
+        rounds=3,
+        participation=[0.5, 0.25],
+    )
     federation, _, _, _ = _run(config, pool)
     topo = FlightFL(config).topology
     for round_ in range(3):
@@ -95,35 +100,50 @@ def test_participation_per_tier_picks_under_the_selected_aggregators(pool: Any) 
 
 def test_participation_per_tier_must_match_the_tree() -> None:
     with pytest.raises(ValueError, match=r"one share per tier, and this tree has 2"):
-        FlightFL(FlightConfig(topology={"kind": "balanced", "branching": 2, "height": 2},
-                              participation=[0.5]))  # fmt: skip
+        FlightFL(
+            FlightConfig(
+                topology={"kind": "balanced", "branching": 2, "height": 2}, participation=[0.5]
+            )
+        )
     with pytest.raises(ValueError, match=r"participation=\[0.5, 1.5\]: each share must be in"):
         FlightConfig(participation=[0.5, 1.5])
 
 
 def test_a_seeded_run_repeats_exactly(pool: Any) -> None:
-    config = FlightConfig(topology=TwoTier(workers=6), rounds=2, participation=0.5,
-                          selection="probabilistic")  # fmt: skip
+    config = FlightConfig(
+        topology=TwoTier(workers=6), rounds=2, participation=0.5, selection="probabilistic"
+    )
     first, second = _run(config, pool), _run(config, pool)
-    assert [h["participants"] for h in first[0].history] == \
-        [h["participants"] for h in second[0].history]  # fmt: skip
+    assert [h["participants"] for h in first[0].history] == [
+        h["participants"] for h in second[0].history
+    ]
     for name in first[2].state:
         assert torch.equal(first[2].state[name], second[2].state[name])
     assert not torch.equal(first[2].state[name], first[1].state[name])  # it trained
 
 
 def test_async_runs_at_depth_three(pool: Any) -> None:
-    config = FlightConfig(topology={"kind": "balanced", "branching": 2, "height": 3},
-                          strategy=FedAsyncConfig(alpha=0.5, staleness="polynomial"),
-                          mode="async", rounds=3)  # fmt: skip
+    config = FlightConfig(
+        topology={"kind": "balanced", "branching": 2, "height": 3},
+        strategy=FedAsyncConfig(alpha=0.5, staleness="polynomial"),
+        mode="async",
+        rounds=3,
+    )
     federation, start, final, _ = _run(config, pool)
     tasks = federation.path.tasks
     trains = [t for t in tasks if t.name == "train"]
     assert len(trains) == 8 * 3 and all(t.success for t in tasks)  # 8 workers, 3 each
     assert federation.edges is not None
     # Aggregators forward every 2 folds; the leader hears only from its 2 children.
-    assert set(p for p, _ in federation.edges.up) == {"leader", "a1.0", "a1.1", "a2.0", "a2.1",
-                                                      "a2.2", "a2.3"}  # fmt: skip
+    assert set(p for p, _ in federation.edges.up) == {
+        "leader",
+        "a1.0",
+        "a1.1",
+        "a2.0",
+        "a2.1",
+        "a2.2",
+        "a2.3",
+    }
     assert federation.edges.totals(FlightFL(config).topology)["root_messages_in"] >= 2
     assert federation.history  # the leader's model evaluated as it moved
     assert any(not torch.equal(final.state[k], start.state[k]) for k in final.state)
@@ -156,9 +176,17 @@ def test_a_small_federation_through_the_engine(workdir: Path) -> None:
 
     from framework.cli import main
 
-    status = main(["run", "recipe=flight/hierarchy", "fl.topology.leaves=16",
-                   "fl.topology.height=2", "fl.rounds=3", "fl.data.dataset=digits",
-                   "executor=thread"])  # fmt: skip
+    status = main(
+        [
+            "run",
+            "recipe=flight/hierarchy",
+            "fl.topology.leaves=16",
+            "fl.topology.height=2",
+            "fl.rounds=3",
+            "fl.data.dataset=digits",
+            "executor=thread",
+        ]
+    )
     assert status == 0
     mlflow.set_tracking_uri(f"sqlite:///{workdir / 'results' / 'mlflow.db'}")
     runs = mlflow.search_runs(experiment_names=["flight/hierarchy"])
@@ -180,8 +208,9 @@ def test_models_cross_the_process_executor_only_as_references() -> None:
     from components.dataflow.proxystore_flow import ProxyStoreConfig, ProxyStoreFlow
     from components.executor.process import ProcessExecutorConfig
 
-    config = FlightConfig(topology={"kind": "balanced", "branching": 2, "height": 2}, rounds=2,
-                          clients_per_task=1)  # fmt: skip
+    config = FlightConfig(
+        topology={"kind": "balanced", "branching": 2, "height": 2}, rounds=2, clients_per_task=1
+    )
     flow_config = ProxyStoreConfig(connector="file", threshold_bytes=1000)
     with flow_config.build() as flow, ProcessExecutorConfig(max_workers=2).build() as pool:
         assert isinstance(flow, ProxyStoreFlow)

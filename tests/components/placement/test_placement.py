@@ -118,8 +118,14 @@ def test_drex_lb_prefers_one_parity_chunk_and_balances() -> None:
 
 def test_fixed_codes_swap_unreliable_nodes_and_daos_escalates() -> None:
     # The fastest node is unreliable; EC(4,1) swaps it for the reliable spare.
-    cluster = _cluster((1000, 500, 40), (1000, 100, 0.1), (1000, 90, 0.1), (1000, 80, 0.1),
-                       (1000, 70, 0.1), (1000, 60, 0.1))  # fmt: skip
+    cluster = _cluster(
+        (1000, 500, 40),
+        (1000, 100, 0.1),
+        (1000, 90, 0.1),
+        (1000, 80, 0.1),
+        (1000, 70, 0.1),
+        (1000, 60, 0.1),
+    )
     decision = HdfsRS(4, 1).schedule(cluster, 10.0, 0.9999, CTX)
     assert 0 not in decision.nodes and len(set(decision.nodes)) == 5
     daos = Daos(1).schedule(_cluster(*[(1000, 100, 5)] * 6), 10.0, 0.9999, CTX)
@@ -129,8 +135,9 @@ def test_fixed_codes_swap_unreliable_nodes_and_daos_escalates() -> None:
 
 
 def test_hdfs_3rep_spills_a_copy_that_does_not_fit() -> None:
-    cluster = _cluster((1000, 300, 0.1), (50 + 128.5, 200, 0.1), (1000, 100, 0.1),
-                       (1000, 90, 0.1), (1000, 80, 0.1))  # fmt: skip
+    cluster = _cluster(
+        (1000, 300, 0.1), (50 + 128.5, 200, 0.1), (1000, 100, 0.1), (1000, 90, 0.1), (1000, 80, 0.1)
+    )
     decision = Hdfs3Rep().schedule(cluster, 300.0, 0.9, CTX)
     assert decision.amounts is not None
     assert sum(decision.amounts) == pytest.approx(900.0)  # three full copies' worth
@@ -140,8 +147,7 @@ def test_hdfs_3rep_spills_a_copy_that_does_not_fit() -> None:
 def test_hdfs_3rep_with_two_roomy_nodes_makes_three_full_copies() -> None:
     # Only nodes 0 and 2 have 128 MB free. The reference goes on with an empty third slot,
     # which never holds the copy, and ends in the first three nodes that each hold one.
-    cluster = _cluster((1000, 300, 1), (100, 250, 1), (1000, 200, 1), (50, 150, 1),
-                       (20, 100, 1))  # fmt: skip
+    cluster = _cluster((1000, 300, 1), (100, 250, 1), (1000, 200, 1), (50, 150, 1), (20, 100, 1))
     decision = Hdfs3Rep().schedule(cluster, 30.0, 0.9, CTX)
     assert (decision.n, decision.k, decision.nodes) == (3, 1, (0, 1, 2))
     assert decision.amounts == (30.0, 30.0, 30.0)
@@ -163,9 +169,8 @@ def test_pareto_front_against_brute_force() -> None:
     points = np.round(rng.random((300, 3)) * 20)  # many ties
     front = set(pareto_front(points).tolist())
     expected = {
-        i for i, p in enumerate(points)
-        if not any((q <= p).all() and (q < p).any() for q in points)
-    }  # fmt: skip
+        i for i, p in enumerate(points) if not any((q <= p).all() and (q < p).any() for q in points)
+    }
     assert front == expected
 
 
@@ -278,11 +283,26 @@ def test_drex_places_live_objects_in_the_fabric_with_their_own_n_and_k(tmp_path:
     from components.storage.mixed import MixedStorageConfig
 
     containers = [
-        ContainerSpec(url=f"memory://loom-test-drex/c{i}", name=f"c{i}", capacity_mb=400,
-                      afr_pct=afr, link=LinkSpec(bandwidth_mb_s=bw))
-        for i, (afr, bw) in enumerate([(1.35, 281), (0.8, 209), (0.97, 208), (1.18, 197),
-                                       (1.8, 193), (0.64, 190), (0.31, 168), (1.84, 164)])
-    ]  # fmt: skip
+        ContainerSpec(
+            url=f"memory://loom-test-drex/c{i}",
+            name=f"c{i}",
+            capacity_mb=400,
+            afr_pct=afr,
+            link=LinkSpec(bandwidth_mb_s=bw),
+        )
+        for i, (afr, bw) in enumerate(
+            [
+                (1.35, 281),
+                (0.8, 209),
+                (0.97, 208),
+                (1.18, 197),
+                (1.8, 193),
+                (0.64, 190),
+                (0.31, 168),
+                (1.84, 164),
+            ]
+        )
+    ]
     config = MixedStorageConfig(containers=containers, segment_size_mb=0.25)
     placer = DrexLBConfig(reliability=0.999).build()
     with (
@@ -297,10 +317,14 @@ def test_drex_places_live_objects_in_the_fabric_with_their_own_n_and_k(tmp_path:
         for stat in (loose, strict):
             assert all(len(set(seg)) == stat.m for seg in stat.placement)  # distinct containers
             assert meets(
-                [1 - np.exp(-c.spec.afr_pct / 100) for c in fabric.containers
-                 if c.name in stat.placement[0]],
-                stat.k, 0.9 if stat is loose else 0.9999999,
-            )  # fmt: skip
+                [
+                    1 - np.exp(-c.spec.afr_pct / 100)
+                    for c in fabric.containers
+                    if c.name in stat.placement[0]
+                ],
+                stat.k,
+                0.9 if stat is loose else 0.9999999,
+            )
         # Lose as many containers as the strict object tolerates: it still reads back.
         for name in strict.placement[0][: strict.m - strict.k]:
             fabric.container(name).take_down()
@@ -315,9 +339,14 @@ def test_failures_recipe_re_places_a_lost_nodes_items(workdir: Path) -> None:
     from framework.cli import main
 
     status = main(
-        ["run", "recipe=drex/failures", "placement=drex_lb", "scenario.replay=1",
-         "scenario.failures.item=1000"]
-    )  # fmt: skip
+        [
+            "run",
+            "recipe=drex/failures",
+            "placement=drex_lb",
+            "scenario.replay=1",
+            "scenario.failures.item=1000",
+        ]
+    )
     assert status == 0
     (run,) = Path("results", "drex", "failures").glob("*/job-*/metrics.json")  # a sweep
     metrics = json.loads(run.read_text())["aggregate"]
@@ -334,14 +363,18 @@ def test_trace_failures_take_nodes_down_at_their_time(tmp_path: Path) -> None:
     trace = tmp_path / "failures.csv"
     trace.write_text("id,failed_time(s)\n1,100\n6,5000\n")
     cluster = Cluster.from_specs(MOST_USED)
-    sim = Simulator(cluster, GreedyLeastUsed(), SchedulingContext(coding_times=TIMES), TIMES,
-                    _Trace(trace))  # fmt: skip
+    sim = Simulator(
+        cluster, GreedyLeastUsed(), SchedulingContext(coding_times=TIMES), TIMES, _Trace(trace)
+    )
     result = sim.run(read_workload(MEVA, 1, 0.99, seed=0))
     assert result.nodes_failed == 2 and not cluster.up[1] and not cluster.up[6]
     assert result.items_stored + result.items_rejected == 4157
     # The lost node's items were placed again, never back on a failed node.
-    replaced = [n.split() for n, o in zip(result.records.nodes, result.records.outcome,
-                                          strict=True) if o == "replaced"]  # fmt: skip
+    replaced = [
+        n.split()
+        for n, o in zip(result.records.nodes, result.records.outcome, strict=True)
+        if o == "replaced"
+    ]
     assert result.items_replaced == len(replaced) > 0
     assert not any("1" in nodes for nodes in replaced)  # node 1 failed first
     assert not any("6" in nodes for nodes in replaced[-10:])  # re-placed after node 6 failed

@@ -15,9 +15,15 @@ from components.pricing.protocol import Pricing
 def test_every_scheme_against_hand_computed_values() -> None:
     # 36 J over 10 s on a 16-core, 65 W node, holding one core (share 1/16), Desktop rates.
     reading = EnergyReading(
-        joules=36.0, source="estimated", wall_s=10.0, cpu_s=3.0, tdp_w=65.0, share=1 / 16,
-        carbon_intensity_g_per_kwh=502.0, embodied_g_per_kwh=376.0,
-    )  # fmt: skip
+        joules=36.0,
+        source="estimated",
+        wall_s=10.0,
+        cpu_s=3.0,
+        tdp_w=65.0,
+        share=1 / 16,
+        carbon_intensity_g_per_kwh=502.0,
+        embodied_g_per_kwh=376.0,
+    )
     charges = Pricing("carbon", nodes=2, rate_per_node_hour=1.5).charge(reading)
     charged_j = (36.0 + 65.0 / 16 * 10.0) / 2  # ((P_dyn + P_idle/cores) + TDP/cores) / 2 * t
     assert charges["charge_energy_j"] == pytest.approx(charged_j)
@@ -36,10 +42,14 @@ def test_every_scheme_against_hand_computed_values() -> None:
     for name, (runtime, adjusted, eba, cba) in example.items():
         machine = ENDPOINTS[name]
         task = EnergyReading(
-            adjusted, "estimated", runtime, tdp_w=machine.tdp_w, share=1 / machine.cores,
+            adjusted,
+            "estimated",
+            runtime,
+            tdp_w=machine.tdp_w,
+            share=1 / machine.cores,
             carbon_intensity_g_per_kwh=machine.carbon_intensity_g_per_kwh,
             embodied_g_per_kwh=machine.embodied_g_per_kwh,
-        )  # fmt: skip
+        )
         charged = Pricing("energy", 1, 1.0).charge(task)
         assert charged["charge_energy_j"] == pytest.approx(eba, abs=0.05)
         # Its CBA column integrates per sample (a mean of products): within 6 %.
@@ -60,9 +70,13 @@ def test_each_option_heads_with_its_own_scheme_and_charges_all(
     config: NodeHoursPricingConfig | EnergyPricingConfig | CarbonPricingConfig, headline: str
 ) -> None:
     reading = EnergyReading(
-        joules=7200.0, source="measured", wall_s=1800.0, tdp_w=100.0, share=0.5,
+        joules=7200.0,
+        source="measured",
+        wall_s=1800.0,
+        tdp_w=100.0,
+        share=0.5,
         carbon_intensity_g_per_kwh=400.0,
-    )  # fmt: skip
+    )
     charges = config.build().charge(reading)
     assert charges["charge"] == charges[headline]
     assert {"charge_node_hours", "charge_energy_j", "charge_carbon_g"} <= charges.keys()

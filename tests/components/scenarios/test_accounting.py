@@ -119,8 +119,9 @@ def test_variation_is_seeded_and_leaves_choices_alone() -> None:
 
 
 def test_population_headline_energy_charging_against_node_hours(tmp_path: Path) -> None:
-    config = AccountingConfig(policies=["min_credit"], users=12,
-                              variation={"runtime_cv": 0.089, "energy_cv": 0.206})  # fmt: skip
+    config = AccountingConfig(
+        policies=["min_credit"], users=12, variation={"runtime_cv": 0.089, "energy_cv": 0.206}
+    )
     ctx = RunContext(components={}, seed=1, trial=0, run_dir=tmp_path)
     config.build().run(ctx)
     saving = ctx.metrics["min_credit_energy_saving_energy_vs_node_hours"]
@@ -132,8 +133,13 @@ def test_population_headline_energy_charging_against_node_hours(tmp_path: Path) 
 
 
 def test_measured_profiles_are_an_emulation_scaled_by_published_ratios(tmp_path: Path) -> None:
-    small = {"matmul_n": 64, "cholesky_n": 64, "pagerank_nodes": 500, "molecular_atoms": 2,
-             "repeats": 1}  # fmt: skip
+    small = {
+        "matmul_n": 64,
+        "cholesky_n": 64,
+        "pagerank_nodes": 500,
+        "molecular_atoms": 2,
+        "repeats": 1,
+    }
     config = AccountingConfig(profiles="measured", measure=small, tasks_per_function=2)
     ctx = RunContext(components={}, seed=1, trial=0, run_dir=tmp_path, watts_per_thread=10.0)
     config.build().run(ctx)

@@ -53,11 +53,16 @@ def test_groups_are_every_differing_key_but_the_placer_and_the_seed() -> None:
 def test_each_seed_is_divided_by_its_own_best_baseline() -> None:
     jobs = [
         # MEVA: two seeds, ec_3_2 best in seed 0, ec_6_3 in seed 1
-        _job("drex_sc", 100, MEVA, 0), _job("ec_3_2", 50, MEVA, 0), _job("ec_6_3", 40, MEVA, 0),
-        _job("drex_sc", 90, MEVA, 1), _job("ec_3_2", 30, MEVA, 1), _job("ec_6_3", 60, MEVA, 1),
+        _job("drex_sc", 100, MEVA, 0),
+        _job("ec_3_2", 50, MEVA, 0),
+        _job("ec_6_3", 40, MEVA, 0),
+        _job("drex_sc", 90, MEVA, 1),
+        _job("ec_3_2", 30, MEVA, 1),
+        _job("ec_6_3", 60, MEVA, 1),
         # FB-style: a different workload must not be mixed in, whatever its seeds
-        _job("drex_sc", 10, FB, 0), _job("ec_3_2", 1000, FB, 0),
-    ]  # fmt: skip
+        _job("drex_sc", 10, FB, 0),
+        _job("ec_3_2", 1000, FB, 0),
+    ]
     rows = {(r["workload"], r["placer"]): r for r in relative_to_best_baseline(jobs)}
     meva = rows[("MEVA_merged", "drex_sc")]
     assert meva["seeds"] == 2 and meva["items_stored"] == 95
@@ -74,9 +79,12 @@ def test_each_seed_is_divided_by_its_own_best_baseline() -> None:
 
 def test_groups_without_a_baseline_say_so() -> None:
     jobs = [
-        _job("drex_sc", 100, MEVA, 0), _job("drex_lb", 90, MEVA, 0),
-        _job("drex_sc", 100, FB, 0), _job("daos", 20, FB, 0), _job("drex_sc", 80, FB, 1),
-    ]  # fmt: skip
+        _job("drex_sc", 100, MEVA, 0),
+        _job("drex_lb", 90, MEVA, 0),
+        _job("drex_sc", 100, FB, 0),
+        _job("daos", 20, FB, 0),
+        _job("drex_sc", 80, FB, 1),
+    ]
     rows = {(r["workload"], r["placer"]): r for r in relative_to_best_baseline(jobs)}
     assert rows[("MEVA_merged", "drex_sc")]["note"] == "no baseline in this group"
     assert math.isnan(rows[("MEVA_merged", "drex_lb")]["vs_best_baseline"])
@@ -121,19 +129,33 @@ def test_node_sets_recipe_with_glibc_targets_gives_the_reference_items(workdir: 
     from framework.cli import main
 
     status = main(
-        ["run", "recipe=drex/node_sets", "scenario.rng=glibc", "scenario.replay=1",
-         "scenario.nodes=data/drex/nodes/10_most_used_nodes.csv"]
-    )  # fmt: skip
+        [
+            "run",
+            "recipe=drex/node_sets",
+            "scenario.rng=glibc",
+            "scenario.replay=1",
+            "scenario.nodes=data/drex/nodes/10_most_used_nodes.csv",
+        ]
+    )
     assert status == 0
-    names = {"drex_sc": "DRexSC", "drex_lb": "DRexLB", "greedy_min_storage": "GreedyMinStorage",
-             "greedy_least_used": "GreedyLeastUsed", "hdfs_3rep": "HDFS_3rep", "ec_3_2": "EC_3_2",
-             "ec_6_3": "EC_6_3", "glusterfs": "GlusterFS_6_4", "daos": "DAOS_1_0"}  # fmt: skip
+    names = {
+        "drex_sc": "DRexSC",
+        "drex_lb": "DRexLB",
+        "greedy_min_storage": "GreedyMinStorage",
+        "greedy_least_used": "GreedyLeastUsed",
+        "hdfs_3rep": "HDFS_3rep",
+        "ec_3_2": "EC_3_2",
+        "ec_6_3": "EC_6_3",
+        "glusterfs": "GlusterFS_6_4",
+        "daos": "DAOS_1_0",
+    }
     seen = set()
     for job in Path("results", "drex", "node_sets").glob("*/job-*"):
         placer = next(
-            o.split("=", 1)[1] for o in (job / "overrides.txt").read_text().split()
+            o.split("=", 1)[1]
+            for o in (job / "overrides.txt").read_text().split()
             if o.startswith("placement=")
-        )  # fmt: skip
+        )
         metrics = json.loads((job / "metrics.json").read_text())["aggregate"]
         if placer in names:
             assert metrics["items_stored"] == int(REFERENCE_B[("1", names[placer])]["items_stored"])

@@ -171,8 +171,11 @@ def test_zero_size_writes_are_placed_stored_and_counted(tmp_path: Path, name: st
     # Every zero-size item is stored, in chunks of 0 MB with its own (N, K).
     assert all(result.records.outcome[i] == "stored" for i in zero)
     assert all(result.records.n[i] >= 2 for i in zero)
-    stored_sizes = [s for s, o in zip(result.records.size_mb, result.records.outcome,
-                                      strict=True) if o == "stored"]  # fmt: skip
+    stored_sizes = [
+        s
+        for s, o in zip(result.records.size_mb, result.records.outcome, strict=True)
+        if o == "stored"
+    ]
     assert result.items_stored == len(stored_sizes)
     assert result.data_stored_mb == pytest.approx(sum(stored_sizes))
     metrics = result.metrics()
@@ -250,8 +253,9 @@ def test_the_facebook_trace_matches_the_reference_item_for_item(tmp_path: Path, 
     result = Simulator(Cluster.from_specs(MOST_USED), scheduler, context, TIMES).run(workload)
     reference = REFERENCE_C[name]
     _assert_totals(result, reference)
-    stored = [n for n, o in zip(result.records.n, result.records.outcome, strict=True)
-              if o == "stored"]  # fmt: skip
+    stored = [
+        n for n, o in zip(result.records.n, result.records.outcome, strict=True) if o == "stored"
+    ]
     assert sum(stored) == int(reference["total_N"])
     # Every item: stored or not, the same (N, K), the same modelled times.
     ours = write_reference_records(result, tmp_path / "per_item.csv")
@@ -270,8 +274,11 @@ def test_the_record_diff_names_the_first_item_that_differs(
     assert main([str(same), str(same)]) == 0
     assert "every item agrees" in capsys.readouterr().out
     # Item 41 coded (6, 3) instead of (5, 3), and item 120 not stored.
-    changed = [line.replace(",5,3,", ",6,3,") if line.startswith("41,") else line
-               for line in lines[:200] if not line.startswith("120,")]  # fmt: skip
+    changed = [
+        line.replace(",5,3,", ",6,3,") if line.startswith("41,") else line
+        for line in lines[:200]
+        if not line.startswith("120,")
+    ]
     other = tmp_path / "other.csv"
     other.write_text("".join(changed))
     assert main([str(other), str(same)]) == 1

@@ -19,9 +19,15 @@ def _metrics(recipe: str) -> dict[str, float]:
 
 def test_storage_benchmark_with_centralized_and_redis_peers(workdir: Path) -> None:
     status = main(
-        ["run", "recipe=dynostore/vs_redis", "scenario.objects=4", "scenario.object_size_mb=[0.5]",
-         "scenario.peers=[centralized,redis]", "storage.segment_size_mb=0.25"]
-    )  # fmt: skip
+        [
+            "run",
+            "recipe=dynostore/vs_redis",
+            "scenario.objects=4",
+            "scenario.object_size_mb=[0.5]",
+            "scenario.peers=[centralized,redis]",
+            "storage.segment_size_mb=0.25",
+        ]
+    )
     assert status == 0
     metrics = _metrics("dynostore/vs_redis")
     assert metrics["objects_verified"] == 4
@@ -33,11 +39,17 @@ def test_storage_benchmark_with_centralized_and_redis_peers(workdir: Path) -> No
 
 def test_fault_drill_loses_nothing_within_tolerance(workdir: Path) -> None:
     status = main(
-        ["run", "recipe=dynostore/faults", "scenario.objects=8",
-         "scenario.object_size_mb=[0.3,1.0]", "storage=memory", "storage.containers=8",
-         "storage.segment_size_mb=0.25",
-         "scenario.concurrency=1"]
-    )  # fmt: skip
+        [
+            "run",
+            "recipe=dynostore/faults",
+            "scenario.objects=8",
+            "scenario.object_size_mb=[0.3,1.0]",
+            "storage=memory",
+            "storage.containers=8",
+            "storage.segment_size_mb=0.25",
+            "scenario.concurrency=1",
+        ]
+    )
     assert status == 0
     metrics = _metrics("dynostore/faults")
     assert metrics["objects_lost"] == 0
@@ -53,10 +65,16 @@ def test_heterogeneous_network_spans_local_memory_and_s3(
 ) -> None:
     monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)  # how the recipe says to point at S3
     status = main(
-        ["run", "recipe=dynostore/heterogeneous", "scenario.objects=6",
-         "scenario.object_size_mb=[0.5,1.5]", "storage.segment_size_mb=0.25",
-         "scenario.peers=[]", "scenario.cleanup=false"]
-    )  # fmt: skip
+        [
+            "run",
+            "recipe=dynostore/heterogeneous",
+            "scenario.objects=6",
+            "scenario.object_size_mb=[0.5,1.5]",
+            "storage.segment_size_mb=0.25",
+            "scenario.peers=[]",
+            "scenario.cleanup=false",
+        ]
+    )
     assert status == 0
     metrics = _metrics("dynostore/heterogeneous")
     assert metrics["objects_verified"] == 6

@@ -26,8 +26,10 @@ def components(request: pytest.FixtureRequest) -> Iterator[dict[str, object]]:
         ByValueConfig() if request.param == "by_value" else ProxyStoreConfig(threshold_bytes=10_000)
     )
     with ExitStack() as stack:
-        yield {"executor": stack.enter_context(ProcessExecutorConfig(max_workers=2).build()),
-               "dataflow": stack.enter_context(flow.build())}  # fmt: skip
+        yield {
+            "executor": stack.enter_context(ProcessExecutorConfig(max_workers=2).build()),
+            "dataflow": stack.enter_context(flow.build()),
+        }
 
 
 def _ctx(components: dict[str, object], tmp_path: Path) -> RunContext:
@@ -61,8 +63,9 @@ def test_moldesign_steers_xtb_and_checks_its_best_molecule(
     from components.scenarios.molecules import search_space
 
     ctx = _ctx(components, tmp_path)
-    config = MolDesignConfig(search_size=600, initial_count=4, search_count=8, batch_size=2,
-                             inference_chunks=3)  # fmt: skip
+    config = MolDesignConfig(
+        search_size=600, initial_count=4, search_count=8, batch_size=2, inference_chunks=3
+    )
     config.build().run(ctx)
     assert ctx.metrics["simulations"] == 8 and ctx.metrics["rounds"] == 2
     assert ctx.metrics["result_verified"] == 1  # coverage, plausible energies, recomputed best

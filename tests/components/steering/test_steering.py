@@ -41,15 +41,30 @@ POLICIES = {
 RUNTIME = 0.005
 
 
-def _campaign(policy: str, executor: Any, evaluations: int = 24, slots: int = 2, seed: int = 0,
-              **settings: Any) -> Any:  # fmt: skip
+def _campaign(
+    policy: str,
+    executor: Any,
+    evaluations: int = 24,
+    slots: int = 2,
+    seed: int = 0,
+    **settings: Any,
+) -> Any:
     queues = LockedPipeQueues(topics=["ml"])
     server = ExecutorTaskServer(queues, [evaluate, rank], executor)
     server.serve()
     options = settings.pop("options", {"min_training": 4, "retrain_after": 3})
-    thinker = POLICIES[policy](queues, CampaignSettings(
-        evaluations, slots, 4, runtimes(evaluations, RUNTIME, 0.3, seed), seed, options=options,
-        **settings))  # fmt: skip
+    thinker = POLICIES[policy](
+        queues,
+        CampaignSettings(
+            evaluations,
+            slots,
+            4,
+            runtimes(evaluations, RUNTIME, 0.3, seed),
+            seed,
+            options=options,
+            **settings,
+        ),
+    )
     thinker.start()
     thinker.join(120)
     assert not thinker.is_alive(), "the campaign did not finish"
@@ -64,14 +79,23 @@ def test_ackley_is_zero_at_the_origin_and_about_twenty_far_away() -> None:
 
 
 def test_metrics_from_known_timestamps() -> None:
-    def task(created: float, start: float, end: float, received: float, value: float | None
-             ) -> dict[str, Any]:  # fmt: skip
-        return {"created": created, "compute_started": start, "compute_ended": end,
-                "result_received": received, "value": value,
-                "success": value is not None}  # fmt: skip
+    def task(
+        created: float, start: float, end: float, received: float, value: float | None
+    ) -> dict[str, Any]:
+        return {
+            "created": created,
+            "compute_started": start,
+            "compute_ended": end,
+            "result_received": received,
+            "value": value,
+            "success": value is not None,
+        }
 
-    tasks = [task(0.0, 0.1, 1.1, 1.2, 9.0), task(0.0, 0.2, 2.2, 2.25, None),
-             task(1.2, 1.3, 4.0, 4.5, 3.0)]  # fmt: skip
+    tasks = [
+        task(0.0, 0.1, 1.1, 1.2, 9.0),
+        task(0.0, 0.2, 2.2, 2.25, None),
+        task(1.2, 1.3, 4.0, 4.5, 3.0),
+    ]
     m = campaign_metrics(tasks, slots=2, decisions_s=[0.001, 0.003], epsilon=5.0)
     # Busy slot-time 1.0 + 2.0 + 2.7 over 2 slots x (0 -> 4.0).
     assert m["utilisation"] == pytest.approx(5.7 / 8)
@@ -89,11 +113,14 @@ def test_locked_pipe_queues_keep_large_messages_from_several_threads_whole() -> 
     queues = LockedPipeQueues()
     queues.set_role("any")
     big = "x" * 100_000  # above the 16 KiB at which one send becomes two writes
-    threads = [threading.Thread(target=lambda: [queues._send_request(big, "default")
-                                                for _ in range(20)]) for _ in range(4)]  # fmt: skip
+    threads = [
+        threading.Thread(target=lambda: [queues._send_request(big, "default") for _ in range(20)])
+        for _ in range(4)
+    ]
     received: list[Any] = []
-    reader = threading.Thread(target=lambda: received.extend(
-        queues._get_request(5) for _ in range(80)))  # fmt: skip
+    reader = threading.Thread(
+        target=lambda: received.extend(queues._get_request(5) for _ in range(80))
+    )
     reader.start()
     for thread in threads:
         thread.start()
@@ -198,9 +225,11 @@ def test_bad_steering_input_on_the_command_line(
 ) -> None:
     from framework.cli import main
 
-    for override, message in [("steering=nope", "steering=nope: no such option"),
-                              ("steering.slots=0", "steering.slots=0"),
-                              ("scenario.epsilon=0", "scenario.epsilon=0")]:  # fmt: skip
+    for override, message in [
+        ("steering=nope", "steering=nope: no such option"),
+        ("steering.slots=0", "steering.slots=0"),
+        ("scenario.epsilon=0", "scenario.epsilon=0"),
+    ]:
         assert main(["run", "scenario=steered_campaign", override]) == 2
         assert message in capsys.readouterr().err
     assert not (workdir / "results").exists()
@@ -213,10 +242,21 @@ def test_a_steered_campaign_through_the_engine(workdir: Path) -> None:
 
     from framework.cli import main
 
-    assert main(["run", "scenario=steered_campaign", "steering=streaming",
-                 "steering.min_training=4", "scenario.evaluations=16",
-                 "scenario.runtime_median_s=0.01", "scenario.crash_every=5",
-                 "executor.max_workers=4"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "run",
+                "scenario=steered_campaign",
+                "steering=streaming",
+                "steering.min_training=4",
+                "scenario.evaluations=16",
+                "scenario.runtime_median_s=0.01",
+                "scenario.crash_every=5",
+                "executor.max_workers=4",
+            ]
+        )
+        == 0
+    )
     mlflow.set_tracking_uri(f"sqlite:///{workdir / 'results' / 'mlflow.db'}")
     runs = mlflow.search_runs(experiment_names=["default"])
     job = runs[runs["tags.loom.run_type"] == "job"].iloc[0]

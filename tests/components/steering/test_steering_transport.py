@@ -64,8 +64,9 @@ def _run(queues: Any, policy: str, settings: CampaignSettings, during: Any = Non
 
 def _settings(evaluations: int, **extra: Any) -> CampaignSettings:
     options = extra.pop("options", {"min_training": 4})
-    return CampaignSettings(evaluations, 2, 4, runtimes(evaluations, 0.005, 0.3, 0), 0,
-                            options=options, **extra)  # fmt: skip
+    return CampaignSettings(
+        evaluations, 2, 4, runtimes(evaluations, 0.005, 0.3, 0), 0, options=options, **extra
+    )
 
 
 def _values(thinker: Any) -> list[float]:
@@ -85,8 +86,9 @@ def test_the_fabric_queues_carry_a_campaign_as_the_pipes_do(fabric: EventFabric)
     assert len(over_fabric.results) == 12 and all(r.success for r in over_fabric.results)
     assert _values(over_fabric) == _values(over_pipes)  # same seed, same points, same values
     stamps = [r.timestamp for r in over_fabric.results]
-    assert all(s.created <= s.compute_started <= s.compute_ended <= s.result_received
-               for s in stamps)  # fmt: skip
+    assert all(
+        s.created <= s.compute_started <= s.compute_ended <= s.result_received for s in stamps
+    )
 
 
 def test_events_from_another_producer_steer_the_campaign(fabric: EventFabric) -> None:
@@ -111,8 +113,7 @@ def test_events_from_another_producer_steer_the_campaign(fabric: EventFabric) ->
         producer.produce(topic, {"note": "ignored, only counted"})
         producer.flush()
 
-    long = CampaignSettings(4000, 2, 4, [0.02] * 4000, 0, options=options,
-                            outside=outside)  # fmt: skip
+    long = CampaignSettings(4000, 2, 4, [0.02] * 4000, 0, options=options, outside=outside)
     thinker = _run(LockedPipeQueues(["ml"]), "reallocation", long, during=steer)
     outside.close()
     assert thinker.retrains >= 1 and len(thinker.results) < 1000
@@ -166,18 +167,29 @@ def test_digits_tasks_train_real_models_and_take_their_data_by_reference() -> No
 
     data = load(0)
     assert data[0].shape == (1198, 64) and data[2].shape == (599, 64)
-    assert hyperparameters([-1, -1, -1, -1]) == {"hidden": 8, "alpha": 1e-6,
-                                                 "learning_rate": 1e-4, "epochs": 2}  # fmt: skip
+    assert hyperparameters([-1, -1, -1, -1]) == {
+        "hidden": 8,
+        "alpha": 1e-6,
+        "learning_rate": 1e-4,
+        "epochs": 2,
+    }
     good = train_digits([0.5, -0.5, -0.2, 0.8], data)
     assert good < 0.06 < train_digits([-1, 1, -1, -1], data)  # a real model, a real score
     tmp = pytest.importorskip("tempfile").mkdtemp()
     store = Store("steer-digits", FileConnector(tmp), metrics=True, register=True)
     try:
-        queues = LockedPipeQueues(["ml"], proxystore_name=store.name,
-                                  proxystore_threshold=100_000)  # fmt: skip
-        settings = CampaignSettings(8, 2, 4, [], 0, options={"min_training": 4},
-                                    method="train_digits", bound=BOUND,
-                                    task_kwargs={"data": data})  # fmt: skip
+        queues = LockedPipeQueues(["ml"], proxystore_name=store.name, proxystore_threshold=100_000)
+        settings = CampaignSettings(
+            8,
+            2,
+            4,
+            [],
+            0,
+            options={"min_training": 4},
+            method="train_digits",
+            bound=BOUND,
+            task_kwargs={"data": data},
+        )
         thinker = _run(queues, "streaming", settings)
         puts = store.metrics.aggregate_times()["store.put"].count if store.metrics else 0
         import os

@@ -82,8 +82,11 @@ def _registered_storage(option: str, s3_endpoint: str, tmp_path: Path) -> Storag
     if isinstance(config, LocalStorageConfig):
         data["root"] = str(tmp_path / "containers")
     if isinstance(config, S3StorageConfig):
-        data |= {"bucket": "loom-test", "prefix": f"run-{uuid.uuid4().hex[:8]}",
-                 "endpoint_url": s3_endpoint}  # fmt: skip
+        data |= {
+            "bucket": "loom-test",
+            "prefix": f"run-{uuid.uuid4().hex[:8]}",
+            "endpoint_url": s3_endpoint,
+        }
     return type(config).model_validate(data)
 
 

@@ -48,8 +48,9 @@ def test_predicting_leaves_the_state_alone_and_the_faithful_quirk_drops_the_cold
 
 
 def test_a_block_is_added_when_slots_per_task_fall_below_parallelism() -> None:
-    site = Site("grow", slots=1, min_blocks=0, max_blocks=2, parallelism=0.5, static_w=1.0,
-                shutdown_s=2.0)  # fmt: skip
+    site = Site(
+        "grow", slots=1, min_blocks=0, max_blocks=2, parallelism=0.5, static_w=1.0, shutdown_s=2.0
+    )
     plan = PlanEndpoint(site)
     plan.schedule(4.0, 0.0)
     plan.schedule(2.0, 0.0)  # 1 slot / 2 tasks = 0.5: not below
@@ -115,9 +116,15 @@ def _commits(faithful: bool) -> list[tuple[int, int]]:
         plan.schedule_many(rt[c][e], en[c][e])
 
     order = orderings(np.array([[sum(r[0])] for r in rt]), np.array([[sum(x[0])] for x in en]))
-    greedy(problem, Objective(problem, 0.2, faithful), order["identity"], faithful=faithful,
-           predict=lambda e, plan, c: plan.predict_many(rt[c][e], en[c][e]), commit=commit,
-           commit_last_evaluated=faithful)  # fmt: skip
+    greedy(
+        problem,
+        Objective(problem, 0.2, faithful),
+        order["identity"],
+        faithful=faithful,
+        predict=lambda e, plan, c: plan.predict_many(rt[c][e], en[c][e]),
+        commit=commit,
+        commit_last_evaluated=faithful,
+    )
     return seen
 
 
@@ -200,8 +207,10 @@ def test_simulated_placement_through_the_engine(workdir: Path) -> None:
 
     from framework.cli import main
 
-    assert main(["run", "recipe=greenfaas/energy_aware_placement",
-                 "scenario.tasks_per_function=16"]) == 0  # fmt: skip
+    assert (
+        main(["run", "recipe=greenfaas/energy_aware_placement", "scenario.tasks_per_function=16"])
+        == 0
+    )
     mlflow.set_tracking_uri(f"sqlite:///{workdir / 'results' / 'mlflow.db'}")
     runs = mlflow.search_runs(experiment_names=["greenfaas/energy_aware_placement"])
     job = runs[runs["tags.loom.run_type"] == "job"].iloc[0]
@@ -225,10 +234,20 @@ def test_live_placement_through_the_engine(workdir: Path) -> None:
 
     from framework.cli import main
 
-    assert main(["run", "recipe=greenfaas/live", "scenario.tasks_per_function=2",
-                 "endpoints.profile_tasks=2", "endpoints.scale=0.2",
-                 "endpoints.cold_start_s=0.2",
-                 "scenario.baselines=[round_robin]"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "run",
+                "recipe=greenfaas/live",
+                "scenario.tasks_per_function=2",
+                "endpoints.profile_tasks=2",
+                "endpoints.scale=0.2",
+                "endpoints.cold_start_s=0.2",
+                "scenario.baselines=[round_robin]",
+            ]
+        )
+        == 0
+    )
     mlflow.set_tracking_uri(f"sqlite:///{workdir / 'results' / 'mlflow.db'}")
     runs = mlflow.search_runs(experiment_names=["greenfaas/live"])
     job = runs[runs["tags.loom.run_type"] == "job"].iloc[0]
