@@ -28,7 +28,7 @@ from typing import Any
 
 from tables import publish  # benchmarks/ is the script's folder
 
-from components.energy.meters import ModelEnergyConfig
+from components.energy.model import ModelEnergyConfig
 from components.energy.protocol import NoMeter
 from components.executor.process import ProcessExecutorConfig
 from components.executor.thread import ThreadExecutorConfig

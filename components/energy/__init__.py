@@ -1,9 +1,17 @@
 """The ``energy`` group: meters that read each trial's energy (RAPL, pyJoules, a CPU-time model).
 
-``protocol.py`` holds what ``build()`` returns, the config base and the errors; each option
-has its module; modules starting with ``_`` are internals.
+``protocol.py`` holds what ``build()`` returns and the config base; each option (``auto``,
+``rapl``, ``pyjoules``, ``model``, ``none``) has its module; ``_measuring`` is what the
+measuring options share, ``_model`` the CPU-time meter they fall back to. ``profiles`` are the
+machines (the green-access prototype's four endpoints, and this one) other areas read too.
 """
 
-from components.energy.protocol import EnergyMeter, EnergyReading, Measurement, NoMeter
+from components.energy.protocol import (
+    EnergyConfig,
+    EnergyMeter,
+    EnergyReading,
+    Measurement,
+    NoMeter,
+)
 
-__all__ = ["EnergyMeter", "EnergyReading", "Measurement", "NoMeter"]
+__all__ = ["EnergyConfig", "EnergyMeter", "EnergyReading", "Measurement", "NoMeter"]

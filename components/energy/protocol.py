@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
+from components.base import ComponentConfig
+
 Source = Literal["measured", "estimated", "none"]
 
 
@@ -77,3 +79,11 @@ class _WallOnly:
 
     def stop(self) -> EnergyReading:
         return EnergyReading(0.0, "none", self._clock() - self._start)
+
+
+class EnergyConfig(ComponentConfig):
+    """Base of the ``energy`` group's configs."""
+
+    def build(self) -> EnergyMeter:
+        """Create the meter."""
+        raise NotImplementedError

@@ -12,18 +12,20 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from components.energy.carbon import CarbonSeries, CarbonSeriesError
-from components.energy.meters import (
-    AutoEnergyConfig,
-    ModelEnergyConfig,
-    PyJoulesEnergyConfig,
-    RaplEnergyConfig,
-)
-from components.energy.model import ModelMeter
+from components.energy._carbon import CarbonSeries, CarbonSeriesError
+from components.energy._model import ModelMeter
+from components.energy._rapl import CounterSum, RaplMeter, RaplUnavailable, find_zones
+from components.energy.auto import AutoEnergyConfig
+from components.energy.model import ModelEnergyConfig
 from components.energy.profiles import ENDPOINTS, local_profile
 from components.energy.protocol import NoMeter
-from components.energy.pyjoules_meter import PyJoulesMeter, PyJoulesUnavailable, pyjoules_devices
-from components.energy.rapl import CounterSum, RaplMeter, RaplUnavailable, find_zones
+from components.energy.pyjoules import (
+    PyJoulesEnergyConfig,
+    PyJoulesMeter,
+    PyJoulesUnavailable,
+    pyjoules_devices,
+)
+from components.energy.rapl import RaplEnergyConfig
 
 BURN = "import time\nend = time.process_time() + {seconds}\nwhile time.process_time() < end: pass\n"
 

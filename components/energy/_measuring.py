@@ -1,4 +1,4 @@
-"""The ``energy`` group's options: ``auto`` (default), ``rapl``, ``pyjoules``, ``model``, ``none``.
+"""What the measuring ``energy`` options share: the machine, the grid, the run's share.
 
 Every option but ``none`` names a machine profile (the four endpoints of the green-access
 prototype, or ``local``: this machine) whose values can be overridden key by key, and the grid's
@@ -15,28 +15,16 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from components.base import ComponentConfig
-from components.energy.carbon import CarbonSeries, CarbonSeriesError
-from components.energy.model import ModelMeter
+from components.energy._carbon import CarbonSeries, CarbonSeriesError
+from components.energy._model import ModelMeter
+from components.energy._rapl import POWERCAP, RaplMeter, find_zones
 from components.energy.profiles import MachineProfile, ProfileName, profile
-from components.energy.protocol import EnergyMeter, NoMeter
-from components.energy.pyjoules_meter import PyJoulesMeter, PyJoulesUnavailable, pyjoules_devices
-from components.energy.rapl import POWERCAP, RaplMeter, RaplUnavailable, find_zones
+from components.energy.protocol import EnergyConfig, EnergyMeter, NoMeter
 
 log = logging.getLogger(__name__)
 
 
-class NoEnergyConfig(ComponentConfig):
-    """Measure nothing: readings say ``energy.source=none`` and charges are by time only."""
-
-    kind: Literal["none"] = "none"
-
-    def build(self) -> EnergyMeter:
-        """The meter that measures nothing."""
-        return NoMeter()
-
-
-class EnergyConfig(ComponentConfig):
+class MeasuringConfig(EnergyConfig):
     """What every measuring option shares: the machine, the grid, the run's share."""
 
     profile: ProfileName = Field("local", description="machine profile")
@@ -91,75 +79,30 @@ class EnergyConfig(ComponentConfig):
             machine, self.share, partial(_constant, machine.carbon_intensity_g_per_kwh)
         )
 
-    def build(self) -> EnergyMeter:
-        """Create the meter."""
-        raise NotImplementedError
-
 
 def _constant(value: float, start: float, end: float) -> float:
     del start, end
     return value
 
 
-class ModelEnergyConfig(EnergyConfig):
-    """Estimate: CPU seconds of the run's processes × W per thread + its share of idle power."""
+class CounterConfig(MeasuringConfig):
+    """A meter that reads hardware counters, and what it falls back to where it cannot."""
 
-    kind: Literal["model"] = "model"
-
-    def build(self) -> EnergyMeter:
-        """The model meter."""
-        return self.model_meter()
-
-
-class _CounterConfig(EnergyConfig):
     fallback: Literal["model", "none"] = Field(
         "model", description="what to use where the counters cannot be read"
     )
 
-    def _fallback(self, reason: str) -> EnergyMeter:
+    def fallback_meter(self, reason: str) -> EnergyMeter:
         log.warning("energy=%s: %s; falling back to energy=%s", self.kind, reason, self.fallback)
         return self.model_meter() if self.fallback == "model" else NoMeter()
 
 
-class RaplEnergyConfig(_CounterConfig):
-    """Measure: Linux powercap RAPL counters (package + DRAM), split by CPU-time share."""
+class RaplCounterConfig(CounterConfig):
+    """The RAPL counters' settings (``rapl``, and ``auto`` where they are readable)."""
 
-    kind: Literal["rapl"] = "rapl"
     powercap: str = Field(str(POWERCAP), description="the powercap tree")
     sample_s: float = Field(5.0, gt=0, le=600, description="how often counters are read")
 
-    def build(self) -> EnergyMeter:
-        """The RAPL meter, or the fallback."""
-        try:
-            zones = find_zones(Path(self.powercap))
-        except RaplUnavailable as exc:
-            return self._fallback(str(exc))
-        return RaplMeter(zones, self.model_meter(), self.sample_s)
-
-
-class PyJoulesEnergyConfig(_CounterConfig):
-    """Measure through pyJoules where it finds devices (guarded: it fails badly without)."""
-
-    kind: Literal["pyjoules"] = "pyjoules"
-
-    def build(self) -> EnergyMeter:
-        """The pyJoules meter, or the fallback."""
-        try:
-            devices = pyjoules_devices()
-        except PyJoulesUnavailable as exc:
-            return self._fallback(str(exc))
-        return PyJoulesMeter(devices, self.model_meter())
-
-
-class AutoEnergyConfig(RaplEnergyConfig):
-    """``rapl`` where the counters are readable, else ``model`` (the default)."""
-
-    kind: Literal["auto"] = "auto"  # type: ignore[assignment]
-
-    def build(self) -> EnergyMeter:
-        """RAPL if readable, else the model, without a warning: that is the plan."""
-        try:
-            zones = find_zones(Path(self.powercap))
-        except RaplUnavailable:
-            return self.model_meter() if self.fallback == "model" else NoMeter()
-        return RaplMeter(zones, self.model_meter(), self.sample_s)
+    def rapl_meter(self) -> RaplMeter:
+        """The RAPL meter over this tree's zones (raises :class:`RaplUnavailable`)."""
+        return RaplMeter(find_zones(Path(self.powercap)), self.model_meter(), self.sample_s)

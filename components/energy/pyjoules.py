@@ -13,10 +13,11 @@ import contextlib
 import io
 import logging
 import time
-from typing import Any
+from typing import Any, Literal
 
-from components.energy.model import ModelMeter
-from components.energy.protocol import EnergyReading
+from components.energy._measuring import CounterConfig
+from components.energy._model import ModelMeter
+from components.energy.protocol import EnergyMeter, EnergyReading
 
 log = logging.getLogger(__name__)
 
@@ -119,3 +120,17 @@ class _PyJoulesMeasurement:
             self.started + wall,
             {"energy.assumed.pyjoules_devices": str(len(self.meter.devices))},
         )
+
+
+class PyJoulesEnergyConfig(CounterConfig):
+    """Measure through pyJoules where it finds devices (guarded: it fails badly without)."""
+
+    kind: Literal["pyjoules"] = "pyjoules"
+
+    def build(self) -> EnergyMeter:
+        """The pyJoules meter, or the fallback."""
+        try:
+            devices = pyjoules_devices()
+        except PyJoulesUnavailable as exc:
+            return self.fallback_meter(str(exc))
+        return PyJoulesMeter(devices, self.model_meter())
