@@ -38,17 +38,17 @@ from proxystore.store.config import StoreConfig
 from proxystore.store.factory import StoreFactory
 from pydantic import Field, field_validator
 
-from components.dataflow.connectors import (
+from components.dataflow._connectors import (
     FabricConnectorConfig,
     FileConnectorConfig,
     OpenConnector,
     RedisConnectorConfig,
     ZmqConnectorConfig,
 )
+from components.dataflow._ownership import Owned, returned
+from components.dataflow._sizes import ProxyRule, is_proxy
 from components.dataflow.futures import DataFuture
-from components.dataflow.ownership import Owned, returned
 from components.dataflow.protocol import DataFlow, DataFlowConfig
-from components.dataflow.sizes import ProxyRule, is_proxy
 from components.dataflow.wake import RedisWake, Wake
 from components.runtime.protocols import DataMover, WorkerHook
 
@@ -411,7 +411,7 @@ class ProxyStoreFlow:
         return DataFuture(self.store.config(), key, kind, wake, timeout_s)
 
     def owned(self, obj: Any) -> Owned[Any]:
-        """Store ``obj`` under an owner (see :mod:`components.dataflow.ownership`)."""
+        """Store ``obj`` under an owner (see :mod:`components.dataflow._ownership`)."""
         return Owned(self.store, obj)
 
     def client_gets(self) -> int:

@@ -24,7 +24,7 @@ from confluent_kafka import (
     TopicPartition,
 )
 
-from components.events.access import AccessControl, full_name
+from components.events._access import AccessControl, full_name
 from components.events.offsets import ReturnedOffsets
 from components.events.protocol import Access, Event, EventsError, TopicAccessDenied
 

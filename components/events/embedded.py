@@ -43,7 +43,7 @@ class EmbeddedEventsConfig(EventsConfig):
 
     def build(self) -> Any:
         """An unopened :class:`~components.events.fabric.EventFabric` with its broker."""
-        from components.events.broker import (
+        from components.events._broker import (
             LoopbackS3,
             TansuBroker,
             moto_credentials,
@@ -84,7 +84,7 @@ class _BucketReady:
         self.endpoint, self.bucket, self.credentials = endpoint, bucket, credentials
 
     def __enter__(self) -> Self:
-        from components.events.broker import create_bucket
+        from components.events._broker import create_bucket
 
         create_bucket(self.endpoint, self.bucket, self.credentials)
         return self

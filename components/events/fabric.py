@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Self
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
-from components.events.access import AccessControl, check_name, full_name, owner_of
+from components.events._access import AccessControl, check_name, full_name, owner_of
 from components.events.clients import (
     FabricConsumer,
     FabricProducer,
@@ -38,8 +38,8 @@ EMBEDDED_GAP_WAIT_MS = 5000
 
 if TYPE_CHECKING:
     from components.base import RunContext
-    from components.events.acl_mirror import AclMirror
-    from components.events.broker import TansuBroker
+    from components.events._acl_mirror import AclMirror
+    from components.events._broker import TansuBroker
     from components.events.topology import TriggerSpec
 
 log = logging.getLogger(__name__)
@@ -126,7 +126,7 @@ class EventFabric:
             self.admin = AdminClient(self.client_settings())
             self.probe()
             if self._mirror_acls:
-                from components.events.acl_mirror import AclMirror
+                from components.events._acl_mirror import AclMirror
 
                 self.acl_mirror = AclMirror(self.admin, self.config.connect_timeout_s)
             self._open_topology()

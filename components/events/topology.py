@@ -13,7 +13,7 @@ from typing import Any, Literal, Self
 from pydantic import Field, field_validator, model_validator
 
 from components.base import ComponentConfig, LoomModel
-from components.events.access import NAME
+from components.events._access import NAME
 from components.events.filters import FilterError, compile_filter
 
 Scalar = str | int | float | bool

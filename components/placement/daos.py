@@ -10,8 +10,8 @@ from typing import Literal
 
 from pydantic import Field
 
+from components.placement._fixed_code import TargetMissed, fixed_code
 from components.placement.cluster import Cluster
-from components.placement.fixed_code import TargetMissed, fixed_code
 from components.placement.protocol import CannotPlace
 from components.placement.scheduling import (
     Decision,

@@ -15,7 +15,7 @@ from typing import Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from components.placement.glibc_rand import RAND_MAX, GlibcRandom
+from components.placement._glibc_rand import RAND_MAX, GlibcRandom
 
 FloatArray = NDArray[np.float64]
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from components.base import RunContext
-from components.runtime.metrics import movement_metrics, task_metrics
-from components.runtime.plots import plot_tasks
+from components.runtime._metrics import movement_metrics, task_metrics
+from components.runtime._plots import plot_tasks
 from components.runtime.protocols import DataMovers, LoomExecutor
 from components.runtime.taskpath import FailureSpec, TaskPath
 

@@ -19,7 +19,7 @@ from colmena.thinker import BaseThinker, agent, result_processor, task_submitter
 from colmena.thinker.resources import ResourceCounter
 from pydantic import Field
 
-from components.steering.counter import SafeResourceCounter
+from components.steering._counter import SafeResourceCounter
 from components.steering.protocol import CampaignSettings, SteeringConfig
 from components.steering.surrogate import rank
 

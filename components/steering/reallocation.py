@@ -29,7 +29,7 @@ from components.steering._campaign import (
     InterleavedSearch,
     Policy,
 )
-from components.steering.counter import SafeResourceCounter
+from components.steering._counter import SafeResourceCounter
 from components.steering.protocol import CampaignSettings, SteeringConfig
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ from pydantic import Field, field_validator
 
 from components.base import LoomModel
 from components.placement.protocol import NodeInfo
-from components.storage.keys import check_key
+from components.storage._keys import check_key
 from components.storage.protocol import ContainerDown, StorageError
 
 MB = 1_000_000

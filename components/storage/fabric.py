@@ -23,9 +23,9 @@ import xxhash
 from components.coding.protocol import Coder
 from components.coding.reshape import reshape
 from components.placement.protocol import CannotPlace, Placer
-from components.storage.catalog import Catalog, ChunkRow, ObjectRow
+from components.storage._catalog import Catalog, ChunkRow, ObjectRow
+from components.storage._keys import check_key
 from components.storage.container import DataContainer
-from components.storage.keys import check_key
 from components.storage.protocol import (
     AccessDenied,
     ContainerDown,

@@ -17,10 +17,10 @@ import pytest
 from proxystore.proxy import is_resolved
 from pydantic import ValidationError
 
+from components.dataflow._connectors import OpenConnector
+from components.dataflow._sizes import ProxyRule, estimate_size
 from components.dataflow.by_value import ByValueConfig
-from components.dataflow.connectors import OpenConnector
 from components.dataflow.proxystore_flow import ProxyStoreConfig, ProxyStoreFlow, _Cache
-from components.dataflow.sizes import ProxyRule, estimate_size
 from components.executor.dask import DaskExecutorConfig
 from components.executor.process import ProcessExecutorConfig
 from components.executor.thread import ThreadExecutorConfig
@@ -339,7 +339,7 @@ def test_futures_need_a_connector_that_reserves_keys() -> None:
 
 
 def test_ownership_frees_at_the_last_returned_borrow_and_refuses_use_after_release() -> None:
-    from components.dataflow.ownership import ReferenceReleased
+    from components.dataflow._ownership import ReferenceReleased
 
     with ProxyStoreConfig().build() as flow, ProcessExecutorConfig(max_workers=2).build() as pool:
         assert isinstance(flow, ProxyStoreFlow)

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from components.base import RunContext
-from components.events.broker import TansuBroker
+from components.events._broker import TansuBroker
 from components.events.clients import DLQ_ERROR
 from components.events.embedded import EmbeddedEventsConfig
 from components.events.fabric import EventFabric

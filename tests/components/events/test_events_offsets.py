@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import pytest
 from confluent_kafka import Producer
 
-from components.events.broker import TansuBroker
+from components.events._broker import TansuBroker
 from components.events.embedded import EmbeddedEventsConfig
 from components.events.kafka import KafkaEventsConfig
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from components.runtime.metrics import ideal_makespan, task_metrics
+from components.runtime._metrics import ideal_makespan, task_metrics
 from components.runtime.taskpath import TaskHandle
 
 

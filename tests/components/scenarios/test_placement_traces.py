@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
+from components.placement._glibc_rand import GlibcRandom
 from components.placement.cluster import Cluster
 from components.placement.costs import NearestSize
-from components.placement.glibc_rand import GlibcRandom
 from components.placement.reliability import random_targets
 from components.placement.scheduling import SchedulingContext
 from components.scenarios.placement_records import diff_records, main, write_reference_records

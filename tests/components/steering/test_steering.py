@@ -283,7 +283,7 @@ class _SetOnSecondLook(threading.Event):
 def test_a_cancel_racing_a_granted_slot_loses_no_slot() -> None:
     from colmena.thinker.resources import ResourceCounter
 
-    from components.steering.counter import SafeResourceCounter
+    from components.steering._counter import SafeResourceCounter
 
     colmena = ResourceCounter(2)
     assert colmena.acquire(None, 2, cancel_if=_SetOnSecondLook()) is False

@@ -18,7 +18,7 @@ from components.coding.protocol import Coder
 from components.coding.replication import ReplicationConfig
 from components.coding.zfec import ZfecConfig
 from components.placement.utility_factor import UtilityFactorConfig
-from components.storage.catalog import Catalog, ChunkRow
+from components.storage._catalog import Catalog, ChunkRow
 from components.storage.container import ContainerSpec
 from components.storage.fabric import StorageFabric, TenantStore
 from components.storage.local import LocalStorageConfig
