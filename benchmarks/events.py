@@ -33,7 +33,7 @@ from confluent_kafka import Consumer, Producer
 from tables import publish  # benchmarks/ is the script's folder
 
 from components.events.embedded import EmbeddedEventsConfig
-from components.events.fabric import EventFabric
+from components.events.fabric import KafkaEventFabric
 
 SIZES = (100, 1024, 10240)
 GROUPS = {"session_timeout_ms": 2000, "heartbeat_interval_ms": 100}
@@ -44,14 +44,14 @@ def _events(size: int, quick: bool) -> int:
     return full // 10 if quick else full
 
 
-def _bare_settings(fabric: EventFabric) -> dict[str, Any]:
+def _bare_settings(fabric: KafkaEventFabric) -> dict[str, Any]:
     settings = fabric.client_settings()
     settings.pop("logger")
     return settings
 
 
 def produce_bare(
-    fabric: EventFabric, topic: str, n: int, payload: bytes, keys: list[bytes]
+    fabric: KafkaEventFabric, topic: str, n: int, payload: bytes, keys: list[bytes]
 ) -> float:
     client = Producer({**_bare_settings(fabric), **fabric.config.producer.librdkafka()})
     client.produce(topic, b"warm-up")  # untimed: an idempotent producer first gets its id
@@ -96,7 +96,7 @@ def _process_producer(settings: dict[str, Any], topic: str, n: int, start: Any, 
     out.put(_timed_producer(settings, topic, n, start))
 
 
-def producer_scaling(fabric: EventFabric, n: int) -> list[dict[str, object]]:
+def producer_scaling(fabric: KafkaEventFabric, n: int) -> list[dict[str, object]]:
     """Events/s of 1, 2 and 4 bare producers as threads and as processes (same broker)."""
     settings = {**_bare_settings(fabric), **fabric.config.producer.librdkafka()}
     session = fabric.session("loom")
@@ -139,7 +139,7 @@ def producer_scaling(fabric: EventFabric, n: int) -> list[dict[str, object]]:
 
 
 def produce_fabric(
-    fabric: EventFabric, topic: str, n: int, payload: bytes, keys: list[bytes]
+    fabric: KafkaEventFabric, topic: str, n: int, payload: bytes, keys: list[bytes]
 ) -> float:
     producer = fabric.session("loom").producer()
     producer.produce(topic, b"warm-up")  # untimed, as for the bare producer
@@ -152,7 +152,7 @@ def produce_fabric(
 
 
 def produce_fabric_many(
-    fabric: EventFabric, topic: str, n: int, payload: bytes, keys: list[bytes]
+    fabric: KafkaEventFabric, topic: str, n: int, payload: bytes, keys: list[bytes]
 ) -> float:
     """The fabric's fast path: one ``produce_many`` call for the whole stream."""
     producer = fabric.session("loom").producer()
@@ -164,7 +164,7 @@ def produce_fabric_many(
     return n / (time.perf_counter() - began)
 
 
-def consume_bare(fabric: EventFabric, topic: str, n: int) -> float:
+def consume_bare(fabric: KafkaEventFabric, topic: str, n: int) -> float:
     client = Consumer(
         {
             **_bare_settings(fabric),
@@ -189,7 +189,7 @@ def consume_bare(fabric: EventFabric, topic: str, n: int) -> float:
     return rate
 
 
-def consume_fabric(fabric: EventFabric, topic: str, n: int) -> float:
+def consume_fabric(fabric: KafkaEventFabric, topic: str, n: int) -> float:
     consumer = fabric.session("loom").consumer([topic], group=f"fab-{uuid.uuid4().hex[:6]}")
     got, began = 0, 0.0
     while got < n:
@@ -204,7 +204,7 @@ def consume_fabric(fabric: EventFabric, topic: str, n: int) -> float:
 
 
 def latency(
-    fabric: EventFabric, topic: str, n: int, rate: float, bare: bool
+    fabric: KafkaEventFabric, topic: str, n: int, rate: float, bare: bool
 ) -> tuple[float, float]:
     """p50 and p99 in ms of produce → consume at ``rate`` events/s, 1 KiB events."""
     lat: list[int] = []
@@ -342,7 +342,7 @@ def main() -> None:
     publish("events", tables)
 
 
-def _pin(fabric: EventFabric) -> set[int]:
+def _pin(fabric: KafkaEventFabric) -> set[int]:
     """Broker on the first core, this process on the others: steadier figures on 2 cores."""
     cores = os.sched_getaffinity(0)
     broker = fabric.broker
@@ -355,7 +355,7 @@ def _pin(fabric: EventFabric) -> set[int]:
     return cores
 
 
-def _unpin(fabric: EventFabric, cores: set[int]) -> None:
+def _unpin(fabric: KafkaEventFabric, cores: set[int]) -> None:
     os.sched_setaffinity(0, cores)
     if fabric.broker is not None and fabric.broker.pid is not None:
         os.sched_setaffinity(fabric.broker.pid, cores)

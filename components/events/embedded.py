@@ -42,14 +42,14 @@ class EmbeddedEventsConfig(EventsConfig):
         return self
 
     def build(self) -> Any:
-        """An unopened :class:`~components.events.fabric.EventFabric` with its broker."""
+        """An unopened :class:`~components.events.fabric.KafkaEventFabric` with its broker."""
         from components.events._broker import (
             LoopbackS3,
             TansuBroker,
             moto_credentials,
             s3_environment,
         )
-        from components.events.fabric import EventFabric
+        from components.events.fabric import KafkaEventFabric
 
         resources: list[Any] = []
         env: dict[str, str] = {}
@@ -74,7 +74,7 @@ class EmbeddedEventsConfig(EventsConfig):
             start_timeout_s=self.start_timeout_s,
             binary=self.broker_bin,
         )
-        return EventFabric(self, broker=broker, resources=resources)
+        return KafkaEventFabric(self, broker=broker, resources=resources)
 
 
 class _BucketReady:

@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 kafka_log = logging.getLogger("loom.librdkafka")
 
 
-class EventFabric:
+class KafkaEventFabric:
     """Topics, grants, producers, consumers and triggers over one Kafka cluster.
 
     Args:
@@ -271,7 +271,7 @@ class EventFabric:
 class Session:
     """What one authenticated principal may do; namespace = the principal's name."""
 
-    def __init__(self, fabric: EventFabric, principal: str) -> None:
+    def __init__(self, fabric: KafkaEventFabric, principal: str) -> None:
         self.fabric = fabric
         self.principal = principal
 
@@ -433,6 +433,6 @@ class Session:
         return trigger
 
 
-def fabric_of(ctx: RunContext) -> EventFabric:
+def fabric_of(ctx: RunContext) -> KafkaEventFabric:
     """The opened event fabric of a run (its ``events`` component)."""
-    return ctx.component("events", EventFabric)
+    return ctx.component("events", KafkaEventFabric)

@@ -30,10 +30,10 @@ class KafkaEventsConfig(EventsConfig):
     )
 
     def build(self) -> Any:
-        """An unopened :class:`~components.events.fabric.EventFabric` on the cluster."""
-        from components.events.fabric import EventFabric
+        """An unopened :class:`~components.events.fabric.KafkaEventFabric` on the cluster."""
+        from components.events.fabric import KafkaEventFabric
 
-        return EventFabric(
+        return KafkaEventFabric(
             self,
             bootstrap=self.bootstrap_servers,
             mirror_acls=self.mirror_acls,

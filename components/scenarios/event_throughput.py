@@ -16,7 +16,7 @@ from pydantic import Field
 
 from components.base import RunContext, ScenarioConfig
 from components.events.clients import FabricConsumer
-from components.events.fabric import EventFabric, fabric_of
+from components.events.fabric import KafkaEventFabric, fabric_of
 from components.events.plots import plot_latency
 from components.events.protocol import Access, EventsError
 from components.scenarios.event_workload import (
@@ -84,7 +84,9 @@ class EventThroughput:
         finally:
             owner.delete_topic(topic)
 
-    def _measure(self, ctx: RunContext, fabric: EventFabric, topic: str, partitions: int) -> None:
+    def _measure(
+        self, ctx: RunContext, fabric: KafkaEventFabric, topic: str, partitions: int
+    ) -> None:
         pspec = fabric.config.producers
         assert pspec is not None
         tally = ConsumerTally(pspec.count * pspec.events)
@@ -108,7 +110,7 @@ class EventThroughput:
 
     @staticmethod
     def _start_consumers(
-        fabric: EventFabric,
+        fabric: KafkaEventFabric,
         topic: str,
         partitions: int,
         tally: ConsumerTally,
@@ -140,7 +142,7 @@ class EventThroughput:
         return join_s
 
     def _produce_and_drain(
-        self, ctx: RunContext, fabric: EventFabric, topic: str, tally: ConsumerTally
+        self, ctx: RunContext, fabric: KafkaEventFabric, topic: str, tally: ConsumerTally
     ) -> None:
         pspec = fabric.config.producers
         assert pspec is not None

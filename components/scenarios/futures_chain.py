@@ -156,9 +156,9 @@ class FuturesChain:
         if self.config.wake != "events":
             return None if self.config.wake == "poll" else "auto"
         if self._events_wake is None:
-            from components.events.fabric import EventFabric
+            from components.events.fabric import KafkaEventFabric
 
-            fabric = ctx.component("events", EventFabric)
+            fabric = ctx.component("events", KafkaEventFabric)
             session = fabric.session(fabric.config.principals[0])
             self._events_wake = events_wake(session, f"wake-{time.time_ns() % 10**12}")
         return self._events_wake

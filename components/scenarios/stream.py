@@ -127,9 +127,9 @@ class Stream:
                 host, port = "127.0.0.1", int(client.connection_pool.connection_kwargs["port"])
             subscriber = RedisQueueSubscriber(host, port, name, timeout=int(cfg.timeout_s))
             return name, RedisQueuePublisher(host, port), subscriber
-        from components.events.fabric import EventFabric
+        from components.events.fabric import KafkaEventFabric
 
-        fabric = ctx.component("events", EventFabric)
+        fabric = ctx.component("events", KafkaEventFabric)
         session = fabric.session(fabric.config.principals[0])
         topic = session.create_topic(name, partitions=1)
         stack.callback(session.delete_topic, name)

@@ -22,7 +22,7 @@ from components.base import RunContext
 from components.events._broker import TansuBroker
 from components.events.clients import DLQ_ERROR
 from components.events.embedded import EmbeddedEventsConfig
-from components.events.fabric import EventFabric
+from components.events.fabric import KafkaEventFabric
 from components.events.kafka import KafkaEventsConfig
 from components.events.protocol import Access, BrokerUnreachable, TopicAccessDenied, TopicError
 from components.events.topology import TriggerSpec
@@ -47,7 +47,7 @@ def broker() -> Iterator[TansuBroker]:
 
 
 @pytest.fixture(params=["embedded", "kafka"])
-def fabric(request: pytest.FixtureRequest, broker: TansuBroker) -> Iterator[EventFabric]:
+def fabric(request: pytest.FixtureRequest, broker: TansuBroker) -> Iterator[KafkaEventFabric]:
     if request.param == "embedded":
         config: Any = EmbeddedEventsConfig(**TOPOLOGY)
     else:
@@ -65,7 +65,7 @@ def _drain(consumer: Any, count: int, polls: int = 100) -> list[Any]:
     return got
 
 
-def test_topic_lifecycle(fabric: EventFabric) -> None:
+def test_topic_lifecycle(fabric: KafkaEventFabric) -> None:
     alice = fabric.session("alice")
     name = _name()
     full = alice.create_topic(name, partitions=3, retention_ms=3_600_000)
@@ -86,7 +86,7 @@ def test_topic_lifecycle(fabric: EventFabric) -> None:
         alice.create_topic("bad name!")
 
 
-def test_grants_are_enforced_and_revoke_takes_effect(fabric: EventFabric) -> None:
+def test_grants_are_enforced_and_revoke_takes_effect(fabric: KafkaEventFabric) -> None:
     alice, bob = fabric.session("alice"), fabric.session("bob")
     topic = alice.create_topic(_name(), partitions=2)
     producer = bob.producer()
@@ -117,7 +117,9 @@ def test_grants_are_enforced_and_revoke_takes_effect(fabric: EventFabric) -> Non
         fabric.login("not-a-token")
 
 
-def test_json_values_and_malformed_events_go_to_the_dead_letter_topic(fabric: EventFabric) -> None:
+def test_json_values_and_malformed_events_go_to_the_dead_letter_topic(
+    fabric: KafkaEventFabric,
+) -> None:
     alice = fabric.session("alice")
     topic = alice.create_topic(_name())
     dlq = alice.create_topic(_name())
@@ -138,7 +140,7 @@ def test_json_values_and_malformed_events_go_to_the_dead_letter_topic(fabric: Ev
     assert b"not JSON" in dead[0].headers[DLQ_ERROR]
 
 
-def test_produce_many_sends_the_same_events_and_checks_grants(fabric: EventFabric) -> None:
+def test_produce_many_sends_the_same_events_and_checks_grants(fabric: KafkaEventFabric) -> None:
     alice, bob = fabric.session("alice"), fabric.session("bob")
     topic = alice.create_topic(_name(), partitions=2)
     with pytest.raises(TopicAccessDenied, match="may not write"):
@@ -153,7 +155,7 @@ def test_produce_many_sends_the_same_events_and_checks_grants(fabric: EventFabri
         producer.produce_many(topic, [{"n": 0}, {"n": 1}], [b"a"])
 
 
-def test_poll_returns_with_the_first_event_not_at_its_timeout(fabric: EventFabric) -> None:
+def test_poll_returns_with_the_first_event_not_at_its_timeout(fabric: KafkaEventFabric) -> None:
     # librdkafka's consume(n, t) holds a partial batch until t; poll must not.
     alice = fabric.session("alice")
     topic = alice.create_topic(_name())
@@ -173,7 +175,7 @@ def test_poll_returns_with_the_first_event_not_at_its_timeout(fabric: EventFabri
     assert waited < 5, waited
 
 
-def test_a_full_local_queue_waits_instead_of_failing(fabric: EventFabric) -> None:
+def test_a_full_local_queue_waits_instead_of_failing(fabric: KafkaEventFabric) -> None:
     alice = fabric.session("alice")
     topic = alice.create_topic(_name())
     producer = alice.producer(**{"queue.buffering.max.messages": 5})
@@ -185,7 +187,7 @@ def test_a_full_local_queue_waits_instead_of_failing(fabric: EventFabric) -> Non
     assert len({e.value for e in events}) == 200
 
 
-def test_two_consumers_share_partitions_and_take_over_on_leave(fabric: EventFabric) -> None:
+def test_two_consumers_share_partitions_and_take_over_on_leave(fabric: KafkaEventFabric) -> None:
     alice = fabric.session("alice")
     topic = alice.create_topic(_name(), partitions=4)
     first, second = (alice.consumer([topic], group="pair") for _ in range(2))

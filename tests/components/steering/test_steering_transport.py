@@ -11,7 +11,7 @@ import pytest
 from colmena.exceptions import TimeoutException
 
 from components.events.embedded import EmbeddedEventsConfig
-from components.events.fabric import EventFabric
+from components.events.fabric import KafkaEventFabric
 from components.executor.thread import ThreadExecutor
 from components.steering.ackley import evaluate, runtimes
 from components.steering.batch import BatchSteeringConfig
@@ -40,7 +40,7 @@ pytestmark = [pytest.mark.service]
 
 
 @pytest.fixture(scope="module")
-def fabric() -> Iterator[EventFabric]:
+def fabric() -> Iterator[KafkaEventFabric]:
     groups = {"session_timeout_ms": 2000, "heartbeat_interval_ms": 100}
     with EmbeddedEventsConfig(principals=["loom", "instrument"], consumer=groups).build() as opened:
         yield opened
@@ -73,7 +73,7 @@ def _values(thinker: Any) -> list[float]:
     return sorted(float(r.value) for r in thinker.results)
 
 
-def test_the_fabric_queues_carry_a_campaign_as_the_pipes_do(fabric: EventFabric) -> None:
+def test_the_fabric_queues_carry_a_campaign_as_the_pipes_do(fabric: KafkaEventFabric) -> None:
     queues = FabricQueues(fabric.session("loom"), ["ml"])
     try:
         over_fabric = _run(queues, "random", _settings(12))
@@ -91,7 +91,7 @@ def test_the_fabric_queues_carry_a_campaign_as_the_pipes_do(fabric: EventFabric)
     )
 
 
-def test_events_from_another_producer_steer_the_campaign(fabric: EventFabric) -> None:
+def test_events_from_another_producer_steer_the_campaign(fabric: KafkaEventFabric) -> None:
     """An instrument's events trigger a retrain (reallocation never retrains on its own
     here) and then end the campaign early."""
     instrument = fabric.session("instrument")
