@@ -63,6 +63,19 @@ class ComponentConfig(LoomModel):
         """Create the component this config describes."""
         raise NotImplementedError
 
+    def check_with(self, groups: Mapping[str, ComponentConfig]) -> list[str]:
+        """Problems of this component beside the job's others, found before anything runs.
+
+        Args:
+            groups: The validated configs of every group the job's scenario uses, by group.
+
+        Returns:
+            One line per problem, each naming the settings and what to choose instead.
+
+        """
+        del groups
+        return []
+
 
 class ProgressTask(Protocol):
     """One progress bar."""

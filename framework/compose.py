@@ -57,6 +57,7 @@ class Composer:
         self.root = root or project_root()
         self.conf_dir = self.root / "conf"
         self.recipes_dir = self.root / "recipes"
+        self._defaults: dict[str, Any] | None = None
         if not (self.conf_dir / f"{CONFIG_NAME}.yaml").is_file():
             raise ConfigError(
                 f"no conf/{CONFIG_NAME}.yaml under {self.root}; run loom from a "
@@ -153,8 +154,14 @@ class Composer:
     def compose(self, overrides: list[str]) -> JobConfig:
         """Compose one job's config and validate it."""
         raw, options = self._compose(overrides)
-        config = validate_job_config(raw)
+        config = validate_job_config(raw, self.defaults())
         return replace(config, options={g: options[g] for g in config.groups if g in options})
+
+    def defaults(self) -> dict[str, Any]:
+        """The config ``conf/`` composes with no recipe and no override (computed once)."""
+        if self._defaults is None:
+            self._defaults = self._compose([])[0]
+        return self._defaults
 
     def compose_raw(self, overrides: list[str]) -> dict[str, Any]:
         """Compose one job's config as plain data (not yet validated)."""

@@ -131,6 +131,8 @@ class JobConfig:
         energy = self.groups.get("energy")
         if runs_at_once <= 1 or energy is None or getattr(energy, "share", None) != 1.0:
             return self
+        if self.scenario.exclusive:  # it starts only when nothing else runs: the machine is its
+            return self
         shared = energy.model_copy(update={"share": 1 / runs_at_once})
         return replace(self, groups={**self.groups, "energy": shared})
 
@@ -215,8 +217,17 @@ def describe_errors(exc: ValidationError, model: type[BaseModel], prefix: str = 
     return lines
 
 
-def validate_job_config(raw: Mapping[str, Any]) -> JobConfig:
-    """Validate a composed config; raise :class:`ConfigError` listing every problem."""
+def validate_job_config(
+    raw: Mapping[str, Any], defaults: Mapping[str, Any] | None = None
+) -> JobConfig:
+    """Validate a composed config; raise :class:`ConfigError` listing every problem.
+
+    Args:
+        raw: The composed config (recipe and overrides applied).
+        defaults: The config composed from ``conf/`` alone. A group the scenario does not use
+            must keep its section from here: a setting that nothing reads is refused.
+
+    """
     problems: list[str] = []
     root_raw: dict[str, Any] = {}
     sections: dict[str, Any] = {}
@@ -264,6 +275,11 @@ def validate_job_config(raw: Mapping[str, Any]) -> JobConfig:
                 )
         if all(g in groups for g in scenario.needs()):
             problems += scenario.check_components(groups)
+            used = {g: groups[g] for g in scenario.needs()}
+            for group in scenario.needs():
+                problems += groups[group].check_with(used)
+        if defaults is not None:
+            problems += _unused_settings(scenario, sections, defaults)
     if problems or root is None:
         raise ConfigError(problems, context=f"recipe={raw.get('recipe', 'default')}")
     if isinstance(scenario, ScenarioConfig):
@@ -275,6 +291,39 @@ def validate_job_config(raw: Mapping[str, Any]) -> JobConfig:
             if g == "scenario" or g in scenario.needs() or g in ENGINE_GROUPS
         }
     return JobConfig(root, groups)
+
+
+def _unused_settings(
+    scenario: ScenarioConfig, sections: Mapping[str, Any], defaults: Mapping[str, Any]
+) -> list[str]:
+    """One line per group set away from its default that ``scenario`` does not use."""
+    used = set(scenario.needs()) | set(ENGINE_GROUPS) | {"scenario"}
+    lines = []
+    for group, section in sections.items():
+        if group in used or section == defaults.get(group):
+            continue
+        changed = _changed_keys(group, section, defaults.get(group))
+        users = [
+            name
+            for name in registry.options("scenario")
+            if group in getattr(registry.config_model("scenario", name), "requires", ())
+        ]
+        uses = ", ".join(scenario.needs()) or "no component group"
+        lines.append(
+            f"{', '.join(changed)} is set, but scenario={scenario.kind} does not use "
+            f"{group} (it uses {uses}); scenarios that do: {', '.join(users) or 'none'}"
+        )
+    return lines
+
+
+def _changed_keys(group: str, section: Any, default: Any) -> list[str]:
+    """``group=option`` when the option changed, else the dotted keys that differ."""
+    if not isinstance(section, Mapping) or not isinstance(default, Mapping):
+        return [group]
+    if section.get("kind") != default.get("kind"):
+        return [f"{group}={section.get('kind')}"]
+    flat, base = dict(_flatten(section, f"{group}.")), dict(_flatten(default, f"{group}."))
+    return [f"{k}={v}" for k, v in flat.items() if base.get(k) != v] or [group]
 
 
 def defaults_of(model: type[BaseModel]) -> dict[str, Any]:

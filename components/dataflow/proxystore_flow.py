@@ -27,6 +27,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Mapping
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any, Literal, Self, cast
@@ -38,6 +39,7 @@ from proxystore.store.config import StoreConfig
 from proxystore.store.factory import StoreFactory
 from pydantic import Field, field_validator
 
+from components.base import ComponentConfig
 from components.dataflow._connectors import (
     FabricConnectorConfig,
     FileConnectorConfig,
@@ -450,6 +452,17 @@ class ProxyStoreConfig(DataFlowConfig):
         if bad:
             raise ValueError(f"{bad}: None and booleans cannot be proxied")
         return value
+
+    def check_with(self, groups: Mapping[str, ComponentConfig]) -> list[str]:
+        """``zmq`` cannot serve Dask workers: refused here, not when the first task runs."""
+        executor = groups.get("executor")
+        if self.connector == "zmq" and executor is not None and executor.kind == "dask":
+            return [
+                "dataflow.connector=zmq cannot run with executor=dask: proxystore-ex's ZeroMQ "
+                "client aborts Dask worker processes (libzmq assertion !_more, fq.cpp:80); "
+                "choose dataflow.connector=file, redis or fabric, or executor=thread or process"
+            ]
+        return []
 
     def connector_config(
         self,

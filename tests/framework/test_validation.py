@@ -49,6 +49,15 @@ BAD = [
         ["merges into the entry", "~endpoints.sites.cluster.executor '+endpoints.sites.cluster"],
     ),
     (["scenario=energy_aware_placement", "task_placement.alpha=2"], ["task_placement.alpha=2"]),
+    (
+        [
+            "scenario=futures_chain",
+            "dataflow=proxystore",
+            "dataflow.connector=zmq",
+            "executor=dask",
+        ],
+        ["dataflow.connector=zmq cannot run with executor=dask", "choose dataflow.connector=file"],
+    ),
 ]
 
 
@@ -135,3 +144,43 @@ def test_jobs_run_together_share_the_machine_unless_told() -> None:
     assert told.sharing_machine(4).groups["energy"].share == 0.25
     off = composer.compose(["recipe=quickstart", "energy=none"])
     assert off.sharing_machine(2) is off
+
+
+def test_an_exclusive_job_is_charged_the_whole_machine_in_a_sweep() -> None:
+    # It starts only when nothing else runs, so half the idle power would under-charge it.
+    alone = Composer().compose(["recipe=taps/mapreduce", "energy=model"])
+    assert alone.scenario.exclusive
+    assert alone.sharing_machine(2) is alone
+    assert alone.sharing_machine(2).groups["energy"].share == 1.0
+
+
+@pytest.mark.parametrize(
+    ("overrides", "fragments"),
+    [
+        (
+            ["scenario=synthetic", "storage=s3"],
+            [
+                "storage=s3 is set, but scenario=synthetic does not use storage",
+                "(it uses executor, dataflow)",
+                "scenarios that do: storage_benchmark",
+            ],
+        ),
+        (
+            ["scenario=synthetic", "placement=drex_lb"],
+            ["placement=drex_lb is set", "does not use placement"],
+        ),
+        (
+            ["recipe=greenfaas/faithful", "dataflow=proxystore"],
+            ["dataflow=proxystore is set", "scenario=energy_aware_placement does not use dataflow"],
+        ),
+    ],
+)
+def test_a_setting_no_component_reads_is_refused(
+    overrides: list[str], fragments: list[str], workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status = main(["run", *overrides])
+    assert status == 2
+    err = capsys.readouterr().err
+    for fragment in fragments:
+        assert fragment in err, err
+    assert "Traceback" not in err and not (workdir / "results").exists()
