@@ -159,6 +159,8 @@ class SteeredCampaign:
                 thinker.join(10)
             queues.send_kill_signal()
             server.wait(30)
+        if thinker.agent_errors:  # the cause, not the empty record it leaves behind
+            raise RuntimeError(f"the campaign stopped: {thinker.agent_errors[0]}")
         if timed_out:
             raise TimeoutError(f"scenario.timeout_s={cfg.timeout_s}: the campaign did not finish")
         tasks = [_record(r) for r in thinker.results]

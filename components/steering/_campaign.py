@@ -5,10 +5,12 @@ The pool search is ``interleaved``'s Thinker; ``reallocation`` builds on it.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -53,6 +55,27 @@ class Campaign(BaseThinker):
         self.retrains = 0
         self.noise = bool(settings.options.get("surrogate_noise", True))
         self.outside_events = 0
+        self.agent_errors: list[str] = []
+
+    def list_agents(self) -> list[Callable[..., Any]]:  # type: ignore[override]
+        """Colmena's agents, each recording the exception that ends it.
+
+        Colmena logs an agent's exception and stops the campaign; a campaign that ends early
+        would then look like one with no results. The record lets the scenario name the cause.
+        """
+        return [self._recorded(agent) for agent in super().list_agents()]
+
+    @staticmethod
+    def _recorded(agent: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(agent)  # keeps Colmena's marks (agent type, startup, event name)
+        def run(thinker: Campaign) -> Any:
+            try:
+                return agent(thinker)
+            except BaseException as exc:
+                thinker.agent_errors.append(f"{agent.__name__}: {type(exc).__name__}: {exc}")
+                raise
+
+        return run
 
     @property
     def counter(self) -> ResourceCounter:

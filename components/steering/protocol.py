@@ -62,6 +62,7 @@ class CampaignThinker(Protocol):
     decisions_s: list[float]
     retrains: int
     outside_events: int
+    agent_errors: list[str]
 
     def start(self) -> None:
         """Start the Thinker's agents (a thread)."""

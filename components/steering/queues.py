@@ -86,9 +86,18 @@ class FabricQueues(CountedQueues):
     """
 
     def __init__(
-        self, session: Any, topics: Collection[str] = (), prefix: str | None = None, **options: Any
+        self,
+        session: Any,
+        topics: Collection[str] = (),
+        prefix: str | None = None,
+        *,
+        serialization_method: str = "pickle",
+        max_message_bytes: int = 1_000_000,
+        **options: Any,
     ) -> None:
-        super().__init__(topics, **options)
+        # Pickle, as pipes and Redis do: JSON cannot carry arrays, tuples or proxies.
+        super().__init__(topics, serialization_method=serialization_method, **options)
+        self.max_message_bytes = max_message_bytes
         self.session = session
         self.prefix = prefix or f"colmena-{uuid.uuid4().hex[:8]}"
         self._requests = session.create_topic(f"{self.prefix}-requests")
@@ -101,8 +110,18 @@ class FabricQueues(CountedQueues):
             reader.ready()
 
     def _send_request(self, message: str, topic: str) -> None:
-        self._producer.produce(self._requests, message.encode(), key=topic)
+        self._producer.produce(self._requests, self._fitting(message), key=topic)
         self._producer.poll(0)
+
+    def _fitting(self, message: str) -> bytes:
+        data = message.encode()
+        if len(data) > self.max_message_bytes:
+            raise ValueError(
+                f"a {len(data):,}-byte Colmena message is over the broker's limit of "
+                f"{self.max_message_bytes:,} bytes; with dataflow=proxystore (its "
+                "threshold_bytes below the limit) large values go by reference"
+            )
+        return data
 
     def _get_request(self, timeout: float | None = None) -> tuple[str, str]:
         event = self._readers[self._requests].get(timeout)
@@ -112,7 +131,7 @@ class FabricQueues(CountedQueues):
         return (event.key or b"default").decode(), message
 
     def _send_result(self, message: str, topic: str) -> None:
-        self._producer.produce(self._results[topic], message.encode())
+        self._producer.produce(self._results[topic], self._fitting(message))
         self._producer.poll(0)
 
     def _get_result(self, topic: str, timeout: float | None = None) -> str:

@@ -49,7 +49,7 @@ def _campaign(
     seed: int = 0,
     **settings: Any,
 ) -> Any:
-    queues = LockedPipeQueues(topics=["ml"])
+    queues = LockedPipeQueues(topics=["ml"], **settings.pop("queue_options", {}))
     server = ExecutorTaskServer(queues, [evaluate, rank], executor)
     server.serve()
     options = settings.pop("options", {"min_training": 4, "retrain_after": 3})
@@ -206,6 +206,33 @@ def test_a_crashing_task_is_reported_with_its_error_or_retried() -> None:
     records = [_record(r) for r in retried.results]
     assert all(r["success"] for r in records)
     assert sorted(r["index"] for r in records if r["retries"] == 1) == [2, 5, 8]
+
+
+def test_a_retried_task_finds_its_proxied_inputs(tmp_path: Path) -> None:
+    # Colmena proxies inputs with evict=True: the first attempt's read deleted them, and every
+    # retry failed to resolve its proxy. A task that may be retried keeps them to its last try.
+    from proxystore.connectors.file import FileConnector
+    from proxystore.store import Store, unregister_store
+
+    store = Store("steer-retries", FileConnector(str(tmp_path / "store")), register=True)
+    try:
+        with ThreadExecutor(2) as executor:
+            retried = _campaign(
+                "random",
+                executor,
+                evaluations=9,
+                crash_every=3,
+                max_retries=1,
+                queue_options={"proxystore_name": store.name, "proxystore_threshold": 50},
+            )
+        left = list((tmp_path / "store").iterdir())
+    finally:
+        unregister_store(store)
+        store.close()
+    records = [_record(r) for r in retried.results]
+    assert all(r["success"] for r in records), [r["error"] for r in records if not r["success"]]
+    assert sorted(r["index"] for r in records if r["retries"] == 1) == [2, 5, 8]
+    assert not left  # kept inputs are gone after the last try
 
 
 def test_bad_steering_settings_are_refused() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -89,6 +90,53 @@ def test_the_fabric_queues_carry_a_campaign_as_the_pipes_do(fabric: KafkaEventFa
     assert all(
         s.created <= s.compute_started <= s.compute_ended <= s.result_received for s in stamps
     )
+
+
+def test_the_fabric_queues_carry_arrays_and_proxies(
+    fabric: KafkaEventFabric, tmp_path: Path
+) -> None:
+    # Colmena's default is JSON, which has no arrays, tuples or proxies: the digits campaign
+    # (arrays as task arguments, by reference over ProxyStore) failed over the fabric.
+    from proxystore.connectors.file import FileConnector
+    from proxystore.store import Store, unregister_store
+
+    store = Store("steer-fabric", FileConnector(str(tmp_path / "store")), register=True)
+    queues = FabricQueues(
+        fabric.session("loom"), ["ml"], proxystore_name=store.name, proxystore_threshold=100_000
+    )
+    settings = CampaignSettings(
+        4,
+        2,
+        4,
+        [],
+        0,
+        options={"min_training": 2},
+        method="train_digits",
+        bound=BOUND,
+        task_kwargs={"data": load(0)},
+    )
+    try:
+        thinker = _run(queues, "random", settings)
+    finally:
+        queues.close()
+        unregister_store(store)
+        store.close()
+    assert not thinker.agent_errors
+    assert len(thinker.results) == 4 and all(r.success for r in thinker.results)
+    assert all(0 < float(r.value) < 1 for r in thinker.results)  # a digits error rate
+
+
+def test_a_message_over_the_broker_limit_stops_the_campaign_with_the_reason(
+    fabric: KafkaEventFabric,
+) -> None:
+    queues = FabricQueues(fabric.session("loom"), ["ml"], max_message_bytes=200)
+    try:
+        thinker = _run(queues, "random", _settings(4))
+    finally:
+        queues.close()
+    assert thinker.agent_errors, "the failure was not recorded"
+    assert "over the broker's limit of 200 bytes" in thinker.agent_errors[0]
+    assert "dataflow=proxystore" in thinker.agent_errors[0]
 
 
 def test_events_from_another_producer_steer_the_campaign(fabric: KafkaEventFabric) -> None:
