@@ -80,21 +80,44 @@ class ProxyRule:
         proxy_types: Only these types are proxied (``module.qualname`` or a builtin name);
             empty: any type.
         skip_types: These types never are.
+        by_reference: These types always are, whatever their size, and so are lists and tuples
+            of them (a scenario's own data: FL's model updates).
 
     """
 
     def __init__(
-        self, threshold_bytes: int, proxy_types: Sequence[str] = (), skip_types: Sequence[str] = ()
+        self,
+        threshold_bytes: int,
+        proxy_types: Sequence[str] = (),
+        skip_types: Sequence[str] = (),
+        by_reference: Sequence[str] = (),
     ) -> None:
         self.threshold_bytes = threshold_bytes
         self.proxy_types = frozenset(proxy_types)
         self.skip_types = frozenset(skip_types)
+        self.by_reference = frozenset(by_reference)
+        self.largest_bytes = 0  # the largest value estimated here (what a threshold missed)
 
     def __call__(self, value: Any) -> bool:
         """Whether to proxy ``value``."""
         if is_proxy(value) or isinstance(value, NEVER):
             return False
         name = type_name(value)
-        if name in self.skip_types or (self.proxy_types and name not in self.proxy_types):
+        if name in self.skip_types:
             return False
-        return estimate_size(value) >= self.threshold_bytes
+        if name in self.by_reference or self._sequence_by_reference(value):
+            return True
+        if self.proxy_types and name not in self.proxy_types:
+            return False
+        size = estimate_size(value)
+        self.largest_bytes = max(self.largest_bytes, size)
+        return size >= self.threshold_bytes
+
+    def _sequence_by_reference(self, value: Any) -> bool:
+        """A list or tuple of by-reference values (a task's several model updates)."""
+        return (
+            bool(self.by_reference)
+            and isinstance(value, list | tuple)
+            and bool(value)
+            and type_name(value[0]) in self.by_reference
+        )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal, Self
 
 from components.dataflow.protocol import DataFlow, DataFlowConfig
@@ -13,8 +14,9 @@ class ByValue:
 
     name = "by_value"
 
-    def mover(self) -> DataMover | None:
+    def mover(self, by_reference: Sequence[str] = ()) -> DataMover | None:
         """No mover: the task path passes values as they are."""
+        del by_reference
         return None
 
     def stored(self) -> tuple[int, int]:

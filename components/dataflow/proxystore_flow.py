@@ -27,7 +27,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any, Literal, Self, cast
@@ -154,6 +154,7 @@ class ProxyWorker:
     threshold_bytes: int
     proxy_types: tuple[str, ...] = ()
     skip_types: tuple[str, ...] = ()
+    by_reference: tuple[str, ...] = ()
 
     def __call__(self, fn: Any, args: tuple[Any, ...]) -> tuple[Any, dict[str, Any]]:
         """Run ``fn`` on resolved ``args``; return its value (or a proxy) and the record."""
@@ -175,7 +176,7 @@ class ProxyWorker:
         # when it needs the value (it may start before the value exists).
         real = [self._resolve(a, moved) if _stored(a) else a for a in args]
         value = fn(*real)
-        rule = ProxyRule(self.threshold_bytes, self.proxy_types, self.skip_types)
+        rule = ProxyRule(self.threshold_bytes, self.proxy_types, self.skip_types, self.by_reference)
         if not rule(value):
             return value, moved
         store = get_or_create_store(self.store_config, register=True)
@@ -363,13 +364,23 @@ class ProxyStoreFlow:
             self._open.close()
             self._open = None
 
-    def mover(self) -> DataMover:
-        """A fresh mover for one task path (its counts are its own)."""
+    def mover(self, by_reference: Sequence[str] = ()) -> DataMover:
+        """A fresh mover for one task path (its counts are its own).
+
+        Args:
+            by_reference: Types (``module.qualname``) always moved by reference, whatever
+                their size; ``dataflow.skip_types`` still wins.
+
+        """
         cfg = self.config
         worker = ProxyWorker(
-            self.store.config(), cfg.threshold_bytes, tuple(cfg.proxy_types), tuple(cfg.skip_types)
+            self.store.config(),
+            cfg.threshold_bytes,
+            tuple(cfg.proxy_types),
+            tuple(cfg.skip_types),
+            tuple(by_reference),
         )
-        rule = ProxyRule(cfg.threshold_bytes, cfg.proxy_types, cfg.skip_types)
+        rule = ProxyRule(cfg.threshold_bytes, cfg.proxy_types, cfg.skip_types, by_reference)
         return ProxyMover(self.store, rule, worker, cfg.eviction, self._keys_seen)
 
     def stored(self) -> tuple[int, int]:

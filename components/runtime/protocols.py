@@ -7,7 +7,7 @@ imports no group.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from types import TracebackType
 from typing import Any, Protocol, Self, runtime_checkable
@@ -86,8 +86,14 @@ class DataMovers(Protocol):
 
     name: str
 
-    def mover(self) -> DataMover | None:
-        """A data mover for one task path (None: by value)."""
+    def mover(self, by_reference: Sequence[str] = ()) -> DataMover | None:
+        """A data mover for one task path (None: by value).
+
+        Args:
+            by_reference: Types (``module.qualname``) a by-reference flow always moves by
+                reference, whatever their size (a scenario's own data, such as FL's updates).
+
+        """
 
     def stored(self) -> tuple[int, int]:
         """Keys and bytes in the store now (after the paths closed: what leaked)."""

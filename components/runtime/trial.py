@@ -8,6 +8,8 @@ task's energy and the per-task records.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Sequence
 from typing import Any
 
 from components.base import RunContext
@@ -15,6 +17,8 @@ from components.runtime._metrics import movement_metrics, task_metrics
 from components.runtime._plots import plot_tasks
 from components.runtime.protocols import DataMovers, LoomExecutor
 from components.runtime.taskpath import FailureSpec, TaskPath
+
+log = logging.getLogger(__name__)
 
 
 class TaskTrial:
@@ -28,13 +32,19 @@ class TaskTrial:
     """
 
     def __init__(
-        self, ctx: RunContext, *, max_attempts: int = 1, failure: FailureSpec | None = None
+        self,
+        ctx: RunContext,
+        *,
+        max_attempts: int = 1,
+        failure: FailureSpec | None = None,
+        by_reference: Sequence[str] = (),
     ) -> None:
         self.ctx = ctx
         self.executor = ctx.component("executor", LoomExecutor)  # type: ignore[type-abstract]
         flow = ctx.components.get("dataflow")
         self.movers = flow if isinstance(flow, DataMovers) else None
-        mover = None if self.movers is None else self.movers.mover()
+        mover = None if self.movers is None else self.movers.mover(by_reference)
+        self._mover = mover
         self.path = TaskPath(self.executor, max_attempts=max_attempts, failure=failure, mover=mover)
 
     def __enter__(self) -> TaskPath:
@@ -50,6 +60,19 @@ class TaskTrial:
         metrics.update(extra)
         if self.movers is not None:
             metrics.update(movement_metrics((t.moved for t in tasks), self.movers.stored()))
+        if self._mover is not None:
+            proxied = metrics["data_proxied_inputs"] + metrics["data_proxied_results"]
+            metrics["data_nothing_proxied"] = float(proxied == 0)
+            if proxied == 0:  # a by-reference flow that moved nothing by reference is a no-op
+                largest = getattr(getattr(self._mover, "rule", None), "largest_bytes", 0)
+                log.warning(
+                    "dataflow=%s proxied nothing in trial %d: no task argument or result "
+                    "reached its threshold (largest argument seen: %s bytes); lower "
+                    "dataflow.threshold_bytes to move them by reference",
+                    self.movers.name if self.movers else "?",
+                    ctx.trial,
+                    f"{largest:,}",
+                )
         records: list[dict[str, Any]] = [t.record() for t in tasks]
         if ctx.watts_per_thread is not None:  # each task's energy from its own CPU time
             for row in records:

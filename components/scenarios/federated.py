@@ -66,7 +66,9 @@ class Federated:
         def test(update: Update) -> tuple[float, float]:
             return evaluate(net, update.state, x_test, y_test)
 
-        trial = TaskTrial(ctx)
+        # Under a by-reference data flow every model update travels by reference, whatever
+        # its size: a small model would stay under the threshold and nothing would move.
+        trial = TaskTrial(ctx, by_reference=(f"{Update.__module__}.{Update.__qualname__}",))
         with trial as path:
             primes = [
                 path.submit(jobs.prime, plan.data, plan.model, name="prime")
