@@ -126,11 +126,13 @@ class StorageFabricConnector:
         return cls(**config)
 
     def new_key(self, obj: bytes | bytearray | memoryview | None = None) -> FabricKey:
-        """A key for an object to be :meth:`set` later (futures)."""
-        key = FabricKey(uuid.uuid4().hex)
-        if obj is not None:
-            self.set(key, obj)
-        return key
+        """A key for an object to be :meth:`set` later (futures).
+
+        ``obj`` is ignored, as ProxyStore's own connectors ignore it: a new key holds nothing
+        until :meth:`set` (ProxyStore's ``DeferrableConnector`` contract).
+        """
+        del obj
+        return FabricKey(uuid.uuid4().hex)
 
     def set(self, key: FabricKey, obj: bytes | bytearray | memoryview) -> None:
         """Store ``obj`` under ``key``.
@@ -148,7 +150,9 @@ class StorageFabricConnector:
 
     def put(self, obj: bytes | bytearray | memoryview) -> FabricKey:
         """Store ``obj`` under a new key."""
-        return self.new_key(obj)
+        key = self.new_key()
+        self.set(key, obj)
+        return key
 
     def put_batch(self, objs: Sequence[bytes | bytearray | memoryview]) -> list[FabricKey]:
         """Store each object under a new key."""

@@ -60,6 +60,31 @@ def test_connector_contract(opened: tuple[str, OpenConnector]) -> None:
         assert handle.stored() == (0, 0)
 
 
+def test_connector_keeps_proxystore_s_connector_contract(opened: tuple[str, OpenConnector]) -> None:
+    # What ProxyStore's own suite asks of every connector: a config round trip, and, for a
+    # DeferrableConnector, a new key that holds nothing until set.
+    from proxystore.connectors.protocols import Connector, DeferrableConnector
+
+    name, handle = opened
+    c = handle.connector
+    assert isinstance(c, Connector)
+    rebuilt = type(c).from_config(c.config())
+    assert isinstance(rebuilt, Connector) and type(rebuilt) is type(c)
+    key = c.put(b"round trip")
+    assert rebuilt.get(key) == b"round trip"
+    c.evict(key)
+    if name == "zmq":
+        assert not isinstance(c, DeferrableConnector)  # proxystore-ex's zmq has no new_key
+        return
+    assert isinstance(c, DeferrableConnector)
+    deferred = c.new_key(b"ignored: a new key holds nothing")
+    assert not c.exists(deferred) and c.get(deferred) is None
+    c.set(deferred, b"set later")
+    assert c.exists(deferred) and c.get(deferred) == b"set later"
+    c.evict(deferred)
+    assert not c.exists(deferred)
+
+
 _CHILD = """
 import hashlib, importlib, json, sys
 kind, config, key_type, key = json.loads(sys.argv[1])
