@@ -369,6 +369,33 @@ class FabricConsumer:
                 self._reject(message, f"value is not JSON: {exc}")
         return EventBatch(good, values)
 
+    def drain(self, timeout_s: float = 10.0) -> int:
+        """Read and drop every event up to each assigned partition's end as of now; commit.
+
+        Returns:
+            How many events were dropped.
+
+        """
+        ends: dict[tuple[str, int], tuple[int, int]] = {}
+        for topic, partition in self.assigned:
+            ends[(topic, partition)] = self._client.get_watermark_offsets(
+                TopicPartition(topic, partition), timeout=timeout_s
+            )
+        dropped, deadline = 0, time.monotonic() + timeout_s
+        while ends and time.monotonic() < deadline:
+            places = self._client.position([TopicPartition(t, p) for t, p in ends])
+            behind = [
+                tp
+                for tp in places
+                if (high := ends[(tp.topic, tp.partition)][1]) > ends[(tp.topic, tp.partition)][0]
+                and (tp.offset < 0 or tp.offset < high)
+            ]
+            if not behind:
+                break
+            dropped += len(self.poll(500, 0.2))
+        self.commit()
+        return dropped
+
     def _drop_errors(self, messages: list[Any]) -> list[Any]:
         kept = []
         for message in messages:

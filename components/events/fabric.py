@@ -275,6 +275,20 @@ class Session:
         self.fabric = fabric
         self.principal = principal
 
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        """Pickled, a session becomes a :class:`DetachedSession` of the same principal."""
+        fabric = self.fabric
+        settings = fabric.client_settings(self.principal)
+        settings.pop("logger", None)  # a Python logger does not pickle; the copy sets its own
+        return DetachedSession, (
+            self.principal,
+            settings,
+            fabric.config.producer.librdkafka(),
+            fabric.config.consumer.librdkafka(),
+            fabric.gap_wait_s(),
+            fabric.config.producer.delivery_timeout_s,
+        )
+
     @property
     def namespace(self) -> str:
         """The namespace this principal owns."""
@@ -431,6 +445,87 @@ class Session:
         trigger = Trigger(self, spec, executor)
         self.fabric.on_close(trigger.stop)
         return trigger
+
+
+class DetachedSession:
+    """A principal's session carried to another process (what a :class:`Session` pickles to).
+
+    Its producers and consumers reach the broker straight from that process, with the
+    fabric's settings as they were when it was pickled. It can use the topics of its own
+    namespace (an owner may do everything there); grants that other principals made live in
+    the fabric's process and do not travel, and topics are managed through the fabric.
+    """
+
+    def __init__(
+        self,
+        principal: str,
+        settings: Mapping[str, Any],
+        producer_settings: Mapping[str, Any],
+        consumer_settings: Mapping[str, Any],
+        gap_wait_s: float,
+        flush_timeout_s: float,
+    ) -> None:
+        self.principal = principal
+        self._settings = {**settings, "logger": kafka_log}
+        self._producer_settings = dict(producer_settings)
+        self._consumer_settings = dict(consumer_settings)
+        self._gap_wait_s = gap_wait_s
+        self._flush_timeout_s = flush_timeout_s
+        self._acl = AccessControl()
+        self._acl.add_principal(principal)
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        """It pickles again as itself."""
+        settings = {k: v for k, v in self._settings.items() if k != "logger"}
+        return DetachedSession, (
+            self.principal,
+            settings,
+            self._producer_settings,
+            self._consumer_settings,
+            self._gap_wait_s,
+            self._flush_timeout_s,
+        )
+
+    @property
+    def namespace(self) -> str:
+        """The namespace this principal owns."""
+        return self.principal
+
+    def producer(self, *, value_format: ValueFormat = "bytes", **settings: Any) -> FabricProducer:
+        """A producer with the fabric's producer settings (``settings`` override them)."""
+        merged = {**self._settings, **self._producer_settings, **settings}
+        return FabricProducer(
+            self._acl,
+            self.principal,
+            merged,
+            value_format=value_format,
+            flush_timeout_s=self._flush_timeout_s,
+        )
+
+    def consumer(
+        self,
+        topics: Sequence[str],
+        *,
+        group: str,
+        value_format: ValueFormat = "bytes",
+        **settings: Any,
+    ) -> FabricConsumer:
+        """A consumer in group ``<namespace>.<group>`` reading ``topics``."""
+        check_name("group", group)
+        merged = {
+            **self._settings,
+            **self._consumer_settings,
+            "group.id": f"{self.namespace}.{group}",
+            **settings,
+        }
+        return FabricConsumer(
+            self._acl,
+            self.principal,
+            topics,
+            merged,
+            value_format=value_format,
+            gap_wait_s=self._gap_wait_s,
+        )
 
 
 def fabric_of(ctx: RunContext) -> KafkaEventFabric:

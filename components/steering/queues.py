@@ -55,8 +55,22 @@ class LockedPipeQueues(CountedQueues, PipeQueues):
 
     def __init__(self, topics: Collection[str] = (), **options: Any) -> None:
         super().__init__(topics, **options)
+        self._make_locks()
+
+    def _make_locks(self) -> None:
         self._request_lock = threading.Lock()
         self._result_locks = {topic: threading.Lock() for topic in self.topics}
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Colmena's state, without the locks (a copy in another process makes its own)."""
+        state: dict[str, Any] = super().__getstate__()
+        state.pop("_request_lock", None)
+        state.pop("_result_locks", None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        self._make_locks()
 
     def _send_request(self, message: str, topic: str) -> None:
         with self._request_lock:
@@ -72,7 +86,9 @@ class FabricQueues(CountedQueues):
 
     Requests go to ``<prefix>-requests`` (the Colmena topic is the event key), results to
     ``<prefix>-result-<topic>``; each reader is a consumer in a group of its own, made and
-    assigned before the campaign starts so that the first message meets a ready reader. The
+    assigned when its role is set (a Thinker, a task server), before the campaign starts, so
+    that the first message meets a ready reader. Pickled into another process, the queues
+    reach the broker from there (a detached session of the same principal). The
     producer sends at once (``linger.ms`` 0): latency matters more than batching here.
     Messages travel as the fabric carries them, so the broker's size limit (1 MiB by
     default) applies: large inputs and results go by reference (``dataflow=proxystore``).
@@ -102,12 +118,50 @@ class FabricQueues(CountedQueues):
         self.prefix = prefix or f"colmena-{uuid.uuid4().hex[:8]}"
         self._requests = session.create_topic(f"{self.prefix}-requests")
         self._results = {t: session.create_topic(f"{self.prefix}-result-{t}") for t in self.topics}
-        self._producer = session.producer(**{"linger.ms": 0})
-        self._readers = {
-            name: _Reader(session, name) for name in (self._requests, *self._results.values())
-        }
-        for reader in self._readers.values():  # made first, so that the groups join together
-            reader.ready()
+        self._owner = True  # the copy that made the topics deletes them at close
+        self._connect()
+
+    def _connect(self) -> None:
+        self._producer = self.session.producer(**{"linger.ms": 0})
+        self._readers: dict[str, _Reader] = {}
+        self._readers_lock = threading.Lock()
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The topics and the session (a fabric session pickles as a detached one)."""
+        state: dict[str, Any] = super().__getstate__()
+        for name in ("_producer", "_readers", "_readers_lock"):
+            state.pop(name, None)
+        state["_owner"] = False
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        self._connect()
+
+    def __copy__(self) -> FabricQueues:
+        """A copy in this process (a task server's) shares the producer and the readers."""
+        clone = type(self).__new__(type(self))
+        CountedQueues.__setstate__(clone, ColmenaQueues.__getstate__(self))
+        return clone
+
+    def set_role(self, role: Any) -> None:
+        """Colmena's roles; each makes its readers now, so the first message meets them ready.
+
+        A server reads requests, a client results. Only this process's role joins a reader
+        group, so a server in another process (a pickled copy) is the one that gets requests.
+        """
+        super().set_role(role)
+        names = {"server": [self._requests], "client": list(self._results.values())}
+        for name in names.get(str(getattr(self.role, "value", self.role)), []):
+            self._reader(name)
+
+    def _reader(self, name: str) -> _Reader:
+        with self._readers_lock:
+            reader = self._readers.get(name)
+            if reader is None:
+                reader = self._readers[name] = _Reader(self.session, name)
+                reader.ready()
+            return reader
 
     def _send_request(self, message: str, topic: str) -> None:
         self._producer.produce(self._requests, self._fitting(message), key=topic)
@@ -124,7 +178,7 @@ class FabricQueues(CountedQueues):
         return data
 
     def _get_request(self, timeout: float | None = None) -> tuple[str, str]:
-        event = self._readers[self._requests].get(timeout)
+        event = self._reader(self._requests).get(timeout)
         message = event.value.decode()
         if message == "null":
             raise KillSignalException()
@@ -135,20 +189,34 @@ class FabricQueues(CountedQueues):
         self._producer.poll(0)
 
     def _get_result(self, topic: str, timeout: float | None = None) -> str:
-        value: bytes = self._readers[self._results[topic]].get(timeout).value
+        value: bytes = self._reader(self._results[topic]).get(timeout).value
         return value.decode()
 
     def flush(self) -> None:
-        """Deliver what was sent."""
+        """Empty the queues, as Colmena's ``flush`` does: what was sent is read and dropped.
+
+        A topic this process has no reader of is drained by a reader that then leaves the
+        group, so a server elsewhere still gets the requests sent after.
+        """
         self._producer.flush()
+        for name in (self._requests, *self._results.values()):
+            reader = self._readers.get(name)
+            if reader is not None:
+                reader.drain()
+                continue
+            passing = _Reader(self.session, name)
+            passing.ready()
+            passing.drain()
+            passing.close()
 
     def close(self) -> None:
         """Close the readers and the producer; delete the topics."""
         for reader in self._readers.values():
             reader.close()
         self._producer.close()
-        for name in (self._requests, *self._results.values()):
-            self.session.delete_topic(name.split(".", 1)[1])
+        if self._owner:
+            for name in (self._requests, *self._results.values()):
+                self.session.delete_topic(name.split(".", 1)[1])
 
 
 class _Reader:
@@ -172,6 +240,11 @@ class _Reader:
                 raise TimeoutException()
             self._pending.extend(self._consumer.poll(500, min(wait, 1.0)))
         return self._pending.popleft()
+
+    def drain(self) -> None:
+        """Drop what was fetched and everything up to the topic's end as of now."""
+        self._pending.clear()
+        self._consumer.drain()
 
     def close(self) -> None:
         """Commit and leave the group."""
