@@ -7,8 +7,10 @@ emulated link (bandwidth and latency) to mimic a remote site.
 from __future__ import annotations
 
 import importlib.util
+import os
 import threading
 import time
+import uuid
 from typing import Any, Self
 
 from pydantic import Field, field_validator
@@ -212,22 +214,34 @@ class DataContainer:
         self._require_up()
         return bool(self.fs.exists(self.path(key)))
 
-    def check_health(self) -> bool:
-        """Write and read back a probe; raise :class:`ContainerDown` if that fails."""
+    def check_health(self, attempts: int = 3, backoff_s: float = 0.05) -> bool:
+        """Write, read back and remove a probe; raise :class:`ContainerDown` if that fails.
+
+        The probe is this process's and thread's own object (processes sharing a folder wrote
+        one probe file over each other and read back each other's, and marked a healthy
+        container down), and a failure is tried ``attempts`` times before the container is
+        declared down.
+        """
         self._require_up()
-        probe = f"{time.time()}".encode()
-        try:
-            self.fs.pipe_file(self.path(_HEALTH_KEY), probe)
-            if self.fs.cat_file(self.path(_HEALTH_KEY)) != probe:
-                raise ContainerDown(f"container {self.name}: health probe read back wrong")
-        except ContainerDown:
-            raise
-        except Exception as exc:
-            raise ContainerDown(
-                f"container {self.name} ({self.spec.url}) failed its health check: "
-                f"{type(exc).__name__}: {exc}"
-            ) from exc
-        return True
+        key = f"{_HEALTH_KEY}-{os.getpid()}-{threading.get_ident()}"
+        failure: Exception | None = None
+        for attempt in range(attempts):
+            probe = f"{time.time()} {uuid.uuid4().hex}".encode()
+            try:
+                self.fs.pipe_file(self.path(key), probe)
+                if self.fs.cat_file(self.path(key)) == probe:
+                    self.fs.rm_file(self.path(key))
+                    return True
+                failure = ContainerDown(f"container {self.name}: health probe read back wrong")
+            except Exception as exc:
+                failure = exc
+            time.sleep(backoff_s * 2**attempt)
+        if isinstance(failure, ContainerDown):
+            raise failure
+        raise ContainerDown(
+            f"container {self.name} ({self.spec.url}) failed its health check "
+            f"{attempts} times: {type(failure).__name__}: {failure}"
+        ) from failure
 
     def take_down(self) -> None:
         """Refuse all I/O until :meth:`bring_up` (the data stays, as on a real outage)."""

@@ -440,3 +440,28 @@ def test_put_memory_is_bounded_by_segments_in_flight(tmp_path: Path) -> None:
     assert total == 48 * 2**20
     # The memory containers hold the chunks themselves (72 MiB), so count the peak above that.
     assert get_peak - put_peak < 16 * 2**20
+
+
+def _probe_many(url: str, times: int) -> int:
+    from components.storage.container import ContainerSpec, DataContainer
+    from components.storage.protocol import ContainerDown
+
+    container = DataContainer(ContainerSpec(url=url, name="shared"), 0).open()
+    downs = 0
+    for _ in range(times):
+        try:
+            container.check_health()
+        except ContainerDown:
+            downs += 1
+    return downs
+
+
+def test_processes_sharing_a_container_never_mark_it_down(tmp_path: Path) -> None:
+    # Every process used to write one probe file over the others' and read theirs back.
+    import multiprocessing
+
+    url = f"file://{tmp_path / 'shared'}"
+    with multiprocessing.get_context("spawn").Pool(3) as pool:
+        downs = pool.starmap(_probe_many, [(url, 100)] * 3)
+    assert downs == [0, 0, 0]
+    assert not [p for p in (tmp_path / "shared").iterdir() if p.name.startswith(".loom-health")]
