@@ -97,6 +97,7 @@ class StorageBenchmark:
                     "bytes_put": put_bytes,
                     "put_failures": sum(not r.ok for r in puts),
                     "degraded_reads": fabric.counters.degraded_reads,
+                    "redundancy_lost": fabric.counters.redundancy_lost,
                 }
             )
             if cfg.cleanup:

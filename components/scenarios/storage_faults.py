@@ -99,6 +99,7 @@ class StorageFaults:
                     / 1e6
                     / max(wall, 1e-9),
                     "degraded_reads": fabric.counters.degraded_reads,
+                    "redundancy_lost": fabric.counters.redundancy_lost,
                     "repair_time_s": repair.seconds,
                     "chunks_repaired": repair.chunks_repaired,
                     "objects_lost_after_repair": len(stored) - verified_after,

@@ -8,6 +8,7 @@ segment size × parallelism × m / k whatever the object size.
 from __future__ import annotations
 
 import hmac
+import logging
 import threading
 import time
 import uuid
@@ -37,6 +38,8 @@ from components.storage.protocol import (
     StorageError,
 )
 
+log = logging.getLogger(__name__)
+
 
 @dataclass
 class FabricCounters:
@@ -46,6 +49,7 @@ class FabricCounters:
     chunk_read_failures: int = 0
     chunk_write_failures: int = 0
     chunks_repaired: int = 0
+    redundancy_lost: int = 0  # stripes with two chunks on one container (too few were up)
 
 
 @dataclass
@@ -371,7 +375,19 @@ class StorageFabric:
         except CannotPlace as exc:
             raise InsufficientCapacity(str(exc)) from exc
         by_id = {c.node_id: c for c in self.containers}
-        return [by_id[i] for i in placement.node_ids[:count]]
+        chosen = [by_id[i] for i in placement.node_ids[:count]]
+        distinct = len({c.name for c in chosen})
+        if distinct < count:  # losing one container now loses more than one chunk
+            if not self.counters.redundancy_lost:
+                log.warning(
+                    "a %d-chunk stripe went to %d containers (only those were up with room): "
+                    "it no longer survives %d lost containers; see metric redundancy_lost",
+                    count,
+                    distinct,
+                    count - self.coder.k,
+                )
+            self.counters.redundancy_lost += 1
+        return chosen
 
     def _write_chunk(self, row: ChunkRow, chunk: bytes | memoryview) -> None:
         container = self._by_name[row.container]

@@ -465,3 +465,24 @@ def test_processes_sharing_a_container_never_mark_it_down(tmp_path: Path) -> Non
         downs = pool.starmap(_probe_many, [(url, 100)] * 3)
     assert downs == [0, 0, 0]
     assert not [p for p in (tmp_path / "shared").iterdir() if p.name.startswith(".loom-health")]
+
+
+def test_a_stripe_on_fewer_containers_than_chunks_is_counted_and_said(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Three containers, zfec (2, 3), one down: the stripe's chunks went to [c0, c1, c0] and
+    # nothing said that losing c0 now loses the object.
+    with (
+        MemoryStorageConfig(containers=3).build() as network,
+        network.fabric(
+            ZfecConfig(k=2, m=3).build(), UtilityFactorConfig().build(), tmp_path / "c.sqlite"
+        ) as fabric,
+    ):
+        fabric.put("c", "whole", b"x" * 1000)
+        assert fabric.counters.redundancy_lost == 0
+        fabric.containers[2].take_down()
+        with caplog.at_level("WARNING", logger="components.storage.fabric"):
+            fabric.put("c", "shared", b"y" * 1000)
+        assert fabric.counters.redundancy_lost == 1
+        assert "went to 2 containers" in caplog.text
+        assert fabric.get("c", "shared") == b"y" * 1000
