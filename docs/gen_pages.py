@@ -12,6 +12,7 @@ import mkdocs_gen_files
 import yaml
 
 from framework.compose import Composer
+from framework.matrix import markdown, matrix
 from framework.menu import Group, default_options, menu_group
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,6 +64,28 @@ def recipes_page(composer: Composer) -> str:
     return "\n".join(lines) + "\n"
 
 
+def matrix_page(composer: Composer) -> str:
+    """The composition matrix, validated as the docs are built."""
+    verdicts = matrix(composer)
+    accepted = sum(v.accepted for v in verdicts)
+    return "\n".join(
+        [
+            "# Composition matrix",
+            "",
+            "Every scenario with every option of every group it consumes (at a small size), and "
+            "the executor × data-flow connector × steering queue combinations. Each one is "
+            "accepted or refused at validation with the reason; the test suite validates them "
+            "all and runs a seeded sample of the accepted ones to a verified result, and "
+            "`python -m framework.matrix --run` runs every accepted one.",
+            "",
+            f"{len(verdicts)} combinations: {accepted} accepted, {len(verdicts) - accepted} "
+            "refused.",
+            "",
+            markdown(verdicts),
+        ]
+    )
+
+
 def api_pages() -> list[tuple[str, str]]:
     """(page path, module) for every public module of the engine and the components."""
     pages = []
@@ -88,12 +111,17 @@ def main() -> None:
         with mkdocs_gen_files.open(f"reference/groups/{name}.md", "w") as out:
             out.write(page)
     with mkdocs_gen_files.open("reference/groups/index.md", "w") as out:
-        out.write("# Groups\n\nEach group is one folder of `conf/`; pick an option with "
-                  "`<group>=<option>`.\n\n")  # fmt: skip
-        out.writelines(f"- [`{name}`]({name}.md): default `{defaults.get(name, 'none')}`\n"
-                       for name in groups)  # fmt: skip
+        out.write(
+            "# Groups\n\nEach group is one folder of `conf/`; pick an option with "
+            "`<group>=<option>`.\n\n"
+        )
+        out.writelines(
+            f"- [`{name}`]({name}.md): default `{defaults.get(name, 'none')}`\n" for name in groups
+        )
     with mkdocs_gen_files.open("reference/recipes.md", "w") as out:
         out.write(recipes_page(composer))
+    with mkdocs_gen_files.open("reference/matrix.md", "w") as out:
+        out.write(matrix_page(composer))
     pages = api_pages()
     with mkdocs_gen_files.open("reference/api/index.md", "w") as out:
         out.write("# API\n\nFrom the docstrings of every public module.\n\n")

@@ -16,6 +16,7 @@ from collections import defaultdict, deque
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import BinaryIO
 
@@ -607,14 +608,19 @@ class StorageFabric:
         encoded = self._coder_for(row).encode(segment)
         holders = {c.container for c in good}
         for chunk in bad:
-            (moved,) = self._place(
+            place = partial(
+                self._place,
                 row.id,
                 chunk.segment,
                 chunk.segment_bytes,
                 [encoded[chunk.idx]],
-                exclude=holders,
                 idx=chunk.idx,
             )
+            try:
+                (moved,) = place(exclude=holders)
+            except InsufficientCapacity:  # every up container holds one: share one, and say so
+                (moved,) = place(exclude=set())
+                self.counters.redundancy_lost += 1
             self._write_chunk(moved, encoded[chunk.idx])
             holders.add(moved.container)
             if chunk.container == moved.container:

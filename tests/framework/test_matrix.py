@@ -1,0 +1,65 @@
+"""The composition matrix: every combination is accepted or refused with a reason, and the
+accepted ones run to a verified result (a seeded sample here; the whole matrix on demand)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from framework.cli import main
+from framework.compose import Composer
+from framework.matrix import SMALL, Combination, judge, matrix, sample
+
+# A combination that needs a service the test does not start (an S3 endpoint, a Kafka
+# cluster) is validated here and run where that service is (the storage and events tests).
+NEEDS_A_SERVICE = ("storage=s3",)
+
+
+@pytest.fixture(scope="module")
+def verdicts() -> list:
+    return matrix()
+
+
+def test_every_scenario_has_a_small_size_and_appears_in_the_matrix(verdicts: list) -> None:
+    from framework import registry
+
+    scenarios = set(registry.options("scenario"))
+    assert scenarios == set(SMALL)
+    assert {v.combination.scenario for v in verdicts} == scenarios
+    assert len(verdicts) > 150
+
+
+def test_every_combination_is_accepted_or_refused_with_a_reason(verdicts: list) -> None:
+    refused = [v for v in verdicts if not v.accepted]
+    assert refused, "nothing refused: the seams are not checked"
+    for v in refused:
+        assert v.reason and "Traceback" not in v.reason, v
+        assert "=" in v.reason, v.reason  # it names the setting
+    labels = [(v, v.combination.label) for v in verdicts]
+    zmq_on_dask = [v for v, label in labels if "executor=dask" in label and "zmq" in label]
+    assert zmq_on_dask and not any(v.accepted for v in zmq_on_dask)
+
+
+def test_a_setting_the_scenario_does_not_read_is_refused_in_the_matrix_too() -> None:
+    verdict = judge(Composer(), Combination("synthetic", ("storage=s3",)))
+    assert not verdict.accepted
+    assert "does not use storage" in verdict.reason
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("prefect_harness")
+def test_a_seeded_sample_of_the_matrix_runs_to_a_verified_result(
+    verdicts: list, workdir: Path
+) -> None:
+    runnable = [v for v in verdicts if not any(s in v.combination.label for s in NEEDS_A_SERVICE)]
+    chosen = sample(runnable, 3, seed=0)
+    for combination in chosen:
+        assert main(["run", *combination.overrides()]) == 0, combination.label
+    jobs = list((workdir / "results" / "default").glob("*/metrics.json"))
+    assert len(jobs) == len(chosen)
+    for metrics in jobs:
+        aggregate = json.loads(metrics.read_text())["aggregate"]
+        assert aggregate.get("result_verified", 1) == 1, metrics
+        assert aggregate.get("tasks_failed", 0) == 0, metrics
