@@ -27,9 +27,14 @@ SMALL: dict[str, tuple[str, ...]] = {
     "energy_aware_placement": ("scenario.tasks_per_function=8",),
     "event_access": ("scenario.events=10",),
     "event_throughput": (),
-    "event_triggers": ("scenario.events=50",),
+    "event_triggers": ("recipe=octopus/triggers", "scenario.events=50"),
     "federated": ("fl.rounds=1",),
-    "futures_chain": ("scenario.tasks=2", "scenario.task_s=0.01", "scenario.data_bytes=100000"),
+    "futures_chain": (
+        "dataflow=proxystore",
+        "scenario.tasks=2",
+        "scenario.task_s=0.01",
+        "scenario.data_bytes=100000",
+    ),
     "mapreduce": ("scenario.files=2", "scenario.words_per_file=200", "scenario.vocabulary=50"),
     "moldesign": (
         "scenario.search_size=16",
@@ -42,7 +47,7 @@ SMALL: dict[str, tuple[str, ...]] = {
     "steered_campaign": ("scenario.evaluations=6", "scenario.runtime_median_s=0.01"),
     "storage_benchmark": ("scenario.objects=2",),
     "storage_faults": ("scenario.objects=2",),
-    "stream": ("scenario.items=4", "scenario.item_bytes=100000"),
+    "stream": ("dataflow=proxystore", "scenario.items=4", "scenario.item_bytes=100000"),
     "synthetic": ("scenario.tasks=4",),
 }
 ONE_TRIAL = ("repeats=1",)

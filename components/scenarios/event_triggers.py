@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
 import numpy as np
 from pydantic import Field
 
-from components.base import RunContext, ScenarioConfig
+from components.base import ComponentConfig, RunContext, ScenarioConfig
 from components.events.fabric import fabric_of
 from components.events.filters import compile_filter
 from components.events.protocol import EventsError
@@ -35,6 +36,15 @@ class EventTriggersConfig(ScenarioConfig):
     flaky_share: float = Field(0.05, ge=0, le=1, description="events whose first call fails")
     malformed_share: float = Field(0.01, ge=0, le=1, description="events that are not JSON")
     drain_timeout_s: float = Field(60.0, gt=0, le=3600, description="wait for the triggers")
+
+    def check_components(self, groups: Mapping[str, ComponentConfig]) -> list[str]:
+        """Triggers to run must be declared."""
+        if not getattr(groups["events"], "triggers", None):
+            return [
+                "scenario=event_triggers needs events.triggers: declare at least one "
+                "(recipe=octopus/triggers declares three)"
+            ]
+        return []
 
     def build(self) -> EventTriggers:
         """The scenario."""

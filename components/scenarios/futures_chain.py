@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from components.base import RunContext, Scenario, ScenarioConfig
+from components.base import ComponentConfig, RunContext, Scenario, ScenarioConfig
 from components.dataflow.futures import DataFuture, resolve
 from components.dataflow.wake import EventsWake, Wake, events_wake
 from components.runtime.trial import TaskTrial
@@ -90,6 +91,21 @@ class FuturesChainConfig(ScenarioConfig):
     def needs(self) -> tuple[str, ...]:
         """The event fabric too when links are woken through it."""
         return (*self.requires, "events") if self.wake == "events" else self.requires
+
+    def check_components(self, groups: Mapping[str, ComponentConfig]) -> list[str]:
+        """A pipelined chain needs futures: a store that can reserve a key."""
+        flow = groups["dataflow"]
+        if self.mode == "pipelined" and (
+            flow.kind != "proxystore" or getattr(flow, "connector", None) == "zmq"
+        ):
+            chosen = f"dataflow={flow.kind}" + (
+                f" with dataflow.connector={flow.connector}" if hasattr(flow, "connector") else ""
+            )
+            return [
+                f"scenario.mode=pipelined needs futures, which {chosen} cannot give: choose "
+                "dataflow=proxystore (connector file, redis or fabric), or scenario.mode=sequential"
+            ]
+        return []
 
     def build(self) -> Scenario:
         """Create the scenario."""

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Mapping
 from contextlib import ExitStack
 from typing import Any, ClassVar, Literal, Self
 
 from pydantic import Field, model_validator
 
-from components.base import RunContext, Scenario, ScenarioConfig
+from components.base import ComponentConfig, RunContext, Scenario, ScenarioConfig
 from components.dataflow.streams import FabricPublisher, FabricSubscriber, digest, stream_payload
 from components.runtime.trial import TaskTrial
 
@@ -52,6 +53,15 @@ class StreamConfig(ScenarioConfig):
                 f"{INLINE_LIMIT_BYTES} bytes here (Kafka's message.max.bytes); use method=proxy"
             )
         return self
+
+    def check_components(self, groups: Mapping[str, ComponentConfig]) -> list[str]:
+        """Items by proxy need the data flow's store."""
+        if self.method == "proxy" and groups["dataflow"].kind != "proxystore":
+            return [
+                f"scenario.method=proxy needs a store, which dataflow={groups['dataflow'].kind} "
+                "has not: choose dataflow=proxystore, or scenario.method=inline"
+            ]
+        return []
 
     def build(self) -> Scenario:
         """Create the scenario."""

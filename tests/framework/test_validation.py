@@ -58,6 +58,10 @@ BAD = [
         ],
         ["dataflow.connector=zmq cannot run with executor=dask", "choose dataflow.connector=file"],
     ),
+    # Found by the composition matrix: each failed at run time (exit 1), not at validation.
+    (["scenario=stream"], ["scenario.method=proxy needs a store", "dataflow=proxystore"]),
+    (["scenario=futures_chain"], ["scenario.mode=pipelined needs futures", "mode=sequential"]),
+    (["scenario=event_triggers"], ["needs events.triggers", "recipe=octopus/triggers"]),
 ]
 
 
