@@ -36,8 +36,6 @@ from components.executor.process import ProcessExecutor
 from components.executor.thread import ThreadExecutor
 from components.scenarios.steered_campaign import _record
 from components.steering.ackley import evaluate
-from components.steering.batch import BatchSteeringConfig
-from components.steering.interleaved import InterleavedSteeringConfig
 from components.steering.metrics import campaign_metrics
 from components.steering.protocol import CampaignSettings
 from components.steering.queues import (
@@ -46,20 +44,13 @@ from components.steering.queues import (
     LockedPipeQueues,
     redis_queues,
 )
-from components.steering.random import RandomSteeringConfig
-from components.steering.reallocation import ReallocationSteeringConfig
 from components.steering.server import ExecutorTaskServer
-from components.steering.streaming import StreamingSteeringConfig
+from framework import registry
 
+# Every steering option's Thinker, from the registry (as a run builds it).
 POLICIES = {
-    config().kind: config().build().thinker
-    for config in (
-        RandomSteeringConfig,
-        BatchSteeringConfig,
-        StreamingSteeringConfig,
-        InterleavedSteeringConfig,
-        ReallocationSteeringConfig,
-    )
+    kind: registry.config_model("steering", kind)().build().thinker
+    for kind in registry.options("steering")
 }
 
 CAMPAIGN_LIMIT_S = 600

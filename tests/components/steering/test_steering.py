@@ -17,25 +17,19 @@ from components.executor.thread import ThreadExecutor
 from components.scenarios.steered_campaign import SteeredCampaignConfig, _record
 from components.steering.ackley import ackley, evaluate, runtimes
 from components.steering.batch import BatchSteeringConfig
-from components.steering.interleaved import InterleavedSteeringConfig
 from components.steering.metrics import campaign_metrics, utilisation_series
 from components.steering.protocol import CampaignSettings
 from components.steering.queues import LockedPipeQueues
 from components.steering.random import RandomSteeringConfig
 from components.steering.reallocation import ReallocationSteeringConfig
 from components.steering.server import ExecutorTaskServer
-from components.steering.streaming import StreamingSteeringConfig
 from components.steering.surrogate import rank
+from framework import registry
 
+# Every steering option's Thinker, from the registry (as a run builds it).
 POLICIES = {
-    config().kind: config().build().thinker
-    for config in (
-        RandomSteeringConfig,
-        BatchSteeringConfig,
-        StreamingSteeringConfig,
-        InterleavedSteeringConfig,
-        ReallocationSteeringConfig,
-    )
+    kind: registry.config_model("steering", kind)().build().thinker
+    for kind in registry.options("steering")
 }
 
 RUNTIME = 0.005

@@ -15,26 +15,17 @@ from components.events.embedded import EmbeddedEventsConfig
 from components.events.fabric import KafkaEventFabric
 from components.executor.thread import ThreadExecutor
 from components.steering.ackley import evaluate, runtimes
-from components.steering.batch import BatchSteeringConfig
 from components.steering.digits import BOUND, hyperparameters, load, train_digits
-from components.steering.interleaved import InterleavedSteeringConfig
 from components.steering.protocol import CampaignSettings
 from components.steering.queues import FabricQueues, LockedPipeQueues, redis_queues
-from components.steering.random import RandomSteeringConfig
-from components.steering.reallocation import ReallocationSteeringConfig
 from components.steering.server import ExecutorTaskServer
-from components.steering.streaming import StreamingSteeringConfig
 from components.steering.surrogate import rank
+from framework import registry
 
+# Every steering option's Thinker, from the registry (as a run builds it).
 POLICIES = {
-    config().kind: config().build().thinker
-    for config in (
-        RandomSteeringConfig,
-        BatchSteeringConfig,
-        StreamingSteeringConfig,
-        InterleavedSteeringConfig,
-        ReallocationSteeringConfig,
-    )
+    kind: registry.config_model("steering", kind)().build().thinker
+    for kind in registry.options("steering")
 }
 
 pytestmark = [pytest.mark.service]
