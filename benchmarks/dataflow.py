@@ -11,7 +11,9 @@ without copies), bytes, and an opaque Python object (Dask pickles it whole).
 Methods:
 - ``loom by_value``: Loom's task path; results come back to the client and go out again in the
   reduce's arguments (how the path passes values on every executor);
-- ``loom proxystore/<connector>``: the same path with ``dataflow=proxystore``;
+- ``loom proxystore/<connector>``: the same path with ``dataflow=proxystore``; the fabric
+  connector is built from storage groups as a run builds it (isal (4, 6), four linked
+  containers);
 - ``dask futures`` (Dask only): plain ``Client.submit`` with futures as arguments, so outputs go
   worker to worker (Dask at its best);
 - ``ps-ex plugin`` (Dask only): proxystore-ex's ``Client(ps_store=…, ps_threshold=…)``, the
@@ -39,6 +41,7 @@ from typing import Any
 import psutil
 from tables import publish  # benchmarks/ is the script's folder
 
+from components.coding.isal import IsalConfig
 from components.dataflow.by_value import ByValueConfig
 from components.dataflow.proxystore_flow import ProxyStoreConfig
 from components.dataflow.workload import (
@@ -51,7 +54,10 @@ from components.dataflow.workload import (
 from components.executor.dask import DaskExecutorConfig
 from components.executor.process import ProcessExecutorConfig
 from components.loopback import free_port
+from components.placement.utility_factor import UtilityFactorConfig
 from components.runtime.taskpath import TaskPath
+from components.storage.container import LinkSpec
+from components.storage.local import LocalStorageConfig
 
 KINDS = ("numpy", "bytes", "object")
 MAX_CELL_BYTES = 800 * 2**20  # inputs of one cell: fewer tasks for the largest payloads
@@ -192,11 +198,31 @@ def measure(
     }
 
 
+# The fabric connector is the run's storage fabric; this one: isal (4, 6) over four local
+# containers behind 1 GB/s, 0.2 ms links. Six chunks on four containers: two of them hold two
+# chunks of each stripe (storage.share_containers), so a stripe survives any one lost container.
+FABRIC_RUN = {
+    "storage": LocalStorageConfig(
+        containers=4,
+        link=LinkSpec(bandwidth_mb_s=1000.0, latency_ms=0.2),
+        share_containers=True,
+    ),
+    "coding": IsalConfig(k=4, m=6),
+    "placement": UtilityFactorConfig(),
+}
+FABRIC_LABEL = "loom proxystore/fabric isal(4,6) x4 linked"
+
+
 def flow_configs(executor: str) -> list[tuple[str, Any]]:
-    connectors = ["file", "redis", "fabric"] + (["zmq"] if executor == "process" else [])
-    return [("loom by_value", ByValueConfig())] + [
-        (f"loom proxystore/{c}", ProxyStoreConfig(connector=c, threshold_bytes=100_000))
-        for c in connectors
+    connectors = ["file", "redis"] + (["zmq"] if executor == "process" else [])
+    fabric = ProxyStoreConfig(connector="fabric", threshold_bytes=100_000).joined(FABRIC_RUN)
+    return [
+        ("loom by_value", ByValueConfig()),
+        *[
+            (f"loom proxystore/{c}", ProxyStoreConfig(connector=c, threshold_bytes=100_000))
+            for c in connectors
+        ],
+        (FABRIC_LABEL, fabric),
     ]
 
 

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Protocol, TypeVar, get_args, runtime_checkable
+from typing import Any, ClassVar, Protocol, Self, TypeVar, get_args, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, model_validator
 from pydantic_core import PydanticCustomError
@@ -58,10 +58,31 @@ class ComponentConfig(LoomModel):
     """
 
     kind: str
+    # Groups this option reads only under some setting → that setting, for error messages
+    # (``{"storage": "connector=fabric"}``); :meth:`also_needs` says when it applies.
+    optional_reads: ClassVar[Mapping[str, str]] = {}
 
     def build(self) -> object:
         """Create the component this config describes."""
         raise NotImplementedError
+
+    def also_needs(self) -> tuple[str, ...]:
+        """Other groups this option reads as configured; the job opens and validates them too."""
+        return ()
+
+    def joined(self, groups: Mapping[str, ComponentConfig]) -> Self:
+        """The config as it runs beside the job's other groups, for :meth:`build`.
+
+        The default is the config itself. An option that builds from other groups' configs
+        (the fabric connector from ``storage``, ``coding`` and ``placement``) keeps them in a
+        private attribute here: they are never dumped, so neither hashed nor logged twice.
+
+        Args:
+            groups: The validated configs of every group the job uses, by group.
+
+        """
+        del groups
+        return self
 
     def check_with(self, groups: Mapping[str, ComponentConfig]) -> list[str]:
         """Problems of this component beside the job's others, found before anything runs.

@@ -101,6 +101,10 @@ class JobConfig:
         assert isinstance(scenario, ScenarioConfig)
         return scenario
 
+    def needs(self) -> tuple[str, ...]:
+        """The groups the job opens: its scenario's, then those its options read."""
+        return needed_groups(self.scenario, self.groups)
+
     @property
     def recipe(self) -> str:
         """The recipe name."""
@@ -266,38 +270,58 @@ def validate_job_config(
             problems += describe_errors(exc, model, f"{group}.")
 
     scenario = groups.get("scenario")
+    needed: tuple[str, ...] = ()
     if isinstance(scenario, ScenarioConfig):
-        for needed in scenario.needs():
-            if needed not in sections:
+        needed = needed_groups(scenario, groups)
+        for group in needed:
+            if group not in sections:
                 problems.append(
-                    f"scenario={scenario.kind} needs a '{needed}' component; "
-                    f"pick one: {needed}=<{'|'.join(registry.options(needed))}>"
+                    f"scenario={scenario.kind} needs a '{group}' component; "
+                    f"pick one: {group}=<{'|'.join(registry.options(group))}>"
                 )
-        if all(g in groups for g in scenario.needs()):
+        if all(g in groups for g in needed):
             problems += scenario.check_components(groups)
-            used = {g: groups[g] for g in scenario.needs()}
-            for group in scenario.needs():
+            used = {g: groups[g] for g in needed}
+            for group in needed:
                 problems += groups[group].check_with(used)
+            if not problems:  # each option as it runs beside the others (never hashed)
+                groups.update({g: groups[g].joined(used) for g in needed})
         if defaults is not None:
-            problems += _unused_settings(scenario, sections, defaults)
+            problems += _unused_settings(scenario, needed, sections, defaults)
     if problems or root is None:
         raise ConfigError(problems, context=f"recipe={raw.get('recipe', 'default')}")
     if isinstance(scenario, ScenarioConfig):
-        # Every group is validated, but a job is only what its scenario uses: unused groups
-        # stay out of its params and hash (a storage choice does not change a task benchmark).
+        # Every group is validated, but a job is only what it uses: unused groups stay out
+        # of its params and hash (a storage choice does not change a task benchmark).
         groups = {
-            g: c
-            for g, c in groups.items()
-            if g == "scenario" or g in scenario.needs() or g in ENGINE_GROUPS
+            g: c for g, c in groups.items() if g == "scenario" or g in needed or g in ENGINE_GROUPS
         }
     return JobConfig(root, groups)
 
 
+def needed_groups(
+    scenario: ScenarioConfig, groups: Mapping[str, ComponentConfig]
+) -> tuple[str, ...]:
+    """The groups a job opens: its scenario's, then any its chosen options read.
+
+    ``dataflow.connector=fabric`` reads ``storage``, ``coding`` and ``placement``, for one.
+    """
+    needed = list(scenario.needs())
+    for group in needed:  # grows while it is read: what an added group reads is added too
+        option = groups.get(group)
+        if option is not None:
+            needed += [g for g in option.also_needs() if g not in needed]
+    return tuple(needed)
+
+
 def _unused_settings(
-    scenario: ScenarioConfig, sections: Mapping[str, Any], defaults: Mapping[str, Any]
+    scenario: ScenarioConfig,
+    needed: tuple[str, ...],
+    sections: Mapping[str, Any],
+    defaults: Mapping[str, Any],
 ) -> list[str]:
-    """One line per group set away from its default that ``scenario`` does not use."""
-    used = set(scenario.needs()) | set(ENGINE_GROUPS) | {"scenario"}
+    """One line per group set away from its default that the job does not use."""
+    used = set(needed) | set(ENGINE_GROUPS) | {"scenario"}
     lines = []
     for group, section in sections.items():
         if group in used or section == defaults.get(group):
@@ -308,7 +332,13 @@ def _unused_settings(
             for name in registry.options("scenario")
             if group in getattr(registry.config_model("scenario", name), "requires", ())
         ]
-        uses = ", ".join(scenario.needs()) or "no component group"
+        users += [
+            f"any with {other}={option} {setting}"
+            for other in registry.groups()
+            for option in registry.options(other)
+            if (setting := registry.config_model(other, option).optional_reads.get(group))
+        ]
+        uses = ", ".join(needed) or "no component group"
         lines.append(
             f"{', '.join(changed)} is set, but scenario={scenario.kind} does not use "
             f"{group} (it uses {uses}); scenarios that do: {', '.join(users) or 'none'}"

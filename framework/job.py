@@ -185,7 +185,7 @@ class JobRunner:
         (plan.job_dir / "overrides.txt").write_text(
             "\n".join(plan.job.overrides) + "\n", encoding="utf-8"
         )
-        for group in cfg.scenario.needs():
+        for group in cfg.needs():
             component = cfg.groups[group].build()
             if isinstance(component, AbstractContextManager):  # servers, pools: closed at teardown
                 component = self.stack.enter_context(component)

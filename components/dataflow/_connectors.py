@@ -1,25 +1,28 @@
 """Where proxied bytes live: the ProxyStore connectors ``dataflow.connector`` chooses from.
 
 Each option opens a real connector for the run, and starts what it needs: a ``redis-server``
-on loopback where no host is given, ProxyStore's ZeroMQ server, the fabric's containers. Each
+on loopback where no host is given, ProxyStore's ZeroMQ server, the fabric's containers (those
+of the run's ``storage`` group, coded and placed by its ``coding`` and ``placement``). Each
 also says how to count what is stored now, for the end-of-run leak check, by asking the store
 itself (a folder listing, the Redis keyspace, the fabric's catalog) where it can.
 """
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import tempfile
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import Any
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from components.base import LoomModel
 from components.loopback import free_port
+from components.storage.protocol import StorageConfig
 
 Stored = Callable[[], tuple[int, int]]  # → (keys, bytes) in the store now
 
@@ -133,44 +136,56 @@ class ZmqConnectorConfig(LoomModel):
         return OpenConnector(connector, None, stack)
 
 
-_CODERS = {"zfec": "components.coding.zfec.ZfecConfig", "isal": "components.coding.isal.IsalConfig"}
+FABRIC_GROUPS = ("storage", "coding", "placement")
 
 
-class FabricConnectorConfig(LoomModel):
-    """Loom's erasure-coded storage fabric: proxies survive ``m − k`` lost containers."""
+def _dotted(config: LoomModel) -> str:
+    return f"{type(config).__module__}.{type(config).__qualname__}"
 
-    containers: list[str] | None = Field(
-        None, description="container URLs (default: 3 folders under a temporary one)"
-    )
-    root: str | None = Field(None, description="parent folder of the default containers")
-    count: int = Field(3, ge=1, le=64, description="default containers")
-    coder: Literal["zfec", "isal"] = Field("zfec", description="erasure code")
-    k: int = Field(2, ge=1, le=32, description="chunks needed to read a segment")
-    m: int = Field(3, ge=1, le=32, description="chunks stored per segment")
-    segment_size_mb: float = Field(8.0, gt=0, le=1024, description="bytes per segment, MB")
 
-    @model_validator(mode="after")
-    def _shape(self) -> Self:
-        if self.k > self.m:
-            raise ValueError(f"k={self.k} > m={self.m}: need 1 ≤ k ≤ m")
-        have = len(self.containers) if self.containers is not None else self.count
-        if have < self.m:
-            raise ValueError(f"{have} containers for m={self.m} chunks: need at least m")
-        return self
+class FabricConnector:
+    """The run's erasure-coded storage fabric: proxies survive ``m − k`` lost containers.
+
+    Built from the ``storage``, ``coding`` and ``placement`` groups, not a copy of them.
+
+    Args:
+        storage: The containers (links, capacities, failure rates), segment size,
+            parallelism and whether chunks of a stripe may share a container.
+        coding: The coder, by its config.
+        placement: The placer (any, D-Rex's included), by its config.
+
+    """
+
+    def __init__(self, storage: StorageConfig, coding: LoomModel, placement: LoomModel) -> None:
+        self.storage, self.coding, self.placement = storage, coding, placement
 
     def open(self) -> OpenConnector:
         """Open the containers and a fresh catalog."""
         from components.dataflow.fabric_connector import StorageFabricConnector
 
         stack = ExitStack()
-        folder = _folder(stack, self.root, "loom-proxystore-fabric-")
-        urls = self.containers or [f"file://{folder}/c{i}" for i in range(self.count)]
+        specs, temporary = self.storage.container_specs()
+        for path in temporary:
+            stack.callback(shutil.rmtree, path, ignore_errors=True)
+        folder = _folder(stack, None, "loom-proxystore-fabric-")
         connector = StorageFabricConnector(
-            [{"url": url, "name": f"proxystore-c{i}"} for i, url in enumerate(urls)],
+            [spec.model_dump(mode="json") for spec in specs],
             str(folder / "catalog.sqlite"),
-            coding=[_CODERS[self.coder], {"k": self.k, "m": self.m}],
-            segment_size=int(self.segment_size_mb * 2**20),
+            coding=[_dotted(self.coding), self.coding.model_dump(mode="json")],
+            placement=[_dotted(self.placement), self.placement.model_dump(mode="json")],
+            segment_size=int(self.storage.segment_size_mb * 2**20),
+            parallelism=self.storage.parallelism,
+            share_containers=self.storage.share_containers,
             owner=True,
         )
+        stack.callback(_forget_memory_containers, connector)
         stack.callback(connector.close)
         return OpenConnector(connector, connector.stored, stack)
+
+
+def _forget_memory_containers(connector: Any) -> None:
+    """Free in-memory containers (folders go with their temporary parents)."""
+    for container in connector.fabric.containers:
+        if container.spec.url.startswith("memory://"):
+            with contextlib.suppress(OSError):
+                container.fs.rm(container.root, recursive=True)

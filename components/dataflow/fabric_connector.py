@@ -4,7 +4,13 @@ Objects are cut into segments, erasure-coded and spread over the data containers
 URLs), with their metadata in a SQLite catalog that every process opens. ProxyStore rebuilds a
 connector on each worker from :meth:`StorageFabricConnector.config`, which therefore returns exactly
 the constructor's arguments, all JSON: container specs, the coder's and placer's config
-classes by dotted path with their fields, and the catalog's path.
+classes by dotted path with their fields, and the catalog's path. A run builds them from its
+``storage``, ``coding`` and ``placement`` groups (:class:`~components.dataflow._connectors.
+FabricConnector`).
+
+What the fabric counts (degraded reads, failed chunk writes, stripes that lost redundancy,
+containers down) is added to the catalog's shared counters by every process, so that the
+run's metrics hold what its workers met too (:meth:`StorageFabricConnector.counts`).
 
 A worker joining the catalog does not collect garbage (other processes' writes in flight would
 look like strays), and a container it cannot open is taken down rather than failing the
@@ -16,25 +22,23 @@ from __future__ import annotations
 import contextlib
 import importlib
 import logging
+import threading
 import uuid
 from collections.abc import Sequence
+from dataclasses import astuple, fields
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from components.coding.protocol import Coder
 from components.placement.protocol import Placer
 from components.storage.container import ContainerSpec, DataContainer
-from components.storage.fabric import StorageFabric
+from components.storage.fabric import FabricCounters, StorageFabric
 from components.storage.protocol import InsufficientCapacity, ObjectNotFound, StorageError
 
 log = logging.getLogger(__name__)
 
 CATALOG = "proxystore"
-DEFAULT_CODING: tuple[str, dict[str, Any]] = ("components.coding.zfec.ZfecConfig", {"k": 2, "m": 3})
-DEFAULT_PLACEMENT: tuple[str, dict[str, Any]] = (
-    "components.placement.round_robin.RoundRobinConfig",
-    {},
-)
+_COUNTED = tuple(f.name for f in fields(FabricCounters))
 
 
 class FabricKey(NamedTuple):
@@ -45,10 +49,10 @@ class FabricKey(NamedTuple):
 
 def _component(spec: Sequence[Any]) -> Any:
     """Build a component from ``[dotted path of its config class, its fields]``."""
-    path, fields = spec
+    path, settings = spec
     module, _, name = str(path).rpartition(".")
     config_type = getattr(importlib.import_module(module), name)
-    return config_type.model_validate(dict(fields)).build()
+    return config_type.model_validate(dict(settings)).build()
 
 
 class StorageFabricConnector:
@@ -57,10 +61,11 @@ class StorageFabricConnector:
     Args:
         containers: Container specs (``ContainerSpec`` fields: url, name, capacity_mb, ...).
         catalog_path: SQLite catalog shared by every process of the run.
-        coding: ``[config class path, fields]`` of the coder (default zfec k=2, m=3).
-        placement: ``[config class path, fields]`` of the placer (default round robin).
+        coding: ``[config class path, fields]`` of the coder.
+        placement: ``[config class path, fields]`` of the placer.
         segment_size: Bytes per segment.
         parallelism: Segments in flight per put or get.
+        share_containers: Let two chunks of a stripe share a container when too few are up.
         owner: Whether this process created the catalog (it alone collects garbage).
 
     """
@@ -69,19 +74,21 @@ class StorageFabricConnector:
         self,
         containers: list[dict[str, Any]],
         catalog_path: str,
-        coding: Sequence[Any] | None = None,
-        placement: Sequence[Any] | None = None,
+        coding: Sequence[Any],
+        placement: Sequence[Any],
         segment_size: int = 8 * 2**20,
         parallelism: int = 4,
+        share_containers: bool = False,
         owner: bool = False,
     ) -> None:
         self._args: dict[str, Any] = {
             "containers": [dict(c) for c in containers],
             "catalog_path": catalog_path,
-            "coding": list(coding or DEFAULT_CODING),
-            "placement": list(placement or DEFAULT_PLACEMENT),
+            "coding": list(coding),
+            "placement": list(placement),
             "segment_size": segment_size,
             "parallelism": parallelism,
+            "share_containers": share_containers,
             "owner": False,
         }
         coder: Coder = _component(self._args["coding"])
@@ -107,14 +114,47 @@ class StorageFabricConnector:
             segment_size=segment_size,
             parallelism=parallelism,
             collect_garbage=owner,
+            share_containers=share_containers,
         )
+        self._flushed = FabricCounters()
+        self._down_flushed: set[str] = set()
+        self._flush_lock = threading.Lock()
+        self._flush_counts()  # containers found down on opening
 
     def __repr__(self) -> str:
         return f"StorageFabricConnector(catalog_path={self._args['catalog_path']!r})"
 
     def close(self) -> None:
         """Stop the fabric's pools and close the catalog (the objects stay)."""
+        self._flush_counts()
         self.fabric.close()
+
+    def _flush_counts(self) -> None:
+        """Add what this process counted since the last flush to the catalog's counters."""
+        with self._flush_lock:
+            now = astuple(self.fabric.counters)
+            deltas = {
+                name: new - old
+                for name, new, old in zip(_COUNTED, now, astuple(self._flushed), strict=True)
+                if new != old
+            }
+            down = {c.name for c in self.fabric.containers if not c.up} - self._down_flushed
+            deltas.update({f"down:{name}": 1 for name in down})
+            if deltas:  # rare (faults only): the common path writes nothing
+                self.fabric.catalog.add_counts(deltas)
+                self._flushed = FabricCounters(*now)
+                self._down_flushed |= down
+
+    def counts(self) -> dict[str, int]:
+        """What every process using this catalog counted: the fabric's counters, by name.
+
+        ``containers_down`` is how many containers some process found down.
+        """
+        self._flush_counts()
+        shared = self.fabric.catalog.counts()
+        out = {name: shared.get(name, 0) for name in _COUNTED}
+        out["containers_down"] = sum(1 for name in shared if name.startswith("down:"))
+        return out
 
     def config(self) -> dict[str, Any]:
         """The constructor's arguments: ProxyStore rebuilds the connector from them."""
@@ -147,6 +187,8 @@ class StorageFabricConnector:
                 if container.up:
                     container.remeasure()
             self.fabric.put(CATALOG, key.fabric_key, obj)
+        finally:
+            self._flush_counts()
 
     def put(self, obj: bytes | bytearray | memoryview) -> FabricKey:
         """Store ``obj`` under a new key."""
@@ -164,6 +206,8 @@ class StorageFabricConnector:
             return self.fabric.get(CATALOG, key.fabric_key)
         except ObjectNotFound:
             return None
+        finally:
+            self._flush_counts()
 
     def get_batch(self, keys: Sequence[FabricKey]) -> list[bytes | None]:
         """Each key's object, or None."""

@@ -30,18 +30,19 @@ from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
-from typing import Any, Literal, Self, cast
+from typing import Any, ClassVar, Literal, Self, cast
 
 from proxystore.proxy import Proxy, get_factory
 from proxystore.serialize import deserialize, serialize
 from proxystore.store import Store, get_or_create_store
 from proxystore.store.config import StoreConfig
 from proxystore.store.factory import StoreFactory
-from pydantic import Field, field_validator
+from pydantic import Field, PrivateAttr, field_validator
 
 from components.base import ComponentConfig
 from components.dataflow._connectors import (
-    FabricConnectorConfig,
+    FABRIC_GROUPS,
+    FabricConnector,
     FileConnectorConfig,
     OpenConnector,
     RedisConnectorConfig,
@@ -53,6 +54,7 @@ from components.dataflow.futures import DataFuture
 from components.dataflow.protocol import DataFlow, DataFlowConfig
 from components.dataflow.wake import RedisWake, Wake
 from components.runtime.protocols import DataMover, WorkerHook
+from components.storage.protocol import StorageConfig
 
 Eviction = Literal["refcount", "on_close"]
 
@@ -394,6 +396,14 @@ class ProxyStoreFlow:
             left = [k for k in list(self._keys_seen) if connector.exists(k)]
         return len(left), sum(int(getattr(k, "size", 0)) for k in left)
 
+    def store_metrics(self) -> dict[str, float]:
+        """The fabric connector's counters over every process (``data_fabric_*``); else none."""
+        assert self._open is not None
+        counts = getattr(self._open.connector, "counts", None)
+        if counts is None:
+            return {}
+        return {f"data_fabric_{name}": float(value) for name, value in counts().items()}
+
     def future(
         self,
         kind: type | None = None,
@@ -454,7 +464,12 @@ class ProxyStoreConfig(DataFlowConfig):
     file: FileConnectorConfig = Field(default_factory=FileConnectorConfig)
     redis: RedisConnectorConfig = Field(default_factory=RedisConnectorConfig)
     zmq: ZmqConnectorConfig = Field(default_factory=ZmqConnectorConfig)
-    fabric: FabricConnectorConfig = Field(default_factory=FabricConnectorConfig)
+
+    optional_reads: ClassVar[Mapping[str, str]] = dict.fromkeys(
+        FABRIC_GROUPS, "dataflow.connector=fabric"
+    )
+    # The fabric connector's groups, kept by joined(): never dumped, so never hashed twice.
+    _fabric_groups: dict[str, ComponentConfig] | None = PrivateAttr(None)
 
     @field_validator("proxy_types", "skip_types")
     @classmethod
@@ -464,8 +479,20 @@ class ProxyStoreConfig(DataFlowConfig):
             raise ValueError(f"{bad}: None and booleans cannot be proxied")
         return value
 
+    def also_needs(self) -> tuple[str, ...]:
+        """The fabric connector is the run's storage fabric: its three groups."""
+        return FABRIC_GROUPS if self.connector == "fabric" else ()
+
+    def joined(self, groups: Mapping[str, ComponentConfig]) -> Self:
+        """Keep the storage groups the fabric connector builds its store from."""
+        if self.connector != "fabric":
+            return self
+        joined = self.model_copy()
+        joined._fabric_groups = {g: groups[g] for g in FABRIC_GROUPS}
+        return joined
+
     def check_with(self, groups: Mapping[str, ComponentConfig]) -> list[str]:
-        """``zmq`` cannot serve Dask workers: refused here, not when the first task runs."""
+        """Connectors that cannot serve the run's executor, refused before anything runs."""
         executor = groups.get("executor")
         if self.connector == "zmq" and executor is not None and executor.kind == "dask":
             return [
@@ -473,16 +500,37 @@ class ProxyStoreConfig(DataFlowConfig):
                 "client aborts Dask worker processes (libzmq assertion !_more, fq.cpp:80); "
                 "choose dataflow.connector=file, redis or fabric, or executor=thread or process"
             ]
+        storage = groups.get("storage")
+        in_memory = isinstance(storage, StorageConfig) and not storage.shared_between_processes()
+        if self.connector == "fabric" and in_memory and getattr(executor, "kind", "") != "thread":
+            assert storage is not None
+            return [
+                f"dataflow.connector=fabric with storage={storage.kind}: in-memory containers "
+                f"live in one process, and executor={getattr(executor, 'kind', None)} runs tasks "
+                "in others, which would find no chunks; choose storage=local or s3 (or mixed "
+                "without memory:// containers), or executor=thread"
+            ]
         return []
 
     def connector_config(
         self,
-    ) -> FileConnectorConfig | RedisConnectorConfig | ZmqConnectorConfig | FabricConnectorConfig:
+    ) -> FileConnectorConfig | RedisConnectorConfig | ZmqConnectorConfig | FabricConnector:
         """The chosen connector's settings."""
-        chosen: (
-            FileConnectorConfig | RedisConnectorConfig | ZmqConnectorConfig | FabricConnectorConfig
-        ) = getattr(self, self.connector)
-        return chosen
+        if self.connector != "fabric":
+            chosen: FileConnectorConfig | RedisConnectorConfig | ZmqConnectorConfig = getattr(
+                self, self.connector
+            )
+            return chosen
+        if self._fabric_groups is None:
+            raise ValueError(
+                "dataflow.connector=fabric builds its store from the run's storage, coding and "
+                "placement groups: validate the job (or call joined() with them) before building"
+            )
+        storage = self._fabric_groups["storage"]
+        assert isinstance(storage, StorageConfig)
+        return FabricConnector(
+            storage, self._fabric_groups["coding"], self._fabric_groups["placement"]
+        )
 
     def build(self) -> DataFlow:
         """Create the data flow (opened by the engine)."""

@@ -8,7 +8,7 @@ same scheduler serves the storage fabric through :class:`ReliabilityPlacer`, the
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -16,6 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import Field
 
+from components.base import ComponentConfig
 from components.placement.cluster import MB, Cluster
 from components.placement.costs import CodingTimes, NearestSize
 from components.placement.protocol import (
@@ -229,6 +230,20 @@ class ReliabilityPlacementConfig(PlacementConfig):
     def scheduler(self) -> Scheduler:
         """Create the scheduler (the simulator's fast path)."""
         raise NotImplementedError
+
+    def check_with(self, groups: Mapping[str, ComponentConfig]) -> list[str]:
+        """Live containers must declare failure rates: the placer ranks nodes by them."""
+        storage = groups.get("storage")
+        declares = getattr(storage, "declares_failure_rates", None)
+        if storage is None or declares is None or declares():
+            return []
+        return [
+            f"placement={self.kind} ranks containers by their failure rates, and "
+            f"storage={storage.kind} declares none; set storage.afr_pct (every container's "
+            "annual failure rate, %), or afr_pct on each container of storage=mixed as "
+            "recipe=drex/live does, or choose a placer that ignores them (round_robin, random, "
+            "utility_factor)"
+        ]
 
     def build(self) -> ReliabilityPlacer:
         """Create the placer."""

@@ -97,3 +97,6 @@ class DataMovers(Protocol):
 
     def stored(self) -> tuple[int, int]:
         """Keys and bytes in the store now (after the paths closed: what leaked)."""
+
+    def store_metrics(self) -> dict[str, float]:
+        """What the store itself counted, as metrics (the fabric's degraded reads, ...)."""

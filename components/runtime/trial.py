@@ -60,6 +60,7 @@ class TaskTrial:
         metrics.update(extra)
         if self.movers is not None:
             metrics.update(movement_metrics((t.moved for t in tasks), self.movers.stored()))
+            metrics.update(self.movers.store_metrics())
         if self._mover is not None:
             proxied = metrics["data_proxied_inputs"] + metrics["data_proxied_results"]
             metrics["data_nothing_proxied"] = float(proxied == 0)

@@ -171,6 +171,7 @@ class SteeredCampaign:
         if hasattr(flow, "store"):
             keys, _ = flow.stored()
             metrics["store_keys_leaked"] = float(keys)
+            metrics.update(flow.store_metrics())
         ctx.log_metrics({k: v for k, v in metrics.items() if not math.isnan(v)})
         ctx.write_records("tasks", tasks)
         _plot(tasks, policy.slots, ctx, policy.name, cfg.epsilon)
@@ -201,8 +202,9 @@ def open_queues(cfg: SteeredCampaignConfig, ctx: RunContext, stack: ExitStack) -
         }
     if cfg.queues == "pipes":
         return LockedPipeQueues(topics=["ml"], **options)
-    if cfg.queues == "fabric":
-        queues = FabricQueues(_fabric(ctx), ["ml"], **options)
+    if cfg.queues == "fabric":  # messages over the broker's limit go through the flow's store
+        overflow = flow.store.connector if hasattr(flow, "store") else None
+        queues = FabricQueues(_fabric(ctx), ["ml"], overflow=overflow, **options)
         stack.callback(queues.close)
         return queues
     host, port = cfg.redis_host, cfg.redis_port

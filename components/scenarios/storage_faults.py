@@ -102,6 +102,7 @@ class StorageFaults:
                     "redundancy_lost": fabric.counters.redundancy_lost,
                     "repair_time_s": repair.seconds,
                     "chunks_repaired": repair.chunks_repaired,
+                    "chunks_unrepaired": repair.chunks_unrepaired,
                     "objects_lost_after_repair": len(stored) - verified_after,
                     "stray_chunks_removed": strays,
                 }

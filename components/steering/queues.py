@@ -10,6 +10,11 @@ has no lock; these queues take one per pipe end. The server's shallow copy share
 
 from __future__ import annotations
 
+import importlib
+import logging
+import pickle
+import shutil
+import tempfile
 import threading
 import time
 import uuid
@@ -22,6 +27,10 @@ from colmena.exceptions import KillSignalException, TimeoutException
 from colmena.queue.base import ColmenaQueues
 from colmena.queue.python import PipeQueues
 from colmena.queue.redis import RedisQueues
+
+log = logging.getLogger(__name__)
+# Starts a message sent by reference (a Colmena message is JSON text, never a NUL byte).
+_BY_REFERENCE = b"\x00loom-by-reference\x00"
 
 
 class CountedQueues(ColmenaQueues):
@@ -90,13 +99,18 @@ class FabricQueues(CountedQueues):
     that the first message meets a ready reader. Pickled into another process, the queues
     reach the broker from there (a detached session of the same principal). The
     producer sends at once (``linger.ms`` 0): latency matters more than batching here.
-    Messages travel as the fabric carries them, so the broker's size limit (1 MiB by
-    default) applies: large inputs and results go by reference (``dataflow=proxystore``).
+
+    A message over the broker's size limit goes by reference on its own: its bytes are put in
+    a ProxyStore connector (the run's data flow's where it has one, else files in a folder of
+    the queues' own) and the topic carries only the key; the reader takes the bytes and
+    evicts them. Colmena's own ``proxystore_threshold`` still proxies single large values.
 
     Args:
         session: The principal's fabric session (``components.events.fabric.Session``).
         topics: Colmena topics besides ``default``.
         prefix: Topic prefix (default: ``colmena-`` and a random suffix).
+        max_message_bytes: Largest message sent on the topics (the broker's limit).
+        overflow: ProxyStore connector for messages over it (default: a temporary folder).
         **options: ``ColmenaQueues`` options (serialization, keep_inputs, ProxyStore).
 
     """
@@ -109,11 +123,20 @@ class FabricQueues(CountedQueues):
         *,
         serialization_method: str = "pickle",
         max_message_bytes: int = 1_000_000,
+        overflow: Any | None = None,
         **options: Any,
     ) -> None:
         # Pickle, as pipes and Redis do: JSON cannot carry arrays, tuples or proxies.
         super().__init__(topics, serialization_method=serialization_method, **options)
         self.max_message_bytes = max_message_bytes
+        self._overflow_folder: str | None = None
+        if overflow is None:
+            from proxystore.connectors.file import FileConnector
+
+            self._overflow_folder = tempfile.mkdtemp(prefix="loom-colmena-overflow-")
+            overflow = FileConnector(self._overflow_folder, clear=False)
+        self._overflow = overflow
+        self.by_reference = 0  # messages this copy sent by reference
         self.session = session
         self.prefix = prefix or f"colmena-{uuid.uuid4().hex[:8]}"
         self._requests = session.create_topic(f"{self.prefix}-requests")
@@ -127,14 +150,21 @@ class FabricQueues(CountedQueues):
         self._readers_lock = threading.Lock()
 
     def __getstate__(self) -> dict[str, Any]:
-        """The topics and the session (a fabric session pickles as a detached one)."""
+        """The topics, the session (it pickles as a detached one) and the overflow's config."""
         state: dict[str, Any] = super().__getstate__()
         for name in ("_producer", "_readers", "_readers_lock"):
             state.pop(name, None)
+        overflow = state.pop("_overflow")
+        kind = type(overflow)
+        state["_overflow_config"] = (f"{kind.__module__}.{kind.__qualname__}", overflow.config())
         state["_owner"] = False
+        state["_overflow_folder"] = None  # the owner removes it
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        path, config = state.pop("_overflow_config")
+        module, _, name = path.rpartition(".")
+        state["_overflow"] = getattr(importlib.import_module(module), name).from_config(config)
         super().__setstate__(state)
         self._connect()
 
@@ -142,6 +172,7 @@ class FabricQueues(CountedQueues):
         """A copy in this process (a task server's) shares the producer and the readers."""
         clone = type(self).__new__(type(self))
         CountedQueues.__setstate__(clone, ColmenaQueues.__getstate__(self))
+        clone._overflow_folder = None  # this copy's owner removes it
         return clone
 
     def set_role(self, role: Any) -> None:
@@ -164,33 +195,50 @@ class FabricQueues(CountedQueues):
             return reader
 
     def _send_request(self, message: str, topic: str) -> None:
-        self._producer.produce(self._requests, self._fitting(message), key=topic)
+        self._producer.produce(self._requests, self._encode(message), key=topic)
         self._producer.poll(0)
 
-    def _fitting(self, message: str) -> bytes:
+    def _encode(self, message: str) -> bytes:
+        """The message, or a reference to it where it is over the broker's limit."""
         data = message.encode()
-        if len(data) > self.max_message_bytes:
-            raise ValueError(
-                f"a {len(data):,}-byte Colmena message is over the broker's limit of "
-                f"{self.max_message_bytes:,} bytes; with dataflow=proxystore (its "
-                "threshold_bytes below the limit) large values go by reference"
+        if len(data) <= self.max_message_bytes:
+            return data
+        key = self._overflow.put(data)
+        self.by_reference += 1
+        if self.by_reference == 1:
+            log.info(
+                "a %s-byte Colmena message is over the broker's limit of %s bytes: it and any "
+                "like it go by reference through %s",
+                f"{len(data):,}",
+                f"{self.max_message_bytes:,}",
+                type(self._overflow).__name__,
             )
-        return data
+        return _BY_REFERENCE + pickle.dumps(key)
+
+    def _decode(self, value: bytes) -> str:
+        """The message, taken from the overflow store where it went by reference."""
+        if not value.startswith(_BY_REFERENCE):
+            return value.decode()
+        key = pickle.loads(value[len(_BY_REFERENCE) :])  # our own topic's key
+        data = self._overflow.get(key)
+        if data is None:
+            raise RuntimeError(f"a message sent by reference is gone from the store ({key})")
+        self._overflow.evict(key)
+        return bytes(data).decode()
 
     def _get_request(self, timeout: float | None = None) -> tuple[str, str]:
         event = self._reader(self._requests).get(timeout)
-        message = event.value.decode()
+        message = self._decode(event.value)
         if message == "null":
             raise KillSignalException()
         return (event.key or b"default").decode(), message
 
     def _send_result(self, message: str, topic: str) -> None:
-        self._producer.produce(self._results[topic], self._fitting(message))
+        self._producer.produce(self._results[topic], self._encode(message))
         self._producer.poll(0)
 
     def _get_result(self, topic: str, timeout: float | None = None) -> str:
-        value: bytes = self._reader(self._results[topic]).get(timeout).value
-        return value.decode()
+        return self._decode(self._reader(self._results[topic]).get(timeout).value)
 
     def flush(self) -> None:
         """Empty the queues, as Colmena's ``flush`` does: what was sent is read and dropped.
@@ -217,6 +265,8 @@ class FabricQueues(CountedQueues):
         if self._owner:
             for name in (self._requests, *self._results.values()):
                 self.session.delete_topic(name.split(".", 1)[1])
+        if self._overflow_folder is not None:
+            shutil.rmtree(self._overflow_folder, ignore_errors=True)
 
 
 class _Reader:

@@ -34,6 +34,7 @@ CREATE TABLE IF NOT EXISTS strays (
     container TEXT NOT NULL, path TEXT NOT NULL, size INTEGER NOT NULL,
     PRIMARY KEY (container, path)
 );
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
 
 
@@ -163,6 +164,21 @@ class Catalog:
         """Remember a chunk copy no row points to any more (deleted when its container is up)."""
         with self._tx() as db:
             db.execute("INSERT OR REPLACE INTO strays VALUES (?, ?, ?)", (container, path, size))
+
+    def add_counts(self, deltas: dict[str, int]) -> None:
+        """Add to the catalog's shared counters (what every process sharing it did)."""
+        with self._tx() as db:
+            db.executemany(
+                "INSERT INTO counters VALUES (?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
+                list(deltas.items()),
+            )
+
+    def counts(self) -> dict[str, int]:
+        """The shared counters."""
+        with self._lock:
+            rows = self._db.execute("SELECT name, value FROM counters").fetchall()
+        return {str(name): int(value) for name, value in rows}
 
     def strays(self) -> list[tuple[str, str, int]]:
         """Every stray as (container, path, bytes counted on the container)."""

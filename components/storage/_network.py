@@ -26,12 +26,14 @@ class ContainerNetwork:
         segment_size: int,
         parallelism: int,
         tenants: dict[str, str],
+        share_containers: bool = False,
         cleanup: Sequence[str] = (),
     ) -> None:
         self.specs = list(specs)
         self.segment_size = segment_size
         self.parallelism = parallelism
         self.tenants = tenants
+        self.share_containers = share_containers
         self.containers: list[DataContainer] = []
         self._cleanup = list(cleanup)
 
@@ -71,6 +73,7 @@ class ContainerNetwork:
             segment_size=self.segment_size,
             parallelism=self.parallelism,
             tenants=self.tenants,
+            share_containers=self.share_containers,
         )
 
 
@@ -86,5 +89,6 @@ def open_network(config: StorageConfig) -> ContainerNetwork:
         segment_size=int(config.segment_size_mb * 2**20),
         parallelism=config.parallelism,
         tenants=tokens,
+        share_containers=config.share_containers,
         cleanup=cleanup,
     )

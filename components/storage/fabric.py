@@ -51,6 +51,7 @@ class FabricCounters:
     chunk_write_failures: int = 0
     chunks_repaired: int = 0
     redundancy_lost: int = 0  # stripes with two chunks on one container (too few were up)
+    chunks_unrepaired: int = 0  # bad chunks left bad: no container without one of their stripe
 
 
 @dataclass
@@ -62,6 +63,7 @@ class ScrubReport:
     chunks_missing: int = 0
     chunks_corrupt: int = 0
     chunks_repaired: int = 0
+    chunks_unrepaired: int = 0
     segments_unrecoverable: int = 0
     objects_unrecoverable: list[str] = field(default_factory=list)
 
@@ -89,6 +91,9 @@ class StorageFabric:
         tenants: Tenant name → token.
         collect_garbage: Clean up failed writes and strays on opening. Off for a process that
             joins a catalog others are writing to: their writes in flight look like strays.
+        share_containers: Let one container hold two chunks of a stripe when too few distinct
+            containers are up with room (counted in ``redundancy_lost``); otherwise such a
+            write is refused and such a repair left undone.
 
     """
 
@@ -103,6 +108,7 @@ class StorageFabric:
         parallelism: int = 4,
         tenants: Mapping[str, str] | None = None,
         collect_garbage: bool = True,
+        share_containers: bool = False,
     ) -> None:
         names = [c.name for c in containers]
         if len(set(names)) != len(names):
@@ -116,6 +122,7 @@ class StorageFabric:
         self.parallelism = parallelism
         self.tenants = dict(tenants or {})
         self.counters = FabricCounters()
+        self.share_containers = share_containers
         self._coders: dict[str, Coder] = {f"{coder.k},{coder.m}": coder}
         self._health = {c.name: _Health() for c in containers}
         self._place_lock = threading.Lock()
@@ -379,6 +386,12 @@ class StorageFabric:
         chosen = [by_id[i] for i in placement.node_ids[:count]]
         distinct = len({c.name for c in chosen})
         if distinct < count:  # losing one container now loses more than one chunk
+            if not self.share_containers:
+                raise InsufficientCapacity(
+                    f"a {count}-chunk stripe needs {count} distinct containers with room and "
+                    f"only {distinct} are up; storage.share_containers=true lets one hold two "
+                    "chunks (losing it then loses both)"
+                )
             if not self.counters.redundancy_lost:
                 log.warning(
                     "a %d-chunk stripe went to %d containers (only those were up with room): "
@@ -387,7 +400,7 @@ class StorageFabric:
                     distinct,
                     count - self.coder.k,
                 )
-            self.counters.redundancy_lost += 1
+            self._count("redundancy_lost")
         return chosen
 
     def _write_chunk(self, row: ChunkRow, chunk: bytes | memoryview) -> None:
@@ -576,13 +589,23 @@ class StorageFabric:
                 if not bad or not repair:
                     continue
                 try:
-                    report.chunks_repaired += self._repair_segment(row, chunks, bad)
+                    repaired, unrepaired = self._repair_segment(row, chunks, bad)
                 except ObjectUnreadable:
                     report.segments_unrecoverable += 1
                     lost = True
+                    continue
+                report.chunks_repaired += repaired
+                report.chunks_unrepaired += unrepaired
             if lost:
                 report.objects_unrecoverable.append(f"{row.catalog}/{row.key}")
         self._count("chunks_repaired", report.chunks_repaired)
+        self._count("chunks_unrepaired", report.chunks_unrepaired)
+        if report.chunks_unrepaired:
+            log.warning(
+                "repair left %d chunk(s) bad: every up container with room already holds a chunk "
+                "of their stripe; storage.share_containers=true lets one hold two",
+                report.chunks_unrepaired,
+            )
         report.seconds = time.perf_counter() - start
         return report
 
@@ -602,11 +625,15 @@ class StorageFabric:
             return "corrupt"
         return "ok"
 
-    def _repair_segment(self, row: ObjectRow, chunks: list[ChunkRow], bad: list[ChunkRow]) -> int:
+    def _repair_segment(
+        self, row: ObjectRow, chunks: list[ChunkRow], bad: list[ChunkRow]
+    ) -> tuple[int, int]:
+        """Rebuild ``bad`` chunks; (chunks repaired, chunks left bad)."""
         good = [c for c in chunks if c not in bad]
         segment = self._get_segment(row, good)
         encoded = self._coder_for(row).encode(segment)
         holders = {c.container for c in good}
+        unrepaired = 0
         for chunk in bad:
             place = partial(
                 self._place,
@@ -618,16 +645,19 @@ class StorageFabric:
             )
             try:
                 (moved,) = place(exclude=holders)
-            except InsufficientCapacity:  # every up container holds one: share one, and say so
+            except InsufficientCapacity:  # every up container with room holds one already
+                if not self.share_containers:
+                    unrepaired += 1
+                    continue
                 (moved,) = place(exclude=set())
-                self.counters.redundancy_lost += 1
+                self._count("redundancy_lost")
             self._write_chunk(moved, encoded[chunk.idx])
             holders.add(moved.container)
             if chunk.container == moved.container:
                 self._by_name[moved.container].reserve(-chunk.size)  # rewritten in place
             else:
                 self._leave_stray(chunk.container, chunk.path, chunk.size)
-        return len(bad)
+        return len(bad) - unrepaired, unrepaired
 
     def _leave_stray(self, container_name: str, path: str, size: int) -> None:
         """Record a copy no chunk row points to; delete it now if its container is up."""

@@ -35,6 +35,7 @@ class LocalStorageConfig(StorageConfig):
                 url=f"file://{root}/c{i}",
                 name=f"local-c{i}",
                 capacity_mb=self.capacity_mb,
+                afr_pct=self.afr_pct,
                 link=self.link,
             )
             for i in range(self.containers)

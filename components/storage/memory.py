@@ -28,11 +28,16 @@ class MemoryStorageConfig(StorageConfig):
                 url=f"memory://loom-{run}/c{i}",
                 name=f"memory-c{i}",
                 capacity_mb=self.capacity_mb,
+                afr_pct=self.afr_pct,
                 link=self.link,
             )
             for i in range(self.containers)
         ]
         return specs, []
+
+    def shared_between_processes(self) -> bool:
+        """No: each process has its own in-memory filesystem."""
+        return False
 
     def build(self) -> ContainerNetwork:
         """The network (opened by the engine as a context manager)."""

@@ -39,7 +39,20 @@ class MixedStorageConfig(StorageConfig):
 
     def container_specs(self) -> tuple[list[ContainerSpec], list[str]]:
         """The declared containers (``file://`` folders are created, never removed)."""
-        return list(self.containers), []
+        if self.afr_pct is None:
+            return list(self.containers), []
+        return [
+            spec if spec.afr_pct is not None else spec.model_copy(update={"afr_pct": self.afr_pct})
+            for spec in self.containers
+        ], []
+
+    def declares_failure_rates(self) -> bool:
+        """When every declared container has ``afr_pct``."""
+        return self.afr_pct is not None or all(s.afr_pct is not None for s in self.containers)
+
+    def shared_between_processes(self) -> bool:
+        """Unless a container is ``memory://`` (each process has its own)."""
+        return not any(spec.url.startswith("memory://") for spec in self.containers)
 
     def build(self) -> ContainerNetwork:
         """The network (opened by the engine as a context manager)."""

@@ -130,6 +130,7 @@ class StorageNetwork(Protocol):
     segment_size: int
     parallelism: int
     tenants: dict[str, str]
+    share_containers: bool
 
     def __enter__(self) -> Self:
         """Open every container."""
@@ -155,10 +156,30 @@ class StorageConfig(ComponentConfig):
         default_factory=lambda: {DEFAULT_TENANT: SecretStr("loom-dev-token")},
         description="tenant → token (LOOM_TOKEN_<TENANT> in the environment overrides)",
     )
+    afr_pct: float | None = Field(
+        None,
+        ge=0,
+        le=100,
+        description="annual failure rate of every container, % (mixed: of those declaring "
+        "none); reliability placers (drex_lb, ...) need one on each",
+    )
+    share_containers: bool = Field(
+        False,
+        description="let one container hold two chunks of a stripe when too few are up "
+        "(counted as redundancy_lost); otherwise that write is refused, that repair left undone",
+    )
 
     def container_specs(self) -> tuple[list[ContainerSpec], list[str]]:
         """The containers, and temporary folders to remove at the end."""
         raise NotImplementedError
+
+    def declares_failure_rates(self) -> bool:
+        """Whether every container has an annual failure rate (reliability placers need it)."""
+        return self.afr_pct is not None
+
+    def shared_between_processes(self) -> bool:
+        """Whether every process reaches the same containers (not so for ``memory://``)."""
+        return True
 
     def build(self) -> StorageNetwork:
         """The network (opened by the engine as a context manager)."""

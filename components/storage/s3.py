@@ -52,6 +52,7 @@ class S3StorageConfig(StorageConfig):
                 url=f"s3://{self.bucket}/{self.prefix}/c{i}",
                 name=f"s3-c{i}",
                 capacity_mb=self.capacity_mb,
+                afr_pct=self.afr_pct,
                 options=self.options(),
             )
             for i in range(self.containers)

@@ -62,6 +62,30 @@ BAD = [
     (["scenario=stream"], ["scenario.method=proxy needs a store", "dataflow=proxystore"]),
     (["scenario=futures_chain"], ["scenario.mode=pipelined needs futures", "mode=sequential"]),
     (["scenario=event_triggers"], ["needs events.triggers", "recipe=octopus/triggers"]),
+    # The fabric connector is the run's storage fabric: what that fabric cannot do is refused.
+    (
+        [
+            "scenario=federated",
+            "dataflow=proxystore",
+            "dataflow.connector=fabric",
+            "placement=drex_lb",
+        ],
+        ["placement=drex_lb ranks containers by their failure rates", "storage.afr_pct"],
+    ),
+    (
+        [
+            "scenario=synthetic",
+            "dataflow=proxystore",
+            "dataflow.connector=fabric",
+            "storage=memory",
+            "executor=process",
+        ],
+        ["storage=memory: in-memory containers live in one process", "executor=thread"],
+    ),
+    (
+        ["scenario=storage_benchmark", "placement=hdfs_3rep"],
+        ["placement=hdfs_3rep ranks containers by their failure rates"],
+    ),
 ]
 
 
@@ -174,6 +198,10 @@ def test_an_exclusive_job_is_charged_the_whole_machine_in_a_sweep() -> None:
             ["placement=drex_lb is set", "does not use placement"],
         ),
         (
+            ["scenario=federated", "dataflow=proxystore", "storage=s3"],
+            ["storage=s3 is set", "any with dataflow=proxystore dataflow.connector=fabric"],
+        ),
+        (
             ["recipe=greenfaas/faithful", "dataflow=proxystore"],
             ["dataflow=proxystore is set", "scenario=energy_aware_placement does not use dataflow"],
         ),
@@ -188,3 +216,25 @@ def test_a_setting_no_component_reads_is_refused(
     for fragment in fragments:
         assert fragment in err, err
     assert "Traceback" not in err and not (workdir / "results").exists()
+
+
+def test_the_fabric_connector_makes_the_storage_groups_part_of_the_job() -> None:
+    # scenario=federated reads storage, coding and placement through the fabric connector:
+    # they are validated, opened, logged and hashed with the job, and D-Rex is accepted where
+    # the containers declare failure rates.
+    overrides = [
+        "scenario=federated",
+        "dataflow=proxystore",
+        "dataflow.connector=fabric",
+        "placement=drex_lb",
+        "coding=zfec",
+        "storage.afr_pct=1.2",
+        "storage.link={bandwidth_mb_s: 200, latency_ms: 1}",
+    ]
+    job = Composer().compose(overrides)
+    assert job.needs() == ("executor", "dataflow", "fl", "storage", "coding", "placement")
+    assert job.to_dict()["placement"]["kind"] == "drex_lb"
+    other = Composer().compose([*overrides[:-1], "storage.afr_pct=2.0"])
+    assert other.config_hash() != job.config_hash()
+    by_value = Composer().compose(["scenario=federated"])
+    assert "storage" not in by_value.to_dict() and "storage" not in by_value.needs()

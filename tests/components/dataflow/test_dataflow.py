@@ -17,6 +17,8 @@ import pytest
 from proxystore.proxy import is_resolved
 from pydantic import ValidationError
 
+from components.coding.isal import IsalConfig
+from components.coding.zfec import ZfecConfig
 from components.dataflow._connectors import OpenConnector
 from components.dataflow._sizes import ProxyRule, estimate_size
 from components.dataflow.by_value import ByValueConfig
@@ -25,18 +27,36 @@ from components.executor.dask import DaskExecutorConfig
 from components.executor.process import ProcessExecutorConfig
 from components.executor.thread import ThreadExecutorConfig
 from components.loopback import free_port
+from components.placement.drex_lb import DrexLBConfig
+from components.placement.round_robin import RoundRobinConfig
 from components.runtime.taskpath import FailureSpec, TaskPath
 from components.scenarios.taps_workflows import synthetic_task
+from components.storage.local import LocalStorageConfig
+from components.storage.mixed import MixedStorageConfig
+from components.storage.protocol import InsufficientCapacity
 
 CONNECTORS = ["file", "redis", "zmq", "fabric"]
 MB = 2**20
+# The fabric connector builds its store from the run's storage groups; these are a small run's.
+FABRIC_RUN = {
+    "storage": LocalStorageConfig(containers=3),
+    "coding": ZfecConfig(k=2, m=3),
+    "placement": RoundRobinConfig(),
+}
+CODING = ["components.coding.zfec.ZfecConfig", {"k": 2, "m": 3}]
+PLACEMENT = ["components.placement.round_robin.RoundRobinConfig", {}]
+
+
+def proxystore(**settings: Any) -> ProxyStoreConfig:
+    """A proxystore data flow as a validated run builds it (the fabric joined to its groups)."""
+    return ProxyStoreConfig(**settings).joined(FABRIC_RUN)
 
 
 @pytest.fixture(params=CONNECTORS)
 def opened(request: pytest.FixtureRequest) -> Iterator[tuple[str, OpenConnector]]:
     """Each connector, opened as a run opens it (servers started on loopback)."""
     name = request.param
-    config = ProxyStoreConfig(connector=name).connector_config()
+    config = proxystore(connector=name).connector_config()
     handle = config.open()
     try:
         yield name, handle
@@ -124,14 +144,15 @@ def test_connector_rebuilt_from_its_config_in_another_process(
     c.evict(key)
 
 
-def test_fabric_connector_survives_a_container_that_cannot_be_opened(tmp_path: Path) -> None:
-    config = ProxyStoreConfig(connector="fabric", fabric={"root": str(tmp_path)})
+def test_fabric_connector_survives_a_container_that_cannot_be_opened() -> None:
+    config = proxystore(connector="fabric")
     handle = config.connector_config().open()
     try:
         key = handle.connector.put(b"x" * MB)
         settings = handle.connector.config()
-        settings["containers"][1]["url"] = "s3://loom-no-such-bucket/c1"
-        settings["containers"][1]["options"] = {"endpoint_url": "http://127.0.0.1:9", "anon": True}
+        blocker = Path(settings["catalog_path"]).parent / "a-file"
+        blocker.write_bytes(b"")
+        settings["containers"][1]["url"] = f"file://{blocker}/c1"  # cannot be made: down
         from components.dataflow.fabric_connector import StorageFabricConnector
 
         rebuilt = StorageFabricConnector(**settings)
@@ -139,6 +160,90 @@ def test_fabric_connector_survives_a_container_that_cannot_be_opened(tmp_path: P
         rebuilt.close()
     finally:
         handle.close()
+
+
+def _linked_containers(root: Path, count: int) -> MixedStorageConfig:
+    """``count`` folders, each with a capacity, a link and a failure rate of its own."""
+    return MixedStorageConfig(
+        segment_size_mb=1.0,
+        containers=[
+            {
+                "url": f"file://{root}/c{i}",
+                "name": f"c{i}",
+                "capacity_mb": 64.0 + 16 * i,
+                "afr_pct": 0.5 + 0.25 * i,
+                "link": {"bandwidth_mb_s": 400.0 - 50 * i, "latency_ms": 0.2},
+            }
+            for i in range(count)
+        ],
+    )
+
+
+def test_fabric_connector_is_the_runs_storage_fabric(tmp_path: Path) -> None:
+    # The run's storage, coding and placement groups, D-Rex included, are what the proxies
+    # go through: its containers (links, capacities, failure rates), its coder, its placer.
+    run = {
+        "storage": _linked_containers(tmp_path, 4),
+        "coding": IsalConfig(k=2, m=3),
+        "placement": DrexLBConfig(reliability=0.999),
+    }
+    flow = ProxyStoreConfig(connector="fabric", threshold_bytes=0).joined(run)
+    with flow.build() as opened:
+        connector = opened.store.connector
+        fabric = connector.fabric
+        assert [c.spec.link.bandwidth_mb_s for c in fabric.containers] == [400, 350, 300, 250]
+        assert [c.spec.afr_pct for c in fabric.containers] == [0.5, 0.75, 1.0, 1.25]
+        assert [c.capacity for c in fabric.containers] == [(64 + 16 * i) * 10**6 for i in range(4)]
+        assert fabric.coder.name.startswith("isal") and fabric.segment_size == MB
+        assert type(fabric.placer).__name__ == "ReliabilityPlacer"
+        data = np.random.default_rng(3).bytes(3 * MB)
+        key = connector.put(data)
+        stat = fabric.stat("proxystore", key.fabric_key)
+        for stripe in stat.placement:  # D-Rex's (n, k), on distinct containers
+            assert len(set(stripe)) == len(stripe) == stat.m
+        # A worker in another process loses a container and still reads: the run counts it.
+        lost = next(c for c in fabric.containers if c.name == stat.placement[0][0])
+        for chunk in Path(lost.root).rglob("*"):
+            if chunk.is_file():
+                chunk.unlink()
+        args = json.dumps([_kind(connector), connector.config(), _kind(key), list(key)])
+        done = subprocess.run(
+            [sys.executable, "-c", _CHILD, args], capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        import hashlib
+
+        assert done.stdout.strip() == hashlib.sha256(data).hexdigest()
+        metrics = opened.store_metrics()
+        assert metrics["data_fabric_degraded_reads"] >= 1
+        assert metrics["data_fabric_redundancy_lost"] == 0
+        connector.evict(key)
+
+
+def test_fabric_connector_never_shares_a_container_unless_allowed(tmp_path: Path) -> None:
+    # Two of four containers down at the start, and a 3-chunk stripe: refused, unless the
+    # storage group lets chunks share a container; then counted as lost redundancy.
+    for share in (False, True):
+        root = tmp_path / str(share)
+        storage = _linked_containers(root, 4)
+        storage = storage.model_copy(update={"share_containers": share})
+        root.mkdir()
+        (root / "a-file").write_bytes(b"")
+        for i, spec in enumerate(storage.containers[:2]):
+            spec.url = f"file://{root}/a-file/c{i}"  # a folder under a file: cannot be made
+        run = {"storage": storage, "coding": ZfecConfig(k=2, m=3), "placement": RoundRobinConfig()}
+        with ProxyStoreConfig(connector="fabric").joined(run).build() as opened:
+            connector = opened.store.connector
+            if not share:
+                with pytest.raises(InsufficientCapacity, match="share_containers=true"):
+                    connector.put(b"x" * 1000)
+                assert opened.store_metrics()["data_fabric_containers_down"] == 2
+                continue
+            key = connector.put(b"x" * 1000)
+            assert connector.get(key) == b"x" * 1000
+            metrics = opened.store_metrics()
+            assert metrics["data_fabric_redundancy_lost"] == 1
+            assert metrics["data_fabric_containers_down"] == 2
 
 
 def test_size_rules_never_proxy_singletons_and_estimate_cheaply() -> None:
@@ -262,8 +367,6 @@ def test_bad_dataflow_settings_are_refused() -> None:
         ProxyStoreConfig(connector="s3")  # type: ignore[arg-type]
     with pytest.raises(ValidationError, match="greater than or equal to 0"):
         ProxyStoreConfig(threshold_bytes=-1)
-    with pytest.raises(ValidationError, match="k=3 > m=2"):
-        ProxyStoreConfig(fabric={"k": 3, "m": 2})
     with pytest.raises(ValidationError, match="cannot be proxied"):
         ProxyStoreConfig(proxy_types=["bool"])
     with pytest.raises(ValidationError, match="Extra inputs"):
@@ -299,7 +402,7 @@ def _produce(future: Any, size: int, fail: bool) -> int:
 @pytest.mark.parametrize("connector", ["redis", "file", "fabric"])
 def test_futures_wake_the_consumer_and_carry_the_producer_error(connector: str) -> None:
     with (
-        ProxyStoreConfig(connector=connector).build() as flow,
+        proxystore(connector=connector).build() as flow,
         ProcessExecutorConfig(max_workers=2).build() as pool,
     ):
         assert isinstance(flow, ProxyStoreFlow)
@@ -328,7 +431,7 @@ def test_a_woken_consumer_looks_twice_where_a_polling_one_looks_often(wake: str)
 
     connector = "redis" if wake == "redis" else "file"
     with ExitStack() as stack:
-        flow = stack.enter_context(ProxyStoreConfig(connector=connector).build())
+        flow = stack.enter_context(proxystore(connector=connector).build())
         assert isinstance(flow, ProxyStoreFlow)
         channel: Any = "auto" if wake == "redis" else None
         if wake == "events":
@@ -465,7 +568,9 @@ def test_fabric_connectors_in_two_processes_share_capacity(tmp_path: Path) -> No
     from components.dataflow.fabric_connector import StorageFabricConnector
 
     containers = [{"url": f"file://{tmp_path}/c{i}", "capacity_mb": 3.0} for i in range(3)]
-    writer = StorageFabricConnector(containers, str(tmp_path / "catalog.sqlite"), owner=True)
+    writer = StorageFabricConnector(
+        containers, str(tmp_path / "catalog.sqlite"), CODING, PLACEMENT, owner=True
+    )
     other = StorageFabricConnector(**writer.config())
     keys = [writer.put(b"w" * MB) for _ in range(4)]  # 4 MB x 1.5 of 9 MB
     for key in keys:

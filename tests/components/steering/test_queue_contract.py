@@ -20,7 +20,8 @@ from components.events.embedded import EmbeddedEventsConfig
 from components.steering.queues import FabricQueues, LockedPipeQueues, redis_queues
 from components.storage.redis_peer import redis_server
 
-KINDS = ["pipes", "redis", "fabric"]
+# fabric-by-reference: every message is over the limit, so each goes through the overflow store.
+KINDS = ["pipes", "redis", "fabric", "fabric-by-reference"]
 pytestmark = [pytest.mark.service]
 
 
@@ -43,7 +44,8 @@ def queues(request: pytest.FixtureRequest, redis_port: int, fabric: Any) -> Iter
     elif request.param == "redis":
         yield redis_queues("127.0.0.1", redis_port, ["a", "b"])
     else:
-        made = FabricQueues(fabric.session("loom"), ["a", "b"])
+        limit = 64 if request.param == "fabric-by-reference" else 1_000_000
+        made = FabricQueues(fabric.session("loom"), ["a", "b"], max_message_bytes=limit)
         try:
             yield made
         finally:

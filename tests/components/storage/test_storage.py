@@ -467,22 +467,52 @@ def test_processes_sharing_a_container_never_mark_it_down(tmp_path: Path) -> Non
     assert not [p for p in (tmp_path / "shared").iterdir() if p.name.startswith(".loom-health")]
 
 
-def test_a_stripe_on_fewer_containers_than_chunks_is_counted_and_said(
+def test_a_stripe_on_fewer_containers_than_chunks_is_refused_unless_allowed(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     # Three containers, zfec (2, 3), one down: the stripe's chunks went to [c0, c1, c0] and
-    # nothing said that losing c0 now loses the object.
-    with (
-        MemoryStorageConfig(containers=3).build() as network,
-        network.fabric(
-            ZfecConfig(k=2, m=3).build(), UtilityFactorConfig().build(), tmp_path / "c.sqlite"
-        ) as fabric,
-    ):
-        fabric.put("c", "whole", b"x" * 1000)
-        assert fabric.counters.redundancy_lost == 0
-        fabric.containers[2].take_down()
-        with caplog.at_level("WARNING", logger="components.storage.fabric"):
-            fabric.put("c", "shared", b"y" * 1000)
-        assert fabric.counters.redundancy_lost == 1
-        assert "went to 2 containers" in caplog.text
-        assert fabric.get("c", "shared") == b"y" * 1000
+    # nothing said that losing c0 now loses the object. Now it is refused, or, where the
+    # storage group allows sharing, counted and said.
+    for share in (False, True):
+        storage = MemoryStorageConfig(containers=3, share_containers=share)
+        with (
+            storage.build() as network,
+            network.fabric(
+                ZfecConfig(k=2, m=3).build(), UtilityFactorConfig().build(), tmp_path / f"{share}"
+            ) as fabric,
+        ):
+            fabric.put("c", "whole", b"x" * 1000)
+            assert fabric.counters.redundancy_lost == 0
+            fabric.containers[2].take_down()
+            if not share:
+                with pytest.raises(InsufficientCapacity, match="share_containers=true"):
+                    fabric.put("c", "shared", b"y" * 1000)
+                assert not fabric.exists("c", "shared")
+                continue
+            with caplog.at_level("WARNING", logger="components.storage.fabric"):
+                fabric.put("c", "shared", b"y" * 1000)
+            assert fabric.counters.redundancy_lost == 1
+            assert "went to 2 containers" in caplog.text
+            assert fabric.get("c", "shared") == b"y" * 1000
+
+
+def test_a_repair_with_no_free_container_is_left_undone_unless_sharing_is_allowed(
+    tmp_path: Path,
+) -> None:
+    # zfec (2, 3) over three containers, one lost for good: no container without a chunk of
+    # the stripe is left, so the lost chunk is rebuilt onto a shared one only where allowed.
+    for share in (False, True):
+        storage = MemoryStorageConfig(containers=3, share_containers=share)
+        with (
+            storage.build() as network,
+            network.fabric(
+                ZfecConfig(k=2, m=3).build(), UtilityFactorConfig().build(), tmp_path / f"{share}"
+            ) as fabric,
+        ):
+            fabric.put("c", "obj", b"z" * 5000)
+            fabric.containers[0].take_down()
+            report = fabric.repair()
+            assert report.chunks_missing == 1
+            assert (report.chunks_repaired, report.chunks_unrepaired) == (share, not share)
+            assert fabric.counters.redundancy_lost == share
+            assert fabric.get("c", "obj") == b"z" * 5000
