@@ -11,10 +11,16 @@ sample of them); the docs publish it, and the test suite validates all of it and
 from __future__ import annotations
 
 import argparse
+import multiprocessing
+import os
 import random
 import sys
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from framework import registry
 from framework.compose import Composer
@@ -45,8 +51,9 @@ SMALL: dict[str, tuple[str, ...]] = {
     "physics": ("scenario.simulations=2", "scenario.total_time=0.5"),
     "placement_simulation": (),
     "steered_campaign": ("scenario.evaluations=6", "scenario.runtime_median_s=0.01"),
-    "storage_benchmark": ("scenario.objects=2",),
-    "storage_faults": ("scenario.objects=2",),
+    # Failure rates on every container, so that the reliability placers (D-Rex, ...) can run.
+    "storage_benchmark": ("scenario.objects=2", "storage.afr_pct=1.0"),
+    "storage_faults": ("scenario.objects=2", "storage.afr_pct=1.0"),
     "stream": ("dataflow=proxystore", "scenario.items=4", "scenario.item_bytes=100000"),
     "synthetic": ("scenario.tasks=4",),
 }
@@ -91,13 +98,29 @@ class Verdict:
 
 
 def combinations(composer: Composer) -> Iterator[Combination]:
-    """Every scenario × every option of each group it consumes, then the three-way seams."""
-    for scenario in registry.options("scenario"):
-        requires = getattr(registry.config_model("scenario", scenario), "requires", ())
+    """Every scenario × every option of each group it consumes, then the three-way seams.
+
+    A group an option reads only under some setting (the fabric connector reads ``storage``,
+    ``coding`` and ``placement``) is crossed too: with that setting, on the first scenario that
+    uses the option's group (``synthetic`` where it does).
+    """
+    scenarios = registry.options("scenario")
+    requires = {s: getattr(registry.config_model("scenario", s), "requires", ()) for s in scenarios}
+    for scenario in scenarios:
         yield Combination(scenario, ())
-        for group in requires:
+        for group in requires[scenario]:
             for option in composer.options(group):
                 yield Combination(scenario, (f"{group}={option}",))
+    for group in registry.groups():
+        users = [s for s in ("synthetic", *scenarios) if group in requires.get(s, ())]
+        for option in registry.options(group):
+            reads = getattr(registry.config_model(group, option), "optional_reads", {})
+            for read, setting in reads.items():
+                for choice in composer.options(read):
+                    if users:
+                        yield Combination(
+                            users[0], (f"{group}={option}", setting, f"{read}={choice}")
+                        )
     for executor in composer.options("executor"):
         for connector in ("file", "redis", "zmq", "fabric"):
             flow = ("dataflow=proxystore", f"dataflow.connector={connector}")
@@ -119,16 +142,28 @@ def judge(composer: Composer, combination: Combination) -> Verdict:
 
 
 def matrix(composer: Composer | None = None) -> list[Verdict]:
-    """Every combination, validated (no run)."""
+    """Every combination, validated (no run), on every core: Hydra composes each in turn."""
     composer = composer or Composer()
-    seen: set[tuple[str, tuple[str, ...]]] = set()
-    verdicts = []
-    for combination in combinations(composer):
-        key = (combination.scenario, combination.choices)
-        if key not in seen:
-            seen.add(key)
-            verdicts.append(judge(composer, combination))
-    return verdicts
+    unique = list(dict.fromkeys(combinations(composer)))
+    workers = min(len(unique), os.cpu_count() or 1)
+    if workers < 2:
+        return [judge(composer, c) for c in unique]
+    spawn = multiprocessing.get_context("spawn")  # the caller may hold threads: no fork
+    with ProcessPoolExecutor(workers, spawn, _start_judge, (str(composer.root),)) as pool:
+        return list(pool.map(_judge_here, unique, chunksize=8))
+
+
+_composer: Composer | None = None
+
+
+def _start_judge(root: str) -> None:
+    global _composer
+    _composer = Composer(Path(root))
+
+
+def _judge_here(combination: Combination) -> Verdict:
+    assert _composer is not None
+    return judge(_composer, combination)
 
 
 def sample(verdicts: list[Verdict], count: int, seed: int) -> list[Combination]:
@@ -153,6 +188,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run", action="store_true", help="run the accepted combinations")
     parser.add_argument("--sample", type=int, default=0, help="run only N of them (seeded)")
     parser.add_argument("--seed", type=int, default=0, help="the sample's seed")
+    parser.add_argument(
+        "--services",
+        action="store_true",
+        help="start an S3 server and a Kafka broker on loopback, and point storage=s3 and "
+        "events=kafka at them (else those combinations fail for want of one)",
+    )
     args = parser.parse_args(argv)
     verdicts = matrix()
     print(markdown(verdicts))
@@ -167,11 +208,67 @@ def main(argv: list[str] | None = None) -> int:
         if args.sample
         else [v.combination for v in verdicts if v.accepted]
     )
-    failed = [c.label for c in chosen if loom(["run", *c.overrides()]) != 0]
+    with ExitStack() as stack:
+        extra = stack.enter_context(services()) if args.services else {}
+        if extra and not args.sample:  # refused for want of a service: judged again with it
+            chosen += [
+                v.combination
+                for v in verdicts
+                if not v.accepted
+                and any(key in v.combination.choices for key in extra)
+                and _judge_with(v.combination, extra)
+            ]
+        failed = []
+        for number, combination in enumerate(chosen, 1):
+            print(f"[{number}/{len(chosen)}] {combination.label}", flush=True)
+            if loom(["run", *_with_services(combination, extra)]) != 0:
+                failed.append(combination.label)
     print(f"ran {len(chosen)}: {len(chosen) - len(failed)} worked, {len(failed)} failed")
     for label in failed:
         print(f"  failed: {label}")
     return 1 if failed else 0
+
+
+def _with_services(combination: Combination, extra: dict[str, list[str]]) -> list[str]:
+    """The combination's overrides, plus those pointing its services at the started ones."""
+    overrides = combination.overrides()
+    return overrides + [o for key, more in extra.items() if key in overrides for o in more]
+
+
+def _judge_with(combination: Combination, extra: dict[str, list[str]]) -> bool:
+    try:
+        Composer().compose(_with_services(combination, extra))
+    except ConfigError:
+        return False
+    return True
+
+
+@contextmanager
+def services() -> Iterator[dict[str, list[str]]]:
+    """An S3 server (moto) and a Kafka-protocol broker on loopback, for the whole run.
+
+    Yields the overrides that point ``storage=s3`` and ``events=kafka`` at them.
+    """
+    from moto.server import ThreadedMotoServer
+
+    from components.loopback import free_port
+
+    port = free_port()
+    s3 = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    s3.start()
+    events: Any = registry.config_model("events", "embedded").model_validate({}).build()
+    try:
+        with events as broker:
+            yield {
+                "storage=s3": [
+                    f"storage.endpoint_url=http://127.0.0.1:{port}",
+                    "storage.key=loom",
+                    "storage.secret=loom-secret",
+                ],
+                "events=kafka": [f"events.bootstrap_servers={broker.bootstrap_servers}"],
+            }
+    finally:
+        s3.stop()
 
 
 if __name__ == "__main__":
