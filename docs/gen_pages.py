@@ -72,11 +72,14 @@ def matrix_page(composer: Composer) -> str:
         [
             "# Composition matrix",
             "",
-            "Every scenario with every option of every group it consumes (at a small size), and "
-            "the executor × data-flow connector × steering queue combinations. Each one is "
-            "accepted or refused at validation with the reason; the test suite validates them "
-            "all and runs a seeded sample of the accepted ones to a verified result, and "
-            "`python -m framework.matrix --run` runs every accepted one.",
+            "Every scenario with every option of every group it consumes (at a small size); "
+            "every option of the groups an option reads under a setting (the fabric connector "
+            "reads `storage`, `coding` and `placement`); and the executor × data-flow connector "
+            "× steering queue combinations. Each one is accepted or refused at validation with "
+            "the reason; the test suite validates them all and runs a seeded sample of the "
+            "accepted ones to a verified result. `python -m framework.matrix --run --services` "
+            "runs every accepted one, with an S3 server and a Kafka broker started on loopback "
+            "for `storage=s3` and `events=kafka`.",
             "",
             f"{len(verdicts)} combinations: {accepted} accepted, {len(verdicts) - accepted} "
             "refused.",

@@ -63,3 +63,22 @@ def test_a_seeded_sample_of_the_matrix_runs_to_a_verified_result(
         aggregate = json.loads(metrics.read_text())["aggregate"]
         assert aggregate.get("result_verified", 1) == 1, metrics
         assert aggregate.get("tasks_failed", 0) == 0, metrics
+
+
+def test_the_groups_the_fabric_connector_reads_are_crossed_with_it(verdicts: list) -> None:
+    # dataflow.connector=fabric reads storage, coding and placement: every option of each is
+    # in the matrix with it, accepted or refused with the reason.
+    composer = Composer()
+    fabric = [v for v in verdicts if "dataflow.connector=fabric" in v.combination.choices]
+    for group in ("storage", "coding", "placement"):
+        crossed = {
+            c.split("=", 1)[1]
+            for v in fabric
+            for c in v.combination.choices
+            if c.startswith(f"{group}=")
+        }
+        assert crossed == set(composer.options(group)), group
+    drex = next(v for v in fabric if "placement=drex_lb" in v.combination.choices)
+    assert not drex.accepted and "storage.afr_pct" in drex.reason
+    memory = next(v for v in fabric if "storage=memory" in v.combination.choices)
+    assert memory.accepted  # the default executor (thread) keeps the tasks in this process
