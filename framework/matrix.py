@@ -31,7 +31,7 @@ SMALL: dict[str, tuple[str, ...]] = {
     "accounting": ("scenario.tasks_per_function=2",),
     "cholesky": ("scenario.matrix_size=120", "scenario.block_size=60"),
     "energy_aware_placement": ("scenario.tasks_per_function=8",),
-    "event_access": ("scenario.events=10",),
+    "event_access": ("recipe=octopus/acl", "scenario.events=10"),
     "event_throughput": (),
     "event_triggers": ("recipe=octopus/triggers", "scenario.events=50"),
     "federated": ("fl.rounds=1",),

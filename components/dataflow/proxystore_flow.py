@@ -501,6 +501,10 @@ class ProxyStoreConfig(DataFlowConfig):
                 "choose dataflow.connector=file, redis or fabric, or executor=thread or process"
             ]
         storage = groups.get("storage")
+        if self.connector == "fabric" and isinstance(storage, StorageConfig):
+            problems = storage.fits_stripes(groups["coding"], groups["placement"])
+            if problems:
+                return problems
         in_memory = isinstance(storage, StorageConfig) and not storage.shared_between_processes()
         if self.connector == "fabric" and in_memory and getattr(executor, "kind", "") != "thread":
             assert storage is not None

@@ -159,9 +159,19 @@ class KafkaEventFabric:
             self._tokens[name] = self.add_principal(name)
         for topic in self.config.topics:
             owner = self.config.owner(topic)
-            self.session(owner).create_topic(
-                topic.name, partitions=topic.partitions, retention_ms=topic.retention_ms
-            )
+            session = self.session(owner)
+            try:
+                session.create_topic(
+                    topic.name, partitions=topic.partitions, retention_ms=topic.retention_ms
+                )
+            except TopicError as exc:
+                raise TopicError(
+                    f"events.topics: {exc}; on a shared cluster a run's declared topics are its "
+                    "own (created at the start, deleted at the end): one left by a run that did "
+                    "not end cleanly must be deleted first, or declare another name"
+                ) from None
+            # A run's declared topics are its own: deleted when it ends (last opened first).
+            self._stack.callback(self._delete_quietly, session, topic.name)
         for grant in self.config.grants:
             owner = owner_of(grant.topic)
             self.session(owner).grant(
@@ -176,6 +186,13 @@ class KafkaEventFabric:
     ) -> None:
         self.close_clients()
         self._stack.close()
+
+    @staticmethod
+    def _delete_quietly(session: Session, topic: str) -> None:
+        try:
+            session.delete_topic(topic)
+        except EventsError as exc:  # the broker may be gone already; nothing to keep then
+            log.warning("could not delete topic %s at the end: %s", topic, exc)
 
     def close_clients(self) -> None:
         """Stop triggers, flush producers and commit consumers opened through sessions."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 from numpy.typing import NDArray
@@ -207,7 +207,22 @@ class ReliabilityPlacer:
         k: int,
         reliability: float | None = None,
     ) -> ChunkPlacement:
-        """Choose (N, K) and distinct nodes for ``size`` bytes."""
+        """Choose (N, K) and distinct nodes for ``size`` bytes.
+
+        One chunk (``n=1``: a repaired chunk, or one whose write failed) has no (N, K) to
+        choose: it goes to the up node with the most free space that holds it.
+        """
+        roomy = [node for node in nodes if node.up and node.capacity - node.used >= size]
+        if n == 1:
+            if not roomy:
+                raise CannotPlace(f"placement={self.name}: no up node has {size} bytes free")
+            best = max(roomy, key=lambda node: node.capacity - node.used)
+            return ChunkPlacement(1, 1, (best.node_id,))
+        if len(roomy) < 2:
+            raise CannotPlace(
+                f"placement={self.name}: {len(roomy)} up node(s) with room; "
+                "a reliability placer needs at least 2"
+            )
         cluster = Cluster.from_node_infos(nodes, self.duration_days, scheduler=self.name)
         target = self.default_target if reliability is None else reliability
         size_mb = max(size, 1) / MB
@@ -221,6 +236,8 @@ class ReliabilityPlacer:
 
 class ReliabilityPlacementConfig(PlacementConfig):
     """Base of reliability-aware placers' configs."""
+
+    chooses_shape: ClassVar[bool] = True  # (n, k) per object: the coding group's is a default
 
     reliability: float = Field(
         0.99999, gt=0, lt=1, description="target when an object does not name its own"

@@ -6,12 +6,12 @@ is revoked; an outsider is refused throughout.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from components.base import RunContext, ScenarioConfig
+from components.base import ComponentConfig, RunContext, ScenarioConfig
 from components.events.fabric import fabric_of
 from components.events.protocol import EventsError, TopicAccessDenied
 
@@ -34,6 +34,25 @@ class EventAccessConfig(ScenarioConfig):
     def build(self) -> EventAccess:
         """The scenario."""
         return EventAccess(self)
+
+    def check_components(self, groups: Mapping[str, ComponentConfig]) -> list[str]:
+        """The subject, the outsider and the topic's owner are principals of the fabric."""
+        events = groups["events"]
+        declared = list(getattr(events, "principals", ()))
+        missing = [name for name in (self.subject, self.outsider) if name not in declared]
+        owners = [t.owner for t in getattr(events, "topics", ()) if t.name == self.topic]
+        owner = (owners[0] if owners else None) or (declared[0] if declared else None)
+        if not missing and owner not in (None, self.subject, self.outsider):
+            return []
+        if missing:
+            problem = f"scenario.subject/outsider {', '.join(missing)} not in events.principals"
+        else:
+            problem = f"scenario.topic={self.topic} needs an owner other than the subject"
+        return [
+            f"{problem} ({', '.join(declared)}): the checks need an owner, a subject and an "
+            "outsider; run recipe=octopus/acl, or declare them (events.principals listing "
+            "alice, bob and eve, and events.topics with the topic owned by alice)"
+        ]
 
 
 class EventAccess:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from components.base import RunContext, Scenario
+from components.base import ComponentConfig, RunContext, Scenario
 from components.scenarios.storage_trial import (
     StorageScenarioConfig,
     open_fabric,
@@ -18,6 +19,7 @@ from components.scenarios.storage_workload import (
     make_objects,
 )
 from components.storage.fabric import StorageFabric
+from components.storage.protocol import StorageConfig
 
 
 class StorageFaultsConfig(StorageScenarioConfig):
@@ -36,6 +38,20 @@ class StorageFaultsConfig(StorageScenarioConfig):
     def build(self) -> Scenario:
         """Create the scenario."""
         return StorageFaults(self)
+
+    def check_components(self, groups: Mapping[str, ComponentConfig]) -> list[str]:
+        """The drill takes m − k containers down and then one more: it needs more than that."""
+        problems = super().check_components(groups)
+        storage, coder = groups["storage"], groups["coding"].build()
+        assert isinstance(storage, StorageConfig)
+        tolerance = int(getattr(coder, "m", 1)) - int(getattr(coder, "k", 1))
+        if tolerance >= storage.container_count():
+            problems.append(
+                f"coding={groups['coding'].kind} tolerates {tolerance} lost chunks and storage="
+                f"{storage.kind} has {storage.container_count()} container(s): the drill takes "
+                f"{tolerance + 1} down; add containers or choose a shorter code"
+            )
+        return problems
 
 
 class StorageFaults:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import statistics
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
 from pydantic import Field, model_validator
 
-from components.base import RunContext, ScenarioConfig
+from components.base import ComponentConfig, RunContext, ScenarioConfig
 from components.coding.protocol import Coder
 from components.placement.protocol import Placer
 from components.scenarios.storage_workload import (
@@ -17,7 +18,7 @@ from components.scenarios.storage_workload import (
     timed_ops,
 )
 from components.storage.fabric import StorageFabric, TenantStore
-from components.storage.protocol import StorageNetwork
+from components.storage.protocol import StorageConfig, StorageNetwork
 
 STORAGE_GROUPS = ("storage", "coding", "placement")
 
@@ -40,6 +41,12 @@ class StorageScenarioConfig(ScenarioConfig):
         description="per-object durability targets, cycled over the objects (for placers "
         "that choose (n, k) per object, such as drex_lb)",
     )
+
+    def check_components(self, groups: Mapping[str, ComponentConfig]) -> list[str]:
+        """Every stripe fits on distinct containers (or the storage group lets them share)."""
+        storage = groups["storage"]
+        assert isinstance(storage, StorageConfig)
+        return storage.fits_stripes(groups["coding"], groups["placement"])
 
     @model_validator(mode="after")
     def _sizes(self) -> Self:

@@ -22,6 +22,10 @@ class LocalStorageConfig(StorageConfig):
     root: str | None = Field(None, description="parent folder (default: temporary, removed)")
     link: LinkSpec | None = Field(None, description="emulated link in front of each container")
 
+    def container_count(self) -> int:
+        """How many containers there are."""
+        return self.containers
+
     def container_specs(self) -> tuple[list[ContainerSpec], list[str]]:
         """``<root>/c<i>`` for each container."""
         cleanup: list[str] = []

@@ -20,6 +20,10 @@ class MemoryStorageConfig(StorageConfig):
     capacity_mb: float = Field(4096.0, gt=0, description="declared capacity per container, MB")
     link: LinkSpec | None = Field(None, description="emulated link in front of each container")
 
+    def container_count(self) -> int:
+        """How many containers there are."""
+        return self.containers
+
     def container_specs(self) -> tuple[list[ContainerSpec], list[str]]:
         """``memory://loom-<run>/c<i>`` for each container."""
         run = uuid.uuid4().hex[:8]

@@ -37,6 +37,10 @@ class MixedStorageConfig(StorageConfig):
             raise ValueError("at least one container is needed")
         return self
 
+    def container_count(self) -> int:
+        """How many containers there are."""
+        return len(self.containers)
+
     def container_specs(self) -> tuple[list[ContainerSpec], list[str]]:
         """The declared containers (``file://`` folders are created, never removed)."""
         if self.afr_pct is None:

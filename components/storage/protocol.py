@@ -173,6 +173,27 @@ class StorageConfig(ComponentConfig):
         """The containers, and temporary folders to remove at the end."""
         raise NotImplementedError
 
+    def container_count(self) -> int:
+        """How many containers there are (without opening or creating any)."""
+        raise NotImplementedError
+
+    def fits_stripes(self, coding: ComponentConfig, placement: ComponentConfig) -> list[str]:
+        """Whether each stripe's chunks can go to distinct containers; the problems if not.
+
+        A placer that chooses (n, k) per object (D-Rex's) fits its own stripes.
+        """
+        if self.share_containers or getattr(placement, "chooses_shape", False):
+            return []
+        m = int(getattr(coding.build(), "m", 1))
+        have = self.container_count()
+        if have >= m:
+            return []
+        return [
+            f"coding={coding.kind} stores {m} chunks per stripe and storage={self.kind} has "
+            f"{have} container(s): add containers, choose a shorter code, or set "
+            "storage.share_containers=true (a lost container then loses two chunks)"
+        ]
+
     def declares_failure_rates(self) -> bool:
         """Whether every container has an annual failure rate (reliability placers need it)."""
         return self.afr_pct is not None

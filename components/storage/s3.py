@@ -45,6 +45,10 @@ class S3StorageConfig(StorageConfig):
             options["secret"] = self.secret.get_secret_value()
         return options
 
+    def container_count(self) -> int:
+        """How many containers there are."""
+        return self.containers
+
     def container_specs(self) -> tuple[list[ContainerSpec], list[str]]:
         """``s3://<bucket>/<prefix>/c<i>`` for each container."""
         specs = [

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import csv
 import itertools
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -16,7 +18,7 @@ from components.placement.cluster import Cluster, NodeSetError, NodeSpec, read_n
 from components.placement.costs import CodingTimes
 from components.placement.daos import Daos
 from components.placement.drex_lb import DrexLB, DrexLBConfig
-from components.placement.drex_sc import DrexSC, pareto_front
+from components.placement.drex_sc import DrexSC, DrexSCConfig, pareto_front
 from components.placement.glusterfs import GlusterFS
 from components.placement.greedy_least_used import GreedyLeastUsed
 from components.placement.greedy_min_storage import GreedyMinStorage
@@ -385,3 +387,23 @@ def test_a_malformed_node_set_is_refused_at_validation(tmp_path: Path) -> None:
     nodes.write_text("id,storage_size\n0,10\n")
     with pytest.raises(ValidationError, match=r"missing column.*write_bandwidth"):
         PlacementSimulationConfig(nodes=str(nodes))
+
+
+@pytest.mark.parametrize("config", [DrexLBConfig(), DrexSCConfig()])
+def test_reliability_placers_place_one_chunk_and_refuse_too_few_nodes(config: Any) -> None:
+    # A repair asks for one chunk with every other node excluded (down): D-Rex then divided
+    # by zero (LB) or reduced an empty array (SC) instead of saying it cannot place.
+    placer = config.build()
+    mb = 2**20
+    nodes = [
+        NodeInfo(i, 100 * mb, used, up, 200.0, 200.0, 1.0)
+        for i, (used, up) in enumerate([(10 * mb, True), (60 * mb, True), (0, False)])
+    ]
+    one = placer.place(mb, nodes, n=1, k=1)
+    assert one.node_ids == (0,)  # the up node with the most room; the emptier one is down
+    only_one_up = [nodes[0], *(replace(n, up=False) for n in nodes[1:])]
+    with pytest.raises(CannotPlace, match="needs at least 2"):
+        placer.place(mb, only_one_up, n=3, k=2)
+    none_up = [replace(n, up=False) for n in nodes]
+    with pytest.raises(CannotPlace, match="no up node"):
+        placer.place(mb, none_up, n=1, k=1)
