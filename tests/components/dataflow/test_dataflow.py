@@ -34,6 +34,7 @@ from components.scenarios.taps_workflows import synthetic_task
 from components.storage.local import LocalStorageConfig
 from components.storage.mixed import MixedStorageConfig
 from components.storage.protocol import InsufficientCapacity
+from components.storage.s3 import S3StorageConfig
 
 CONNECTORS = ["file", "redis", "zmq", "fabric"]
 MB = 2**20
@@ -218,6 +219,27 @@ def test_fabric_connector_is_the_runs_storage_fabric(tmp_path: Path) -> None:
         assert metrics["data_fabric_degraded_reads"] >= 1
         assert metrics["data_fabric_redundancy_lost"] == 0
         connector.evict(key)
+
+
+@pytest.mark.service
+def test_fabric_connector_over_s3_with_drex(s3_endpoint: str) -> None:
+    # The issue's row: federated over the fabric connector with storage=s3, coding=zfec and
+    # placement=drex_lb. The proxies' chunks land in the S3 bucket, placed by D-Rex.
+    storage = S3StorageConfig(
+        endpoint_url=s3_endpoint, bucket="loom-proxies", containers=4, afr_pct=1.5
+    )
+    drex = DrexLBConfig(reliability=0.999)  # four nodes at 1.5 % a year reach no more
+    run = {"storage": storage, "coding": ZfecConfig(k=2, m=3), "placement": drex}
+    with ProxyStoreConfig(connector="fabric").joined(run).build() as opened:
+        connector = opened.store.connector
+        assert {c.spec.url.split("/")[2] for c in connector.fabric.containers} == {"loom-proxies"}
+        data = np.random.default_rng(5).bytes(2 * MB)
+        key = connector.put(data)
+        stat = connector.fabric.stat("proxystore", key.fabric_key)
+        assert all(len(set(stripe)) == len(stripe) for stripe in stat.placement)
+        assert type(connector).from_config(connector.config()).get(key) == data
+        connector.evict(key)
+        assert opened.stored() == (0, 0)
 
 
 def test_fabric_connector_never_shares_a_container_unless_allowed(tmp_path: Path) -> None:
