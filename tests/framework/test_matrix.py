@@ -82,3 +82,21 @@ def test_the_groups_the_fabric_connector_reads_are_crossed_with_it(verdicts: lis
     assert not drex.accepted and "storage.afr_pct" in drex.reason
     memory = next(v for v in fabric if "storage=memory" in v.combination.choices)
     assert memory.accepted  # the default executor (thread) keeps the tasks in this process
+
+
+def test_the_verdicts_are_reused_only_while_what_they_depend_on_is_unchanged(
+    verdicts: list, tmp_path: Path
+) -> None:
+    # The docs build reuses the suite's verdicts: the same ones, from a cache keyed by the
+    # menu, recipes and sources; a changed recipe file is another key.
+    import shutil
+
+    from framework.matrix import _inputs_digest
+
+    assert matrix() == verdicts
+    root = tmp_path / "copy"
+    for part in ("conf", "recipes"):
+        shutil.copytree(Composer().root / part, root / part)
+    before = _inputs_digest(Composer(root))
+    (root / "recipes" / "quickstart.yaml").write_text("description: changed\n")
+    assert _inputs_digest(Composer(root)) != before
