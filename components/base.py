@@ -272,6 +272,19 @@ class ScenarioConfig(ComponentConfig):
         return None
 
 
+def dotted_name(kind: type) -> str:
+    """``module.QualName`` of a class: how a config names a class another process rebuilds."""
+    return f"{kind.__module__}.{kind.__qualname__}"
+
+
+def from_dotted_name(name: str) -> Any:
+    """The class :func:`dotted_name` named (imported now)."""
+    import importlib
+
+    module, _, attribute = name.rpartition(".")
+    return getattr(importlib.import_module(module), attribute)
+
+
 def require_packages(scenario: str, modules: tuple[str, ...]) -> None:
     """Fail with the install command when an app's packages are missing."""
     import importlib.util

@@ -20,7 +20,7 @@ from typing import Any
 
 from pydantic import Field
 
-from components.base import LoomModel
+from components.base import LoomModel, dotted_name
 from components.loopback import free_port
 from components.storage.protocol import StorageConfig
 
@@ -139,10 +139,6 @@ class ZmqConnectorConfig(LoomModel):
 FABRIC_GROUPS = ("storage", "coding", "placement")
 
 
-def _dotted(config: LoomModel) -> str:
-    return f"{type(config).__module__}.{type(config).__qualname__}"
-
-
 class FabricConnector:
     """The run's erasure-coded storage fabric: proxies survive ``m − k`` lost containers.
 
@@ -171,8 +167,8 @@ class FabricConnector:
         connector = StorageFabricConnector(
             [spec.model_dump(mode="json") for spec in specs],
             str(folder / "catalog.sqlite"),
-            coding=[_dotted(self.coding), self.coding.model_dump(mode="json")],
-            placement=[_dotted(self.placement), self.placement.model_dump(mode="json")],
+            coding=[dotted_name(type(self.coding)), self.coding.model_dump(mode="json")],
+            placement=[dotted_name(type(self.placement)), self.placement.model_dump(mode="json")],
             segment_size=int(self.storage.segment_size_mb * 2**20),
             parallelism=self.storage.parallelism,
             share_containers=self.storage.share_containers,

@@ -20,7 +20,6 @@ connector: reads then rebuild from the other chunks.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import logging
 import threading
 import uuid
@@ -29,6 +28,7 @@ from dataclasses import astuple, fields
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from components.base import from_dotted_name
 from components.coding.protocol import Coder
 from components.placement.protocol import Placer
 from components.storage.container import ContainerSpec, DataContainer
@@ -50,9 +50,7 @@ class FabricKey(NamedTuple):
 def _component(spec: Sequence[Any]) -> Any:
     """Build a component from ``[dotted path of its config class, its fields]``."""
     path, settings = spec
-    module, _, name = str(path).rpartition(".")
-    config_type = getattr(importlib.import_module(module), name)
-    return config_type.model_validate(dict(settings)).build()
+    return from_dotted_name(str(path)).model_validate(dict(settings)).build()
 
 
 class StorageFabricConnector:

@@ -10,7 +10,6 @@ has no lock; these queues take one per pipe end. The server's shallow copy share
 
 from __future__ import annotations
 
-import importlib
 import logging
 import pickle
 import shutil
@@ -27,6 +26,8 @@ from colmena.exceptions import KillSignalException, TimeoutException
 from colmena.queue.base import ColmenaQueues
 from colmena.queue.python import PipeQueues
 from colmena.queue.redis import RedisQueues
+
+from components.base import dotted_name, from_dotted_name
 
 log = logging.getLogger(__name__)
 # Starts a message sent by reference (a Colmena message is JSON text, never a NUL byte).
@@ -155,16 +156,14 @@ class FabricQueues(CountedQueues):
         for name in ("_producer", "_readers", "_readers_lock"):
             state.pop(name, None)
         overflow = state.pop("_overflow")
-        kind = type(overflow)
-        state["_overflow_config"] = (f"{kind.__module__}.{kind.__qualname__}", overflow.config())
+        state["_overflow_config"] = (dotted_name(type(overflow)), overflow.config())
         state["_owner"] = False
         state["_overflow_folder"] = None  # the owner removes it
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         path, config = state.pop("_overflow_config")
-        module, _, name = path.rpartition(".")
-        state["_overflow"] = getattr(importlib.import_module(module), name).from_config(config)
+        state["_overflow"] = from_dotted_name(path).from_config(config)
         super().__setstate__(state)
         self._connect()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -17,6 +18,7 @@ import pytest
 from proxystore.proxy import is_resolved
 from pydantic import ValidationError
 
+from components.base import dotted_name
 from components.coding.isal import IsalConfig
 from components.coding.zfec import ZfecConfig
 from components.dataflow._connectors import OpenConnector
@@ -118,8 +120,17 @@ print(hashlib.sha256(data).hexdigest() if data is not None else "missing")
 """
 
 
-def _kind(obj: Any) -> str:
-    return f"{type(obj).__module__}.{type(obj).__qualname__}"
+def _digest_read_elsewhere(connector: Any, key: Any) -> str:
+    """The SHA-256 of ``key``'s object, read in a fresh process by a connector rebuilt there."""
+    kinds = [dotted_name(type(connector)), connector.config(), dotted_name(type(key)), list(key)]
+    done = subprocess.run(
+        [sys.executable, "-c", _CHILD, json.dumps(kinds)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout.strip()
 
 
 def test_connector_rebuilt_from_its_config_in_another_process(
@@ -134,14 +145,7 @@ def test_connector_rebuilt_from_its_config_in_another_process(
         for chunk in Path(first).rglob("*"):
             if chunk.is_file():
                 chunk.unlink()
-    args = json.dumps([_kind(c), c.config(), _kind(key), list(key)])
-    done = subprocess.run(
-        [sys.executable, "-c", _CHILD, args], capture_output=True, text=True, timeout=60
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    import hashlib
-
-    assert done.stdout.strip() == hashlib.sha256(data).hexdigest()
+    assert _digest_read_elsewhere(c, key) == hashlib.sha256(data).hexdigest()
     c.evict(key)
 
 
@@ -207,14 +211,7 @@ def test_fabric_connector_is_the_runs_storage_fabric(tmp_path: Path) -> None:
         for chunk in Path(lost.root).rglob("*"):
             if chunk.is_file():
                 chunk.unlink()
-        args = json.dumps([_kind(connector), connector.config(), _kind(key), list(key)])
-        done = subprocess.run(
-            [sys.executable, "-c", _CHILD, args], capture_output=True, text=True, timeout=60
-        )
-        assert done.returncode == 0, done.stderr[-2000:]
-        import hashlib
-
-        assert done.stdout.strip() == hashlib.sha256(data).hexdigest()
+        assert _digest_read_elsewhere(connector, key) == hashlib.sha256(data).hexdigest()
         metrics = opened.store_metrics()
         assert metrics["data_fabric_degraded_reads"] >= 1
         assert metrics["data_fabric_redundancy_lost"] == 0

@@ -112,12 +112,14 @@ def fabric(network: StorageNetwork, coder: Coder, tmp_path: Path) -> Iterator[St
 
 
 @contextmanager
-def _zfec_fabric(config: StorageConfig, tmp_path: Path) -> Iterator[StorageFabric]:
-    """A fabric with zfec (4, 6) and utility-factor placement over ``config``'s network."""
+def _zfec_fabric(
+    config: StorageConfig, tmp_path: Path, k: int = 4, m: int = 6
+) -> Iterator[StorageFabric]:
+    """A fabric with zfec (k, m) and utility-factor placement over ``config``'s network."""
     with (
         config.build() as network,
         network.fabric(
-            ZfecConfig(k=4, m=6).build(), UtilityFactorConfig().build(), tmp_path / "c.sqlite"
+            ZfecConfig(k=k, m=m).build(), UtilityFactorConfig().build(), tmp_path / "c.sqlite"
         ) as fabric,
     ):
         yield fabric
@@ -474,13 +476,8 @@ def test_a_stripe_on_fewer_containers_than_chunks_is_refused_unless_allowed(
     # nothing said that losing c0 now loses the object. Now it is refused, or, where the
     # storage group allows sharing, counted and said.
     for share in (False, True):
-        storage = MemoryStorageConfig(containers=3, share_containers=share)
-        with (
-            storage.build() as network,
-            network.fabric(
-                ZfecConfig(k=2, m=3).build(), UtilityFactorConfig().build(), tmp_path / f"{share}"
-            ) as fabric,
-        ):
+        three = MemoryStorageConfig(containers=3, share_containers=share)  # all three each stripe
+        with _zfec_fabric(three, tmp_path / str(share), k=2, m=3) as fabric:
             fabric.put("c", "whole", b"x" * 1000)
             assert fabric.counters.redundancy_lost == 0
             fabric.containers[2].take_down()
@@ -502,13 +499,8 @@ def test_a_repair_with_no_free_container_is_left_undone_unless_sharing_is_allowe
     # zfec (2, 3) over three containers, one lost for good: no container without a chunk of
     # the stripe is left, so the lost chunk is rebuilt onto a shared one only where allowed.
     for share in (False, True):
-        storage = MemoryStorageConfig(containers=3, share_containers=share)
-        with (
-            storage.build() as network,
-            network.fabric(
-                ZfecConfig(k=2, m=3).build(), UtilityFactorConfig().build(), tmp_path / f"{share}"
-            ) as fabric,
-        ):
+        three = MemoryStorageConfig(containers=3, share_containers=share)  # all three each stripe
+        with _zfec_fabric(three, tmp_path / str(share), k=2, m=3) as fabric:
             fabric.put("c", "obj", b"z" * 5000)
             fabric.containers[0].take_down()
             report = fabric.repair()
