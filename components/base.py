@@ -61,6 +61,8 @@ class ComponentConfig(LoomModel):
     # Groups this option reads only under some setting → that setting, for error messages
     # (``{"storage": "connector=fabric"}``); :meth:`also_needs` says when it applies.
     optional_reads: ClassVar[Mapping[str, str]] = {}
+    # Fault kinds the built component takes whatever its settings (see takes_faults).
+    fault_kinds: ClassVar[frozenset[str]] = frozenset()
 
     def build(self) -> object:
         """Create the component this config describes."""
@@ -69,6 +71,14 @@ class ComponentConfig(LoomModel):
     def also_needs(self) -> tuple[str, ...]:
         """Other groups this option reads as configured; the job opens and validates them too."""
         return ()
+
+    def takes_faults(self) -> frozenset[str]:
+        """Fault kinds (``components.faults``) the built component can take, as configured.
+
+        A fault schedule naming a kind that no component of the run takes is refused at
+        validation; a component that takes some implements ``FaultSurface``.
+        """
+        return self.fault_kinds
 
     def joined(self, groups: Mapping[str, ComponentConfig]) -> Self:
         """The config as it runs beside the job's other groups, for :meth:`build`.

@@ -22,7 +22,9 @@ class ErrorInfo:
     @classmethod
     def of(cls, exc: BaseException) -> ErrorInfo:
         """The evidence of ``exc`` (call it where ``exc`` was caught: the traceback is there)."""
-        return cls(type(exc).__name__, str(exc).strip(), "".join(tb.format_exception(exc)))
+        # Notes (``add_note``) carry what the raiser could not know: the fault behind it.
+        message = "\n".join([str(exc).strip(), *getattr(exc, "__notes__", ())]).strip()
+        return cls(type(exc).__name__, message, "".join(tb.format_exception(exc)))
 
     @property
     def line(self) -> str:

@@ -16,6 +16,7 @@ GROUP_PROTOCOLS: dict[str, str] = {
     "energy": "components.energy.protocol:EnergyMeter",
     "events": "components.events.protocol:EventFabric",
     "executor": "components.executor.protocol:LoomExecutor",
+    "faults": "components.faults.run:FaultSchedule",
     "fl": "components.fl.protocol:FederatedLearning",
     "placement": "components.placement.protocol:Placer",
     "pricing": "components.pricing.protocol:Pricing",

@@ -76,6 +76,8 @@ class RootConfig(LoomModel):
 
 # Groups every job has, whatever its scenario: each trial is metered and charged.
 ENGINE_GROUPS = ("energy", "pricing")
+# Groups every job carries that change what it computes (hashed, logged): the fault schedule.
+CARRIED_GROUPS = ("faults",)
 # Metrics the engine adds to every trial (the summary table and `loom report` show them).
 ACCOUNTING_METRICS = ("energy_j", "carbon_g", "charge")
 # Keys that do not change what a job computes, so they do not enter its hash (one list for the
@@ -284,6 +286,9 @@ def validate_job_config(
             used = {g: groups[g] for g in needed}
             for group in needed:
                 problems += groups[group].check_with(used)
+            for group in CARRIED_GROUPS:  # a fault only the run's components can take
+                if group in groups:
+                    problems += groups[group].check_with({"scenario": scenario, **used})
             if not problems:  # each option as it runs beside the others (never hashed)
                 groups.update({g: groups[g].joined(used) for g in needed})
         if defaults is not None:
@@ -294,7 +299,9 @@ def validate_job_config(
         # Every group is validated, but a job is only what it uses: unused groups stay out
         # of its params and hash (a storage choice does not change a task benchmark).
         groups = {
-            g: c for g, c in groups.items() if g == "scenario" or g in needed or g in ENGINE_GROUPS
+            g: c
+            for g, c in groups.items()
+            if g == "scenario" or g in needed or g in ENGINE_GROUPS or g in CARRIED_GROUPS
         }
     return JobConfig(root, groups)
 
@@ -321,7 +328,7 @@ def _unused_settings(
     defaults: Mapping[str, Any],
 ) -> list[str]:
     """One line per group set away from its default that the job does not use."""
-    used = set(needed) | set(ENGINE_GROUPS) | {"scenario"}
+    used = set(needed) | set(ENGINE_GROUPS) | set(CARRIED_GROUPS) | {"scenario"}
     lines = []
     for group, section in sections.items():
         if group in used or section == defaults.get(group):

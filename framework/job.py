@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from components.base import ProgressReporter, RunContext, Scenario, SilentProgress
 from components.energy.protocol import EnergyMeter, NoMeter
 from components.error_info import ErrorInfo
+from components.faults.run import FaultSchedule
 from components.pricing.protocol import Pricing
 from components.protocols import check_provides
 from framework.config import JobConfig
@@ -121,6 +122,10 @@ def _default_pricing() -> Pricing:
     return Pricing("node_hours", 1, 1.0)
 
 
+def _no_faults() -> FaultSchedule:
+    return FaultSchedule([])
+
+
 def _build(config: object, default: Callable[[], Any]) -> Any:
     """The engine group's component, or its default where the job has none."""
     return default() if config is None else config.build()  # type: ignore[attr-defined]
@@ -154,6 +159,7 @@ class JobRunner:
         self.scenario: Scenario | None = None
         self.meter: EnergyMeter = NoMeter()
         self.pricing: Pricing = _default_pricing()
+        self.faults: FaultSchedule = _no_faults()
         self.trials: list[dict[str, float]] = []
 
     @property
@@ -195,7 +201,12 @@ class JobRunner:
         check_provides("scenario", cfg.scenario.kind, self.scenario)
         self.meter = _build(cfg.groups.get("energy"), NoMeter)
         self.pricing = _build(cfg.groups.get("pricing"), _default_pricing)
-        for group, built in (("energy", self.meter), ("pricing", self.pricing)):
+        self.faults = _build(cfg.groups.get("faults"), _no_faults)
+        for group, built in (
+            ("energy", self.meter),
+            ("pricing", self.pricing),
+            ("faults", self.faults),
+        ):
             option = cfg.groups.get(group)
             check_provides(group, option.kind if option else "default", built)
         return self.run_id
@@ -213,22 +224,27 @@ class JobRunner:
             {**self.plan.tags, "scenario": cfg.scenario.kind, "loom.run_type": "trial"},
             parent_id=self.run_id,
         )
-        ctx = RunContext(
-            components=self.components,
-            seed=cfg.root.seed,
-            trial=number,
-            run_dir=trial_dir,
-            progress=self.progress,
-            watts_per_thread=getattr(self.meter, "watts_per_thread", None),
-        )
         measurement = self.meter.start()
         try:
-            self.scenario.run(ctx)
+            # The schedule runs beside the scenario; a failure carries the faults before it.
+            with self.faults.during(cfg.root.seed, self.components) as faults:
+                ctx = RunContext(
+                    components={**self.components, "faults": faults},
+                    seed=cfg.root.seed,
+                    trial=number,
+                    run_dir=trial_dir,
+                    progress=faults.progress(self.progress),
+                    watts_per_thread=getattr(self.meter, "watts_per_thread", None),
+                )
+                self.scenario.run(ctx)
         except BaseException as exc:
             measurement.stop()
             self._keep_error(trial_dir, child, ErrorInfo.of(exc))
             self.tracker.end_run(child, "FAILED")
             raise
+        if faults.faults:
+            ctx.log_metrics(faults.metrics())
+            ctx.write_records("faults", (o.record() for o in faults.occurrences))
         reading = measurement.stop()
         ctx.log_metrics(self.pricing.charge(reading))
         accounting = {"energy.source": reading.source, "pricing.scheme": self.pricing.scheme}

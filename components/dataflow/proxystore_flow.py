@@ -53,7 +53,9 @@ from components.dataflow._sizes import ProxyRule, is_proxy
 from components.dataflow.futures import DataFuture
 from components.dataflow.protocol import DataFlow, DataFlowConfig
 from components.dataflow.wake import RedisWake, Wake
+from components.faults.protocol import Fault, Injected
 from components.runtime.protocols import DataMover, WorkerHook
+from components.storage.container import container_fault_targets, inject_container_fault
 from components.storage.protocol import StorageConfig
 
 Eviction = Literal["refcount", "on_close"]
@@ -403,6 +405,22 @@ class ProxyStoreFlow:
         if counts is None:
             return {}
         return {f"data_fabric_{name}": float(value) for name, value in counts().items()}
+
+    # -- faults: the fabric connector's containers ---------------------------------------------
+
+    def _fabric_containers(self) -> list[Any]:
+        fabric = getattr(self._open.connector if self._open else None, "fabric", None)
+        return list(getattr(fabric, "containers", []))
+
+    def fault_targets(self, kind: str) -> list[str]:
+        """The fabric connector's containers for container and link faults (else none)."""
+        return container_fault_targets(self._fabric_containers(), kind)
+
+    def inject(self, kind: str, targets: Sequence[str], fault: Fault) -> Injected:
+        """A container or link fault on the fabric connector's containers (same names)."""
+        done = inject_container_fault(self._fabric_containers(), kind, targets, fault)
+        done.detail = f"fabric connector: {done.detail}"
+        return done
 
     def future(
         self,

@@ -145,6 +145,16 @@ class TansuBroker:
             self._process.wait()
         self._process = None
 
+    def pause(self) -> None:
+        """Freeze the process (SIGSTOP): connections stay open, nothing is answered."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Let a paused process run again (SIGCONT)."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.send_signal(signal.SIGCONT)
+
     def restart(self, *, crash: bool = False) -> float:
         """Stop the broker and start it again on the same port; the seconds it was down.
 

@@ -66,6 +66,40 @@ class _Grants:
         self.allowed.add(topic)
 
 
+# How long closing a client may take when the broker does not answer (a dead broker must not
+# hold a run past its own timeout: librdkafka's flush, commit and leave wait for it).
+CLOSE_TIMEOUT_S = 5.0
+
+
+def call_bounded(fn: Callable[[], object], timeout_s: float, what: str) -> bool:
+    """Run ``fn`` for at most ``timeout_s``; False (and a warning) if it did not return.
+
+    The call goes on in a daemon thread that is left behind: what it waits for (a broker's
+    answer) is not coming, and the run must end. An exception from ``fn`` is logged.
+    """
+    outcome: list[BaseException | None] = []
+
+    def run() -> None:
+        try:
+            fn()
+            outcome.append(None)
+        except BaseException as exc:  # reported below, from the caller's thread
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run, name=f"loom-close-{what}", daemon=True)
+    thread.start()
+    thread.join(timeout_s)
+    if not outcome:
+        log.warning(
+            "%s did not finish within %g s (is the broker down?): left behind", what, timeout_s
+        )
+        return False
+    if outcome[0] is not None:
+        log.warning("%s failed: %s", what, outcome[0])
+        return False
+    return True
+
+
 class FabricProducer:
     """A principal's producer: idempotent, ``acks=all`` by default; checks write grants.
 
@@ -188,13 +222,18 @@ class FabricProducer:
     def _produce_when_room(
         self, name: str, value: Any, key: str | bytes | None, options: dict[str, Any]
     ) -> None:
+        deadline = time.monotonic() + self.flush_timeout_s
         while True:
             self._client.poll(0.05)
             try:
                 self._produce(name, value, key, **options)
                 return
             except BufferError:
-                continue
+                if time.monotonic() > deadline:  # nothing is being acknowledged: no broker
+                    raise EventsError(
+                        f"the producer's queue stayed full for {self.flush_timeout_s:g} s: "
+                        "is the broker reachable?"
+                    ) from None
 
     def poll(self, timeout_s: float = 0.0) -> None:
         """Serve delivery reports."""
@@ -218,9 +257,14 @@ class FabricProducer:
         if self.failed:
             raise EventsError(f"{self.failed} events could not be delivered: {self.last_error}")
 
-    def close(self) -> None:
-        """Flush what is queued."""
-        self.flush()
+    def close(self, timeout_s: float | None = None) -> None:
+        """Flush what is queued, waiting at most ``timeout_s`` (default: the flush timeout).
+
+        Raises:
+            EventsError: Events were left unacknowledged or undelivered.
+
+        """
+        self.flush(timeout_s)
 
     def __enter__(self) -> FabricProducer:
         return self
@@ -472,13 +516,27 @@ class FabricConsumer:
             early += self.poll(500, 0.05)
         return EventBatch([e.message for e in early], [e.value for e in early])
 
-    def close(self) -> None:
-        """Commit what was returned and leave the group."""
+    def close(self, timeout_s: float | None = None) -> None:
+        """Commit what was returned and leave the group.
+
+        Args:
+            timeout_s: Give up after this long (a dead broker answers neither the commit
+                nor the leave); None waits as long as librdkafka does.
+
+        """
         if self._closed:
             return
         self._closed = True
-        self._commit_quietly()
-        self._client.close()
+        if timeout_s is None:
+            self._commit_quietly()
+            self._client.close()
+            return
+
+        def leave() -> None:
+            self._commit_quietly()
+            self._client.close()
+
+        call_bounded(leave, timeout_s, "closing a consumer")
 
     def __enter__(self) -> FabricConsumer:
         return self

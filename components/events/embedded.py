@@ -9,7 +9,7 @@ mid-stream. ``storage=s3`` keeps its data across restarts.
 from __future__ import annotations
 
 import os
-from typing import Any, Literal, Self
+from typing import Any, ClassVar, Literal, Self
 
 from pydantic import Field, model_validator
 
@@ -20,6 +20,9 @@ class EmbeddedEventsConfig(EventsConfig):
     """A Kafka-protocol broker on 127.0.0.1, started and stopped with the run."""
 
     kind: Literal["embedded"] = "embedded"
+    fault_kinds: ClassVar[frozenset[str]] = frozenset(
+        {"broker_kill", "broker_restart", "broker_pause"}
+    )
     storage: Literal["memory", "s3"] = Field(
         "memory", description="broker storage: memory, or s3 to survive broker restarts"
     )

@@ -19,6 +19,7 @@ from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
 from components.events._access import AccessControl, check_name, full_name, owner_of
 from components.events.clients import (
+    CLOSE_TIMEOUT_S,
     FabricConsumer,
     FabricProducer,
     ValueFormat,
@@ -33,6 +34,7 @@ from components.events.protocol import (
 )
 from components.events.topology import EventsConfig
 from components.events.triggers import Trigger  # it names Session for types only: no cycle
+from components.faults.protocol import Fault, Injected
 
 EMBEDDED_GAP_WAIT_MS = 5000
 
@@ -44,6 +46,18 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 kafka_log = logging.getLogger("loom.librdkafka")
+
+
+BROKER_FAULTS = frozenset({"broker_kill", "broker_restart", "broker_pause"})
+
+
+def _timed(action: Callable[[], object]) -> Callable[[], float]:
+    def run() -> float:
+        began = time.perf_counter()
+        action()
+        return time.perf_counter() - began
+
+    return run
 
 
 class KafkaEventFabric:
@@ -217,6 +231,36 @@ class KafkaEventFabric:
                 "cluster is not Loom's to restart"
             )
         return self.broker.restart(crash=crash)
+
+    # -- faults (the embedded broker) -------------------------------------------------------
+
+    def fault_targets(self, kind: str) -> list[str]:
+        """``broker`` for the broker kinds, where Loom runs the broker."""
+        return ["broker"] if self.broker is not None and kind in BROKER_FAULTS else []
+
+    def inject(self, kind: str, targets: Sequence[str], fault: Fault) -> Injected:
+        """Kill (SIGKILL), stop (SIGTERM) or pause (SIGSTOP) the broker; heal: start it again.
+
+        With no ``duration_s`` a killed or stopped broker starts again at once (its downtime
+        is then the restart's own), and a paused one stays paused until the trial ends.
+        """
+        del targets
+        broker = self.broker
+        assert broker is not None
+        if kind == "broker_pause":
+            broker.pause()
+            return Injected(f"SIGSTOP broker pid {broker.pid}", _timed(broker.resume))
+        crash = kind == "broker_kill"
+        signal = "SIGKILL" if crash else "SIGTERM"
+        pid = broker.pid
+        if not fault.duration_s:
+            took = broker.restart(crash=crash)
+            return Injected(f"{signal} broker pid {pid}, restarted in {took:.2f} s", None, took)
+        if crash:
+            broker.kill()
+        else:
+            broker.stop()
+        return Injected(f"{signal} broker pid {pid}, down", _timed(broker.start))
 
     # -- principals ------------------------------------------------------------------------
 
@@ -419,7 +463,7 @@ class Session:
             value_format=value_format,
             flush_timeout_s=cfg.delivery_timeout_s,
         )
-        self.fabric.on_close(producer.close)
+        self.fabric.on_close(lambda: producer.close(CLOSE_TIMEOUT_S))
         return producer
 
     def consumer(
@@ -454,7 +498,7 @@ class Session:
             dead_letter=sink,
             gap_wait_s=self.fabric.gap_wait_s(),
         )
-        self.fabric.on_close(consumer.close)
+        self.fabric.on_close(lambda: consumer.close(CLOSE_TIMEOUT_S))
         return consumer
 
     def trigger(self, spec: TriggerSpec, executor: Any) -> Trigger:

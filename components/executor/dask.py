@@ -1,31 +1,46 @@
-"""Dask executor: a local cluster by default, or any existing cluster by address."""
+"""Dask executor: a local cluster by default, or any existing cluster by address.
+
+On the local cluster Loom starts, Dask does not re-run a task whose worker died
+(``allowed-failures: 0``): the attempt fails with :class:`WorkerLost`, naming the worker, and
+Loom's task path re-runs it, counted and with its cause in the records. Dask's own re-run is
+invisible to the client, so ``tasks_retried`` stayed 0 while a killed worker's result was
+computed twice. An existing cluster (``address=``) keeps its own settings.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import os
+import signal
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, Future
-from typing import Any, Literal, Self
+from typing import Any, ClassVar, Literal, Self
 
 from pydantic import Field, model_validator
 
 from components.executor.protocol import ExecutorConfig, LoomExecutor
+from components.faults.protocol import Fault, Injected
+from components.runtime.protocols import WorkerLost
 
 
 class DaskExecutor(Executor):
     """``concurrent.futures`` interface over a ``distributed.Client``."""
 
     def __init__(self, config: DaskExecutorConfig) -> None:
+        import dask
         from distributed import Client, LocalCluster
 
         self._cluster: LocalCluster | None = None
+        self._injected: list[str] = []  # the worker faults injected, for WorkerLost's message
         if config.address is None:
-            self._cluster = LocalCluster(
-                n_workers=config.n_workers or 2,
-                threads_per_worker=config.threads_per_worker or 1,
-                processes=True if config.processes is None else config.processes,
-                dashboard_address=None,
-                host="127.0.0.1",
-            )
+            with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+                self._cluster = LocalCluster(
+                    n_workers=config.n_workers or 2,
+                    threads_per_worker=config.threads_per_worker or 1,
+                    processes=True if config.processes is None else config.processes,
+                    dashboard_address=None,
+                    host="127.0.0.1",
+                )
             address: Any = self._cluster
         else:
             address = config.address
@@ -48,9 +63,32 @@ class DaskExecutor(Executor):
         return self._client
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
-        """Schedule ``fn`` on the cluster."""
-        future: Future[Any] = self._executor.submit(fn, *args, **kwargs)
-        return future
+        """Schedule ``fn`` on the cluster; an attempt lost with its worker is a WorkerLost."""
+        inner: Future[Any] = self._executor.submit(fn, *args, **kwargs)
+        outer: Future[Any] = Future()
+        inner.add_done_callback(lambda f: self._settle(f, outer))
+        return outer
+
+    def _settle(self, inner: Future[Any], outer: Future[Any]) -> None:
+        if inner.cancelled():
+            outer.cancel()
+            outer.set_running_or_notify_cancel()
+            return
+        exc = inner.exception()
+        if exc is None:
+            outer.set_result(inner.result())
+        elif type(exc).__name__ == "KilledWorker":
+            fault = "; ".join(self._injected)
+            last = getattr(exc, "last_worker", None)
+            where = getattr(last, "address", last) or "?"
+            outer.set_exception(
+                WorkerLost(
+                    f"Dask worker {where} died while running this attempt"
+                    + (f"; injected by the faults group: {fault}" if fault else "")
+                )
+            )
+        else:
+            outer.set_exception(exc)
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Close the client, and the local cluster if this executor started it."""
@@ -63,11 +101,46 @@ class DaskExecutor(Executor):
     def __enter__(self) -> Self:
         return self
 
+    # -- faults (the local cluster's workers) -------------------------------------------------
+
+    def _worker_pids(self) -> dict[str, int]:
+        pids: dict[str, int] = self._client.run(os.getpid)
+        return pids
+
+    def fault_targets(self, kind: str) -> list[str]:
+        """Worker addresses for ``worker_kill`` and ``process_pause`` (local cluster only)."""
+        if self._cluster is None or kind not in DaskExecutorConfig.fault_kinds:
+            return []
+        return sorted(self._worker_pids())
+
+    def inject(self, kind: str, targets: Sequence[str], fault: Fault) -> Injected:
+        """SIGKILL the targets' processes (their nannies start new ones), or SIGSTOP them."""
+        pids = self._worker_pids()
+        chosen = [pids[t] for t in targets if t in pids]
+        what = f"pid {', '.join(map(str, chosen))} ({', '.join(targets)})"
+        if kind == "worker_kill":
+            self._injected = [*self._injected, f"worker_kill SIGKILL {what}"]
+            for pid in chosen:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            return Injected(f"SIGKILL {what}")
+        for pid in chosen:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGSTOP)
+
+        def resume() -> None:
+            for pid in chosen:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGCONT)
+
+        return Injected(f"SIGSTOP {what}", resume)
+
 
 class DaskExecutorConfig(ExecutorConfig):
     """Dask distributed: a LocalCluster, or an existing cluster at ``address``."""
 
     kind: Literal["dask"] = "dask"
+    fault_kinds: ClassVar[frozenset[str]] = frozenset({"worker_kill", "process_pause"})
     address: str | None = Field(
         None,
         description="scheduler address (tcp://host:8786) of an existing cluster; "
@@ -96,6 +169,12 @@ class DaskExecutorConfig(ExecutorConfig):
                 f"{', '.join(given)} (which shape a local cluster) cannot be set with it"
             )
         return self
+
+    def takes_faults(self) -> frozenset[str]:
+        """Worker faults on the local cluster Loom starts (with worker processes) only."""
+        if self.address is not None or self.processes is False:
+            return frozenset()
+        return self.fault_kinds
 
     def build(self) -> LoomExecutor:
         """Start or connect to the cluster."""

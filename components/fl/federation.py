@@ -98,6 +98,12 @@ class Federation:
         self.history: list[dict[str, float]] = []
         self.role: dict[int, tuple[str, tuple[str, ...]]] = {}  # task id → (kind, workers)
         self.edges: EdgeBytes | None = None
+        # Told the units of work done so far (rounds in sync mode, trainings in async mode).
+        self.on_progress: Callable[[int], None] = lambda done: None
+
+    def work_units(self, mode: str) -> int:
+        """The units :attr:`on_progress` counts to: rounds (sync) or trainings (async)."""
+        return self.plan.rounds * (1 if mode == "sync" else len(self.topology.workers))
 
     # -- shared ----------------------------------------------------------------------------
 
@@ -211,6 +217,7 @@ class Federation:
                     "time_s": root.done,
                 }
             )
+            self.on_progress(round_ + 1)
         return current
 
     # -- async -----------------------------------------------------------------------------
@@ -282,6 +289,7 @@ class Federation:
             w = pending.pop(handle.task_id, "")
             if w:
                 outstanding -= 1
+                self.on_progress(budget - outstanding)
                 parent = topo.parent[w]
                 edges.send_up(parent, w)
                 fold_into(parent, handle, version[parent] - base[w])

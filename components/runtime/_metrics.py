@@ -51,6 +51,8 @@ def task_metrics(tasks: Sequence[TaskHandle], workers: int) -> dict[str, float]:
         "tasks_failed": float(sum(not t.success for t in tasks)),
         "task_attempts": float(attempts),
         "tasks_retried": float(sum(t.attempts > 1 for t in tasks)),
+        # Retries by cause: attempts lost with their worker, and attempts that failed.
+        "task_attempts_lost_with_worker": float(sum(t.lost for t in tasks)),
         "bytes_in": float(sum(t.bytes_in for t in tasks)),
         "bytes_out": float(sum(t.bytes_out for t in tasks)),
         "task_cpu_s": float(sum(t.cpu_s for t in tasks)),

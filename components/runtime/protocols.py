@@ -13,6 +13,14 @@ from types import TracebackType
 from typing import Any, Protocol, Self, runtime_checkable
 
 
+class WorkerLost(RuntimeError):
+    """An attempt was lost with the worker that ran or held it (killed, crashed, gone).
+
+    Executors raise it in place of their own breakage errors, naming the worker and how it
+    died; the task path re-runs such attempts (they were not the task's fault) and records why.
+    """
+
+
 @runtime_checkable
 class LoomExecutor(Protocol):
     """What the engine opens for the ``executor`` group.

@@ -28,9 +28,12 @@ from functools import partial
 from typing import Any, Literal
 
 from components.error_info import ErrorInfo
-from components.runtime.protocols import DataMover, LoomExecutor, WorkerHook
+from components.runtime.protocols import DataMover, LoomExecutor, WorkerHook, WorkerLost
 
 FailureKind = Literal["exception", "zero_division", "import_error"]
+# Attempts lost with their worker that a task may re-run beyond its own retries (Dask's
+# ``allowed-failures`` default): a dead worker is not the task's failure.
+WORKER_LOSS_RETRIES = 3
 
 
 class InjectedFailure(RuntimeError):
@@ -46,15 +49,20 @@ class FailureSpec:
     """Inject a failure into a fraction ``rate`` of task attempts.
 
     Whether attempt ``a`` of task ``t`` fails is a pure function of ``(seed, t, a)``, decided on
-    the worker when the attempt runs: runs are repeatable and retries can recover.
+    the worker when the attempt runs: runs are repeatable and retries can recover. Only
+    attempts that start between ``start`` and ``end`` (Unix seconds) can fail: a fault's window.
     """
 
     rate: float
     kind: FailureKind
     seed: int
+    start: float = 0.0
+    end: float = float("inf")
 
     def fails(self, task_id: int, attempt: int) -> bool:
         """Whether this attempt of this task fails."""
+        if not self.start <= time.time() < self.end:
+            return False
         digest = hashlib.blake2b(
             f"{self.seed}:{task_id}:{attempt}".encode(), digest_size=8
         ).digest()
@@ -217,7 +225,11 @@ def _nbytes(value: Any) -> int:
 
 
 def _dependency_error(parent: TaskHandle) -> ErrorInfo:
-    return ErrorInfo(DependencyFailed.__name__, f"parent task {parent.task_id} failed")
+    # The parent's own error travels down the chain: its root cause, never only "failed".
+    cause = parent.error.line if parent.error is not None else "unknown cause"
+    if parent.error is not None and parent.error.type == DependencyFailed.__name__:
+        cause = parent.error.message.split(": ", 1)[-1]
+    return ErrorInfo(DependencyFailed.__name__, f"parent task {parent.task_id} failed: {cause}")
 
 
 class TaskHandle:
@@ -238,10 +250,12 @@ class TaskHandle:
         "finished",
         "fn",
         "keep",
+        "lost",
         "moved",
         "name",
         "parents",
         "pending",
+        "retry_causes",
         "start",
         "success",
         "task_id",
@@ -258,6 +272,8 @@ class TaskHandle:
         self.children: list[TaskHandle] = []
         self.pending = 0
         self.attempts = 0
+        self.lost = 0  # attempts lost with their worker
+        self.retry_causes: list[str] = []
         self.created = time.time()
         self.dispatched = 0.0
         self.start = 0.0
@@ -291,6 +307,7 @@ class TaskHandle:
             "cpu_s": self.cpu_s,
             "success": self.success,
             "attempts": self.attempts,
+            "retry_causes": self.retry_causes,
             **({"moved": self.moved} if self.moved is not None else {}),
             "exception": None if self.error is None else self.error.to_dict(),
         }
@@ -574,9 +591,15 @@ class TaskPath:
         self._complete(handle, ok, value)
 
     def _complete(self, handle: TaskHandle, ok: bool, value: Any) -> None:
-        if not ok and handle.attempts < self._max_attempts:
-            self._redispatch(handle)
-            return
+        if not ok:
+            lost = isinstance(value, ErrorInfo) and value.type == WorkerLost.__name__
+            if lost and handle.lost < WORKER_LOSS_RETRIES:
+                handle.lost += 1
+            allowed = self._max_attempts + handle.lost  # lost attempts do not count
+            if handle.attempts < allowed:
+                handle.retry_causes.append(value.line if isinstance(value, ErrorInfo) else "?")
+                self._redispatch(handle)
+                return
         handle.done = time.time()
         handle.success = ok
         if ok:

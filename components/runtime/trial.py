@@ -20,6 +20,9 @@ from components.runtime.taskpath import FailureSpec, TaskPath
 
 log = logging.getLogger(__name__)
 
+# What a scenario whose tasks run through a TaskTrial takes from the faults group.
+TASK_PATH_FAULTS = frozenset({"task_failure"})
+
 
 class TaskTrial:
     """The task path of one trial and what is recorded of it.
@@ -27,7 +30,7 @@ class TaskTrial:
     Args:
         ctx: The trial's context (its ``executor`` and, if any, ``dataflow`` components).
         max_attempts: Attempts per task.
-        failure: Failure injection.
+        failure: Failure injection (default: the run's ``task_failure`` fault, if any).
 
     """
 
@@ -45,6 +48,9 @@ class TaskTrial:
         self.movers = flow if isinstance(flow, DataMovers) else None
         mover = None if self.movers is None else self.movers.mover(by_reference)
         self._mover = mover
+        if failure is None:  # the faults group's share of the task path
+            faults = ctx.components.get("faults")
+            failure = getattr(faults, "task_failure", lambda: None)()
         self.path = TaskPath(self.executor, max_attempts=max_attempts, failure=failure, mover=mover)
 
     def __enter__(self) -> TaskPath:

@@ -15,7 +15,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from components.base import RunContext, Scenario, ScenarioConfig
-from components.runtime.trial import TaskTrial
+from components.runtime.trial import TASK_PATH_FAULTS, TaskTrial
 
 
 def potrf(tile: np.ndarray) -> np.ndarray:
@@ -46,6 +46,7 @@ class CholeskyConfig(ScenarioConfig):
 
     kind: Literal["cholesky"] = "cholesky"
     requires: ClassVar[tuple[str, ...]] = ("executor", "dataflow")
+    fault_kinds: ClassVar[frozenset[str]] = TASK_PATH_FAULTS
     # CPU-bound on every executor worker: its makespan is the figure, so it runs alone.
     exclusive: ClassVar[bool] = True
     headline_metrics: ClassVar[tuple[str, ...]] = (

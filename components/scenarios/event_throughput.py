@@ -45,12 +45,6 @@ class EventThroughputConfig(ScenarioConfig):
     drain_timeout_s: float = Field(
         60.0, gt=0, le=3600, description="wait this long for consumers after producers finish"
     )
-    restart_broker_at: float | None = Field(
-        None, gt=0, lt=1, description="stop and restart the broker once this share was sent"
-    )
-    restart_crash: bool = Field(
-        False, description="kill the broker (SIGKILL) instead of stopping it (a clean stop)"
-    )
 
     def build(self) -> EventThroughput:
         """The scenario."""
@@ -147,13 +141,6 @@ class EventThroughput:
         pspec = fabric.config.producers
         assert pspec is not None
         expected = tally.expected
-        down: list[float] = []
-        restart = None
-        if self.config.restart_broker_at is not None:
-            restart = (
-                self.config.restart_broker_at,
-                lambda: down.append(fabric.restart_broker(crash=self.config.restart_crash)),
-            )
         session = fabric.session(pspec.principal or topic.split(".", 1)[0])
         rng = np.random.default_rng(ctx.seed + ctx.trial)
         seeds = rng.integers(0, 2**32, pspec.count)
@@ -172,7 +159,6 @@ class EventThroughput:
                     pspec,
                     index,
                     keys,
-                    at_fraction=restart if index == 0 else None,
                     progress=lambda n: sent.__setitem__(index, n),
                     start=start,
                 )
@@ -195,8 +181,6 @@ class EventThroughput:
         if fabric.config.consumers is not None:
             tally.done.wait(self.config.drain_timeout_s)
         self._record(ctx, pspec.event_size, results, tally, fabric.config.consumers is not None)
-        if down:
-            ctx.log_metric("broker_down_s", down[0])
 
     @staticmethod
     def _record(

@@ -73,14 +73,13 @@ def run_producer(
     index: int,
     keys: list[bytes | None],
     *,
-    at_fraction: tuple[float, Callable[[], None]] | None = None,
     progress: Callable[[int], None] | None = None,
     start: threading.Barrier | None = None,
 ) -> ProducerResult:
     """Warm up, then send ``spec.events`` events (paced when ``spec.rate_per_s`` is set), flush.
 
-    ``at_fraction`` = (fraction, action) runs ``action`` once that share was sent (the broker
-    restart of the reliability recipe). ``start``, when given, lines the producers up after
+    ``progress`` is told the events sent so far (every 256: the faults group's ``at_fraction``
+    acts on it). ``start``, when given, lines the producers up after
     their warm-up so that they start together.
     """
     header = HEADER.size if spec.value_format == "bytes" else 48
@@ -89,7 +88,6 @@ def run_producer(
     fmt = spec.value_format
     size = spec.event_size
     interval = 1.0 / spec.rate_per_s if spec.rate_per_s else 0.0
-    trip = int(at_fraction[0] * spec.events) if at_fraction else -1
     producer.produce(topic, encode(WARMUP | base, time.time_ns(), size, fmt, pad))
     producer.flush()
     if start is not None:
@@ -102,10 +100,8 @@ def run_producer(
             delay = result.began + seq * interval - time.perf_counter()
             if delay > 0.001:
                 time.sleep(delay)
-        if seq == trip and at_fraction is not None:
-            at_fraction[1]()
         produce(topic, encode(base | seq, now_ns(), size, fmt, pad), key=keys[seq])
-        if progress is not None and seq % 4096 == 0:
+        if progress is not None and seq % 256 == 0:
             progress(seq)
     producer.flush()
     result.sent = spec.events

@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Literal
 import torch
 
 from components.base import RunContext, Scenario, ScenarioConfig
-from components.runtime.trial import TaskTrial
+from components.runtime.trial import TASK_PATH_FAULTS, TaskTrial
 
 
 class FederatedConfig(ScenarioConfig):
@@ -26,6 +26,7 @@ class FederatedConfig(ScenarioConfig):
 
     kind: Literal["federated"] = "federated"
     requires: ClassVar[tuple[str, ...]] = ("executor", "dataflow", "fl")
+    fault_kinds: ClassVar[frozenset[str]] = TASK_PATH_FAULTS
     headline_metrics: ClassVar[tuple[str, ...]] = (
         "final_accuracy",
         "round_s_mean",
@@ -81,7 +82,9 @@ class Federated:
             startup = time.perf_counter() - began
             federation = Federation(plan, path, test)
             dispatched = time.perf_counter()
-            with ctx.progress.bar(f"trial {ctx.trial}: {fl.mode} federated", None):
+            description = f"trial {ctx.trial}: {fl.mode} federated"
+            with ctx.progress.bar(description, federation.work_units(fl.mode)) as bar:
+                federation.on_progress = bar.update
                 if fl.mode == "sync":
                     final = federation.run_sync(start, model_bytes)
                 else:

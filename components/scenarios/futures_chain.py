@@ -21,7 +21,7 @@ from pydantic import Field
 from components.base import ComponentConfig, RunContext, Scenario, ScenarioConfig
 from components.dataflow.futures import DataFuture, resolve
 from components.dataflow.wake import EventsWake, Wake, events_wake
-from components.runtime.trial import TaskTrial
+from components.runtime.trial import TASK_PATH_FAULTS, TaskTrial
 
 
 def derive(data: bytes, index: int, size: int) -> bytes:
@@ -66,6 +66,7 @@ class FuturesChainConfig(ScenarioConfig):
 
     kind: Literal["futures_chain"] = "futures_chain"
     requires: ClassVar[tuple[str, ...]] = ("executor", "dataflow")
+    fault_kinds: ClassVar[frozenset[str]] = TASK_PATH_FAULTS
     headline_metrics: ClassVar[tuple[str, ...]] = (
         "makespan_s",
         "result_verified",

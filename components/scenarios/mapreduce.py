@@ -17,7 +17,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from components.base import RunContext, Scenario, ScenarioConfig
-from components.runtime.trial import TaskTrial
+from components.runtime.trial import TASK_PATH_FAULTS, TaskTrial
 
 
 def count_words(*texts: str) -> Counter[str]:
@@ -58,6 +58,7 @@ class MapReduceConfig(ScenarioConfig):
 
     kind: Literal["mapreduce"] = "mapreduce"
     requires: ClassVar[tuple[str, ...]] = ("executor", "dataflow")
+    fault_kinds: ClassVar[frozenset[str]] = TASK_PATH_FAULTS
     # CPU-bound on every executor worker: its makespan is the figure, so it runs alone.
     exclusive: ClassVar[bool] = True
     headline_metrics: ClassVar[tuple[str, ...]] = (

@@ -24,7 +24,7 @@ from typing import Any, ClassVar, Literal, Self
 from pydantic import Field, model_validator
 
 from components.base import RunContext, Scenario, ScenarioConfig, require_packages
-from components.runtime.trial import TaskTrial
+from components.runtime.trial import TASK_PATH_FAULTS, TaskTrial
 
 PLAUSIBLE_EV = (0.0, 40.0)  # an ionization energy outside this is a broken calculation
 APP_PACKAGES = ("rdkit", "xtb", "ase", "sklearn")
@@ -35,6 +35,7 @@ class MolDesignConfig(ScenarioConfig):
 
     kind: Literal["moldesign"] = "moldesign"
     requires: ClassVar[tuple[str, ...]] = ("executor", "dataflow")
+    fault_kinds: ClassVar[frozenset[str]] = TASK_PATH_FAULTS
     # CPU-bound on every executor worker: its makespan is the figure, so it runs alone.
     exclusive: ClassVar[bool] = True
     headline_metrics: ClassVar[tuple[str, ...]] = (

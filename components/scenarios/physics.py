@@ -23,7 +23,7 @@ import numpy as np
 from pydantic import Field
 
 from components.base import RunContext, Scenario, ScenarioConfig, require_packages
-from components.runtime.trial import TaskTrial
+from components.runtime.trial import TASK_PATH_FAULTS, TaskTrial
 
 Position = tuple[float, float, float]
 MAX_VERTICES_PER_MESH = 65_536  # half PyBullet's limit per mesh on Linux, as TaPS splits
@@ -35,6 +35,7 @@ class PhysicsConfig(ScenarioConfig):
 
     kind: Literal["physics"] = "physics"
     requires: ClassVar[tuple[str, ...]] = ("executor", "dataflow")
+    fault_kinds: ClassVar[frozenset[str]] = TASK_PATH_FAULTS
     # CPU-bound on every executor worker: its makespan is the figure, so it runs alone.
     exclusive: ClassVar[bool] = True
     headline_metrics: ClassVar[tuple[str, ...]] = (

@@ -148,21 +148,32 @@ class SteeredCampaign:
             server.serve()
             thinker = policy.thinker(queues, settings)
             with ctx.progress.bar(f"{policy.name}: evaluations", cfg.evaluations) as bar:
+                # A campaign that times out (its broker dead) may leave agents waiting on
+                # results that never come: they must not keep the process alive.
+                thinker.daemon = True
                 thinker.start()
                 deadline = time.monotonic() + cfg.timeout_s
                 while thinker.is_alive() and time.monotonic() < deadline:
                     thinker.join(0.2)
                     bar.update(len(thinker.results))
             timed_out = thinker.is_alive()
+            abandoned = 0
             if timed_out:
                 thinker.done.set()
-                thinker.join(10)
+                abandoned = queues.abandon_outstanding()
+                thinker.join(2)
             queues.send_kill_signal()
-            server.wait(30)
+            # Past the timeout the server may never hear the signal (a dead broker): the
+            # campaign ends within its timeout plus a few seconds, whatever holds it.
+            server.wait(2 if timed_out else 30)
         if thinker.agent_errors:  # the cause, not the empty record it leaves behind
             raise RuntimeError(f"the campaign stopped: {thinker.agent_errors[0]}")
         if timed_out:
-            raise TimeoutError(f"scenario.timeout_s={cfg.timeout_s}: the campaign did not finish")
+            raise TimeoutError(
+                f"scenario.timeout_s={cfg.timeout_s}: the campaign did not finish "
+                f"({len(thinker.results)} of {cfg.evaluations} evaluations back, {abandoned} "
+                "tasks abandoned without a result)"
+            )
         tasks = [_record(r) for r in thinker.results]
         metrics = campaign_metrics(tasks, policy.slots, thinker.decisions_s, cfg.epsilon)
         metrics["retrains"] = float(thinker.retrains)

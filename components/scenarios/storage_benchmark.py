@@ -43,6 +43,7 @@ class StorageBenchmarkConfig(StorageScenarioConfig):
         "storage_overhead",
         "objects_verified",
         "put_failures",
+        "objects_lost",
     )
     peers: list[Literal["centralized", "redis"]] = Field(
         default_factory=list,
@@ -78,6 +79,7 @@ class StorageBenchmark:
                 ctx, fabric, objects, hashes, cfg.concurrency, "fabric"
             )
             put_bytes = sum(r.size for r in puts if r.ok)
+            refused = sum(not r.ok for r in puts)
             shapes = [fabric.stat("bench", o.key) for o in objects if fabric.exists("bench", o.key)]
             if shapes:  # (n, k) per object: fixed by the coder, or chosen by the placer
                 ctx.log_metrics(
@@ -95,7 +97,9 @@ class StorageBenchmark:
                     "objects_verified": verified,
                     "objects": len(objects),
                     "bytes_put": put_bytes,
-                    "put_failures": sum(not r.ok for r in puts),
+                    "put_failures": refused,
+                    # Acknowledged (put) but not read back intact: must be 0.
+                    "objects_lost": len(objects) - refused - verified,
                     "degraded_reads": fabric.counters.degraded_reads,
                     "redundancy_lost": fabric.counters.redundancy_lost,
                 }

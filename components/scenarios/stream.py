@@ -16,7 +16,7 @@ from pydantic import Field, model_validator
 
 from components.base import ComponentConfig, RunContext, Scenario, ScenarioConfig
 from components.dataflow.streams import FabricPublisher, FabricSubscriber, digest, stream_payload
-from components.runtime.trial import TaskTrial
+from components.runtime.trial import TASK_PATH_FAULTS, TaskTrial
 
 INLINE_LIMIT_BYTES = 900_000
 
@@ -26,6 +26,7 @@ class StreamConfig(ScenarioConfig):
 
     kind: Literal["stream"] = "stream"
     requires: ClassVar[tuple[str, ...]] = ("executor", "dataflow", "events")
+    fault_kinds: ClassVar[frozenset[str]] = TASK_PATH_FAULTS
     # Its figures are items and MB per second on this machine: it runs alone.
     exclusive: ClassVar[bool] = True
     headline_metrics: ClassVar[tuple[str, ...]] = (

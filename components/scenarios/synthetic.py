@@ -6,10 +6,10 @@ from typing import ClassVar, Literal, Self
 
 from pydantic import Field, model_validator
 
-from components.base import LoomModel, RunContext, Scenario, ScenarioConfig
+from components.base import RunContext, Scenario, ScenarioConfig
 from components.runtime.protocols import LoomExecutor
-from components.runtime.taskpath import FailureKind, FailureSpec, TaskHandle, TaskPath
-from components.runtime.trial import TaskTrial
+from components.runtime.taskpath import TaskHandle, TaskPath
+from components.runtime.trial import TASK_PATH_FAULTS, TaskTrial
 from components.scenarios.taps_workflows import (
     Structure,
     Workflow,
@@ -22,18 +22,12 @@ from components.scenarios.taps_workflows import (
 MAX_HELD_BYTES = 2 * 1024**3
 
 
-class FailureConfig(LoomModel):
-    """Failure injection, decided per attempt on the worker (retries can recover)."""
-
-    rate: float = Field(0.0, ge=0.0, le=1.0, description="fraction of task attempts that fail")
-    kind: FailureKind = Field("exception", description="what the failing attempt raises")
-
-
 class SyntheticScenarioConfig(ScenarioConfig):
     """TaPS-style synthetic workflow: bag, diamond, reduce or sequential tasks with real bytes."""
 
     kind: Literal["synthetic"] = "synthetic"
     requires: ClassVar[tuple[str, ...]] = ("executor", "dataflow")
+    fault_kinds: ClassVar[frozenset[str]] = TASK_PATH_FAULTS
     headline_metrics: ClassVar[tuple[str, ...]] = (
         "makespan_s",
         "tasks_per_s",
@@ -58,7 +52,6 @@ class SyntheticScenarioConfig(ScenarioConfig):
     warmup_tasks: int = Field(0, ge=0, le=100_000, description="no-op tasks run first, unrecorded")
     seed: int | None = Field(None, ge=0, description="workload seed; null uses the run's seed")
     task_retries: int = Field(0, ge=0, le=100, description="retries of a failed task attempt")
-    failures: FailureConfig = Field(default_factory=FailureConfig)
     plots: bool = Field(True, description="write timeline and latency plots")
 
     @model_validator(mode="after")
@@ -102,11 +95,8 @@ class SyntheticScenario:
                     warmup.submit(noop, name="warmup")
                 warmup.wait()
 
-        failure = None
-        if cfg.failures.rate > 0:
-            failure = FailureSpec(cfg.failures.rate, cfg.failures.kind, seed + ctx.trial)
         description = f"trial {ctx.trial}: {cfg.structure} tasks"
-        trial = TaskTrial(ctx, max_attempts=cfg.task_retries + 1, failure=failure)
+        trial = TaskTrial(ctx, max_attempts=cfg.task_retries + 1)
         with trial as path, ctx.progress.bar(description, len(workflow.tasks)) as bar:
             handles = self._submit(path, workflow)
             for completed in path.iter_progress():

@@ -63,6 +63,7 @@ class CampaignThinker(Protocol):
     retrains: int
     outside_events: int
     agent_errors: list[str]
+    daemon: bool  # a Thread's: set before start() so that a stuck campaign cannot hold the exit
 
     def start(self) -> None:
         """Start the Thinker's agents (a thread)."""

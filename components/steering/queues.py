@@ -28,6 +28,8 @@ from colmena.queue.python import PipeQueues
 from colmena.queue.redis import RedisQueues
 
 from components.base import dotted_name, from_dotted_name
+from components.events.clients import CLOSE_TIMEOUT_S, call_bounded
+from components.events.protocol import EventsError
 
 log = logging.getLogger(__name__)
 # Starts a message sent by reference (a Colmena message is JSON text, never a NUL byte).
@@ -58,6 +60,19 @@ class CountedQueues(ColmenaQueues):
         with self._active_lock:
             task_id: str = super().send_inputs(*input_args, **options)
         return task_id
+
+    def abandon_outstanding(self) -> int:
+        """Stop waiting for the tasks still out (a campaign past its timeout); how many.
+
+        Colmena's result agents and ``wait_until_done`` wait while any task is active, in the
+        Thinker's pool threads that Python joins at exit: with results that never come (a dead
+        broker) they held the process for good.
+        """
+        with self._active_lock:
+            count = len(self._active_tasks)
+            self._active_tasks.clear()
+            self._all_complete.set()
+        return count
 
 
 class LockedPipeQueues(CountedQueues, PipeQueues):
@@ -256,14 +271,30 @@ class FabricQueues(CountedQueues):
             passing.drain()
             passing.close()
 
-    def close(self) -> None:
-        """Close the readers and the producer; delete the topics."""
+    def close(self, timeout_s: float = CLOSE_TIMEOUT_S) -> None:
+        """Close the readers and the producer; delete the topics: in ``timeout_s`` at most.
+
+        A broker that does not answer (killed, paused) cannot hold the campaign's end: what
+        is left undone past the deadline is logged, not waited for.
+        """
+        deadline = time.monotonic() + timeout_s
+
+        def left() -> float:
+            return max(0.1, deadline - time.monotonic())
+
         for reader in self._readers.values():
-            reader.close()
-        self._producer.close()
+            reader.close(left())
+        try:
+            self._producer.close(left())
+        except EventsError as exc:
+            log.warning("closing the Colmena queues %s: %s", self.prefix, exc)
         if self._owner:
-            for name in (self._requests, *self._results.values()):
-                self.session.delete_topic(name.split(".", 1)[1])
+            names = [name.split(".", 1)[1] for name in (self._requests, *self._results.values())]
+            call_bounded(
+                lambda: [self.session.delete_topic(n) for n in names],
+                left(),
+                f"deleting the topics of {self.prefix}",
+            )
         if self._overflow_folder is not None:
             shutil.rmtree(self._overflow_folder, ignore_errors=True)
 
@@ -295,9 +326,9 @@ class _Reader:
         self._pending.clear()
         self._consumer.drain()
 
-    def close(self) -> None:
-        """Commit and leave the group."""
-        self._consumer.close()
+    def close(self, timeout_s: float | None = None) -> None:
+        """Commit and leave the group (giving up after ``timeout_s``)."""
+        self._consumer.close(timeout_s)
 
 
 class BlockingRedisQueues(CountedQueues, RedisQueues):

@@ -10,8 +10,14 @@ from types import TracebackType
 from typing import Self
 
 from components.coding.protocol import Coder
+from components.faults.protocol import Fault, Injected
 from components.placement.protocol import Placer
-from components.storage.container import ContainerSpec, DataContainer
+from components.storage.container import (
+    ContainerSpec,
+    DataContainer,
+    container_fault_targets,
+    inject_container_fault,
+)
 from components.storage.fabric import StorageFabric
 from components.storage.protocol import StorageConfig
 
@@ -56,6 +62,16 @@ class ContainerNetwork:
             if container.spec.url.startswith("memory://"):
                 container.fs.rm(container.root, recursive=True)
         self._remove_temporary()
+
+    # -- faults ---------------------------------------------------------------------------------
+
+    def fault_targets(self, kind: str) -> list[str]:
+        """Container names for the container kinds; those behind a link for the link kinds."""
+        return container_fault_targets(self.containers, kind)
+
+    def inject(self, kind: str, targets: Sequence[str], fault: Fault) -> Injected:
+        """See :func:`~components.storage.container.inject_container_fault`."""
+        return inject_container_fault(self.containers, kind, targets, fault)
 
     def _remove_temporary(self) -> None:
         for folder in self._cleanup:

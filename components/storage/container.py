@@ -8,20 +8,54 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import random
 import threading
 import time
 import uuid
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Self
 
 from pydantic import Field, field_validator
 
 from components.base import LoomModel
+from components.faults.protocol import Fault, Injected
 from components.placement.protocol import NodeInfo
 from components.storage._keys import check_key
 from components.storage.protocol import ContainerDown, StorageError
 
 MB = 1_000_000
 _HEALTH_KEY = ".loom-health"
+
+
+class InjectedFault:
+    """What the faults group did to a container, seen by every ``DataContainer`` of its URL here.
+
+    Attributes:
+        down: I/O is refused (:class:`ContainerDown`), as on an outage.
+        partitioned: Its link carries nothing: I/O is refused as unreachable.
+        slowdown: Each request takes this many times as long (1: as usual).
+        link_slowdown: Its emulated link is this many times slower.
+
+    """
+
+    __slots__ = ("down", "link_slowdown", "partitioned", "slowdown")
+
+    def __init__(self) -> None:
+        self.down = False
+        self.partitioned = False
+        self.slowdown = 1.0
+        self.link_slowdown = 1.0
+
+    @property
+    def clear(self) -> bool:
+        """Whether nothing is injected any more."""
+        return not (self.down or self.partitioned) and self.slowdown == self.link_slowdown == 1
+
+
+# Container URL → its injected fault, for this process (the fabric connector and the storage
+# network build their own DataContainer objects over the same URLs).
+INJECTED: dict[str, InjectedFault] = {}
 
 
 def url_protocol(url: str) -> str:
@@ -120,7 +154,7 @@ class DataContainer:
         # Local files write a view as it is; other filesystems (memory keeps the object,
         # s3fs sends it) need bytes of their own.
         self._writes_views = url_protocol(spec.url) == "file"
-        self.up = True
+        self._up = True
         self._used = 0
         self._lock = threading.Lock()
 
@@ -178,26 +212,57 @@ class DataContainer:
         """The filesystem path of a (validated) key inside this container."""
         return f"{self.root}/{check_key(key)}"
 
-    def _require_up(self) -> None:
-        if not self.up:
+    @property
+    def up(self) -> bool:
+        """Whether it serves I/O: not taken down, and no injected outage or partition."""
+        if not self._up:
+            return False
+        fault = INJECTED.get(self.spec.url)
+        return fault is None or not (fault.down or fault.partitioned)
+
+    def _require_up(self) -> InjectedFault | None:
+        if not self._up:
             raise ContainerDown(f"container {self.name} is down")
+        fault = INJECTED.get(self.spec.url)
+        if fault is not None:
+            if fault.down:
+                raise ContainerDown(f"container {self.name} is down (an injected fault)")
+            if fault.partitioned:
+                raise ContainerDown(
+                    f"container {self.name} is unreachable: its link is partitioned (an "
+                    "injected fault)"
+                )
+        return fault
+
+    @staticmethod
+    def _slowed(fault: InjectedFault | None, began: float) -> None:
+        """Stretch a request that took since ``began`` by an injected slowdown."""
+        if fault is not None and fault.slowdown > 1:
+            time.sleep((fault.slowdown - 1) * (time.perf_counter() - began))
+
+    def _transfer(self, fault: InjectedFault | None, nbytes: int) -> None:
+        if self.link is not None:
+            factor = 1.0 if fault is None else fault.link_slowdown
+            self.link.transfer(int(nbytes * factor))
 
     def write(self, key: str, data: bytes | memoryview) -> None:
         """Store ``data`` under ``key`` (its bytes must already be reserved)."""
-        self._require_up()
+        fault = self._require_up()
+        began = time.perf_counter()
         path = self.path(key)
-        if self.link:
-            self.link.transfer(len(data))
+        self._transfer(fault, len(data))
         if isinstance(data, memoryview) and not self._writes_views:
             data = bytes(data)
         self.fs.pipe_file(path, data)
+        self._slowed(fault, began)
 
     def read(self, key: str) -> bytes:
         """The bytes under ``key``; ``FileNotFoundError`` if absent."""
-        self._require_up()
+        fault = self._require_up()
+        began = time.perf_counter()
         data: bytes = self.fs.cat_file(self.path(key))
-        if self.link:
-            self.link.transfer(len(data))
+        self._transfer(fault, len(data))
+        self._slowed(fault, began)
         return data
 
     def delete(self, key: str, size: int) -> None:
@@ -245,8 +310,103 @@ class DataContainer:
 
     def take_down(self) -> None:
         """Refuse all I/O until :meth:`bring_up` (the data stays, as on a real outage)."""
-        self.up = False
+        self._up = False
 
     def bring_up(self) -> None:
         """Serve I/O again."""
-        self.up = True
+        self._up = True
+
+
+# -- faults on containers (the storage network's, the fabric connector's) --------------------
+
+CONTAINER_FAULTS = frozenset({"container_down", "container_slow", "container_corrupt"})
+LINK_FAULTS = frozenset({"link_slow", "link_partition"})
+
+
+def _move_aside(root: str) -> tuple[str, str]:
+    """Put a local container's folder out of reach: moved aside, a file in its place."""
+    aside = f"{root}.loom-down"
+    os.rename(root, aside)
+    Path(root).write_text("this container is down (an injected fault)\n", encoding="utf-8")
+    return root, aside
+
+
+def _move_back(root: str, aside: str) -> None:
+    os.remove(root)
+    os.rename(aside, root)
+
+
+def _corrupt(container: DataContainer, count: int) -> str:
+    """Flip one byte in each of ``count`` stored objects of ``container`` (seeded by its name)."""
+    files = sorted(
+        path
+        for path in container.fs.find(container.root)
+        if not path.rsplit("/", 1)[-1].startswith(_HEALTH_KEY)
+    )
+    chosen = random.Random(container.name).sample(files, min(count, len(files)))
+    for path in chosen:
+        data = bytearray(container.fs.cat_file(path))
+        if data:
+            data[len(data) // 2] ^= 0xFF
+            container.fs.pipe_file(path, bytes(data))
+    return f"{len(chosen)} object(s) of {container.name}"
+
+
+def container_fault_targets(containers: Sequence[DataContainer], kind: str) -> list[str]:
+    """Container names for the container kinds; those behind a link for the link kinds."""
+    if kind in CONTAINER_FAULTS:
+        return [c.name for c in containers]
+    if kind in LINK_FAULTS:
+        return [c.name for c in containers if c.link is not None]
+    return []
+
+
+def inject_container_fault(
+    containers: Sequence[DataContainer], kind: str, targets: Sequence[str], fault: Fault
+) -> Injected:
+    """Take containers down, slow them or their links, cut their links, or flip chunks.
+
+    Every container object of the same URL in this process sees it. A local folder taken
+    down is also put out of reach of other processes: it is moved aside and a file stands in
+    its place until it heals.
+    """
+    chosen = [c for c in containers if c.name in targets]
+    if kind == "container_corrupt":
+        flipped = [_corrupt(c, fault.chunks or 1) for c in chosen]
+        return Injected("flipped a byte in " + ", ".join(flipped))
+    states = [INJECTED.setdefault(c.spec.url, InjectedFault()) for c in chosen]
+    moved: list[tuple[str, str]] = []
+    for container, state in zip(chosen, states, strict=True):
+        if kind == "container_down":
+            state.down = True
+            if url_protocol(container.spec.url) == "file":
+                moved.append(_move_aside(container.root))
+        elif kind == "link_partition":
+            state.partitioned = True
+        elif kind == "container_slow":
+            state.slowdown = fault.slowdown
+        else:
+            state.link_slowdown = fault.slowdown
+
+    def heal() -> None:
+        for root, aside in moved:
+            _move_back(root, aside)
+        for container, state in zip(chosen, states, strict=True):
+            if kind == "container_down":
+                state.down = False
+            elif kind == "link_partition":
+                state.partitioned = False
+            elif kind == "container_slow":
+                state.slowdown = 1.0
+            else:
+                state.link_slowdown = 1.0
+            if state.clear:
+                INJECTED.pop(container.spec.url, None)
+
+    what = {
+        "container_down": "down",
+        "link_partition": "link cut",
+        "container_slow": f"{fault.slowdown:g}x slower",
+        "link_slow": f"link {fault.slowdown:g}x slower",
+    }[kind]
+    return Injected(f"{', '.join(c.name for c in chosen)} {what}", heal)

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, BinaryIO, Protocol, Self, runtime_checkable
+from typing import TYPE_CHECKING, BinaryIO, ClassVar, Protocol, Self, runtime_checkable
 
 from pydantic import Field, SecretStr
 
@@ -149,6 +149,19 @@ class StorageNetwork(Protocol):
 
 class StorageConfig(ComponentConfig):
     """Settings shared by every storage option."""
+
+    fault_kinds: ClassVar[frozenset[str]] = frozenset(
+        {"container_down", "container_slow", "container_corrupt"}
+    )
+
+    def takes_faults(self) -> frozenset[str]:
+        """The container faults; the link faults too where some container has a link."""
+        declared = getattr(self, "containers", None)
+        each = declared if isinstance(declared, list) else []
+        links = getattr(self, "link", None) is not None or any(
+            getattr(c, "link", None) is not None for c in each
+        )
+        return self.fault_kinds | ({"link_slow", "link_partition"} if links else frozenset())
 
     segment_size_mb: float = Field(8.0, gt=0, le=1024, description="bytes per segment, MB")
     parallelism: int = Field(4, ge=1, le=64, description="segments in flight per put/get")

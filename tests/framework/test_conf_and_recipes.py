@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -70,7 +71,8 @@ def test_config_hash_ignores_bookkeeping_keys() -> None:
 
 def test_flat_params_are_dotted() -> None:
     flat = COMPOSER.compose(["recipe=taps/failures"]).flat()
-    assert flat["scenario.failures.rate"] == "0.2"
+    assert json.loads(flat["faults.schedule"])[0]["rate"] == 0.2
+    assert flat["faults.kind"] == "schedule"
     assert flat["executor.kind"] == "thread"
 
 

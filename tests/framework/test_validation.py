@@ -28,7 +28,10 @@ BAD = [
         ["scenario=event_throughput", "events.consumer.gap_wait_ms=false"],
         ["events.consumer.gap_wait_ms=false: expected a number"],
     ),
-    (["scenario.failures.rate=1.5"], ["scenario.failures.rate=1.5", "less than or equal to 1"]),
+    (
+        ["faults=schedule", "faults.schedule=[{kind:task_failure,rate:1.5}]"],
+        ["faults.schedule.0.rate=1.5", "less than or equal to 1"],
+    ),
     (["scenario.structure=star"], ["'bag', 'diamond', 'reduce' or 'sequential'"]),
     (["repeats=0"], ["repeats=0", "greater than or equal to 1"]),
     (["retry_delay_s=5"], ["retry_delay_s=5.0", "retries=0"]),

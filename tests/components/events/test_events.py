@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from components.base import RunContext
+from components.base import RunContext, SilentProgress
 from components.events._broker import TansuBroker
 from components.events.clients import DLQ_ERROR
 from components.events.embedded import EmbeddedEventsConfig
@@ -26,6 +26,7 @@ from components.events.fabric import KafkaEventFabric
 from components.events.kafka import KafkaEventsConfig
 from components.events.protocol import Access, BrokerUnreachable, TopicAccessDenied, TopicError
 from components.events.topology import TriggerSpec
+from components.faults import Fault, FaultSchedule
 from components.loopback import free_port
 from components.scenarios.event_throughput import EventThroughputConfig
 from components.scenarios.event_triggers import EventTriggersConfig
@@ -383,9 +384,17 @@ def test_broker_restart_loses_nothing(s3_endpoint: str, tmp_path: Path) -> None:
         },
         consumers={"topic": "stream", "count": 1, "group": "r"},
     )
-    with config.build() as fabric:
-        ctx = RunContext(components={"events": fabric}, seed=0, trial=0, run_dir=tmp_path)
-        EventThroughputConfig(restart_broker_at=0.5).build().run(ctx)
+    restart = FaultSchedule([Fault(kind="broker_restart", at_fraction=0.5)])
+    with config.build() as fabric, restart.during(0, {"events": fabric}) as faults:
+        ctx = RunContext(
+            components={"events": fabric, "faults": faults},
+            seed=0,
+            trial=0,
+            run_dir=tmp_path,
+            progress=faults.progress(SilentProgress()),
+        )
+        EventThroughputConfig().build().run(ctx)
     assert ctx.metrics["events_produced"] == 4000
     assert ctx.metrics["events_lost"] == 0
-    assert ctx.metrics["broker_down_s"] > 0
+    assert faults.metrics()["faults_broker_restart"] == 1
+    assert faults.metrics()["fault_recover_s_max"] > 0

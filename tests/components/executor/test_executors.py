@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -12,6 +13,7 @@ from components.executor.dask import DaskExecutorConfig
 from components.executor.process import ProcessExecutorConfig
 from components.executor.protocol import LoomExecutor
 from components.executor.thread import ThreadExecutorConfig
+from components.faults import Fault, FaultSchedule
 from components.runtime.taskpath import FailureSpec, TaskPath
 from components.scenarios.synthetic import SyntheticScenarioConfig
 from components.scenarios.taps_workflows import build_workflow, synthetic_task
@@ -31,11 +33,21 @@ def executor(request: pytest.FixtureRequest) -> Iterator[LoomExecutor]:
         yield opened
 
 
-def _run(executor: LoomExecutor, tmp_path: Path, **fields: object) -> dict[str, float]:
-    ctx = RunContext({"executor": executor}, seed=7, trial=0, run_dir=tmp_path)
-    SyntheticScenarioConfig.model_validate(
-        {"kind": "synthetic", "plots": False, **fields}
-    ).build().run(ctx)
+def _run(
+    executor: LoomExecutor,
+    tmp_path: Path,
+    failures: dict[str, Any] | None = None,
+    **fields: object,
+) -> dict[str, float]:
+    """The synthetic scenario on ``executor``; ``failures``: a task_failure fault's settings."""
+    schedule = FaultSchedule([Fault(kind="task_failure", **failures)] if failures else [])
+    with schedule.during(7, {"executor": executor}) as faults:
+        ctx = RunContext(
+            {"executor": executor, "faults": faults}, seed=7, trial=0, run_dir=tmp_path
+        )
+        SyntheticScenarioConfig.model_validate(
+            {"kind": "synthetic", "plots": False, **fields}
+        ).build().run(ctx)
     return ctx.metrics
 
 
@@ -69,7 +81,7 @@ def test_retries_recover_injected_failures(executor: LoomExecutor, tmp_path: Pat
         structure="diamond",
         tasks=30,
         task_retries=6,
-        failures={"rate": 0.3, "kind": "zero_division"},
+        failures={"rate": 0.3, "raises": "zero_division"},
     )
     assert metrics["tasks_failed"] == 0
     assert metrics["result_verified"] == 1.0
@@ -130,7 +142,10 @@ def test_a_task_error_from_a_worker_process_keeps_its_traceback() -> None:
     record = failed.record()["exception"]
     assert record == failed.error.to_dict() and record["traceback"]
     assert child.error is not None and child.error.type == "DependencyFailed"
-    assert str(child.error) == f"DependencyFailed: parent task {failed.task_id} failed"
+    assert str(child.error) == (
+        f"DependencyFailed: parent task {failed.task_id} failed: "
+        "ZeroDivisionError: division by zero"
+    )
 
 
 def test_workflow_shapes() -> None:
