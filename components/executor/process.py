@@ -51,6 +51,7 @@ class ProcessExecutor(Executor):
         self.pools_started = 1
         self.lost: list[str] = []  # what broke each pool, in order
         self._injected: dict[int, str] = {}  # pid → the fault that hit it
+        self._causes: dict[int, str] = {}  # id of a broken pool → what broke it
 
     def _new_pool(self) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(max_workers=self.workers, mp_context=self._context)
@@ -83,10 +84,14 @@ class ProcessExecutor(Executor):
             return
         exc = inner.exception()
         if isinstance(exc, BrokenProcessPool):
-            cause = self._cause(processes)
             with self._lock:
-                if self._pool is pool:
-                    self._replace(pool, cause)
+                cause = self._causes.get(id(pool))
+            if cause is None:  # once per broken pool: every attempt it held fails with it
+                cause = self._cause(processes)
+                with self._lock:
+                    cause = self._causes.setdefault(id(pool), cause)
+                    if self._pool is pool:
+                        self._replace(pool, cause)
             outer.set_exception(WorkerLost(cause))
         elif exc is not None:
             outer.set_exception(exc)
@@ -97,8 +102,6 @@ class ProcessExecutor(Executor):
         """Which worker died and how (the first one that did not exit cleanly)."""
         dead = []
         for pid, process in processes.items():
-            with contextlib.suppress(Exception):
-                process.join(0.5)
             code = process.exitcode
             if code is not None and code != 0 and code != -signal.SIGTERM:
                 fault = self._injected.get(pid)
