@@ -20,6 +20,15 @@ os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 os.environ["LOOM_ROOT"] = str(ROOT)
 
 
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Silence librdkafka's log: clients a test left behind on a killed broker (bounded
+    closes give up on them) would go on logging into handlers pytest has closed."""
+    import logging
+
+    del session, exitstatus
+    logging.getLogger("loom.librdkafka").disabled = True
+
+
 @pytest.fixture(scope="session")
 def prefect_harness() -> Iterator[None]:
     """One throwaway Prefect API for every engine test (starting one costs seconds)."""
