@@ -16,7 +16,10 @@ class ScheduleFaultsConfig(FaultsConfig):
     kind: Literal["schedule"] = "schedule"
     schedule: list[Fault] = Field(
         default_factory=list,
-        description="the schedule: each entry a kind, a time, a duration and targets",
+        description="the schedule, a list of entries: kind, at_s | at_fraction | every_s (+ "
+        "times), duration_s, targets (one | minority | all | [names]), and rate, raises "
+        "(task_failure), factor (the slow kinds) or chunks (container_corrupt); see the guide "
+        "Injecting faults",
     )
 
     @model_validator(mode="after")
