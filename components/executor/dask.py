@@ -9,16 +9,14 @@ computed twice. An existing cluster (``address=``) keeps its own settings.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, Future
 from typing import Any, ClassVar, Literal, Self
 
 from pydantic import Field, model_validator
 
-from components.executor.protocol import ExecutorConfig, LoomExecutor
+from components.executor.protocol import ExecutorConfig, LoomExecutor, signal_workers
 from components.faults.protocol import Fault, Injected
 from components.runtime.protocols import WorkerLost
 
@@ -120,20 +118,7 @@ class DaskExecutor(Executor):
         what = f"pid {', '.join(map(str, chosen))} ({', '.join(targets)})"
         if kind == "worker_kill":
             self._injected = [*self._injected, f"worker_kill SIGKILL {what}"]
-            for pid in chosen:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-            return Injected(f"SIGKILL {what}")
-        for pid in chosen:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGSTOP)
-
-        def resume() -> None:
-            for pid in chosen:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGCONT)
-
-        return Injected(f"SIGSTOP {what}", resume)
+        return signal_workers(kind, chosen, what)
 
 
 class DaskExecutorConfig(ExecutorConfig):

@@ -8,9 +8,7 @@ the worker and its signal, so the task path re-runs them and the records say why
 
 from __future__ import annotations
 
-import contextlib
 import multiprocessing
-import os
 import signal
 import threading
 from collections.abc import Callable, Sequence
@@ -20,7 +18,7 @@ from typing import Any, ClassVar, Literal, Self
 
 from pydantic import Field
 
-from components.executor.protocol import ExecutorConfig, LoomExecutor
+from components.executor.protocol import ExecutorConfig, LoomExecutor, signal_workers
 from components.faults.protocol import Fault, Injected
 from components.runtime.protocols import WorkerLost
 
@@ -139,21 +137,8 @@ class ProcessExecutor(Executor):
         """SIGKILL the targets, or SIGSTOP them until healed (SIGCONT)."""
         pids = [int(t.removeprefix("worker-")) for t in targets]
         if kind == "worker_kill":
-            for pid in pids:
-                self._injected[pid] = "worker_kill"
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-            return Injected(f"SIGKILL pid {', '.join(map(str, pids))}")
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGSTOP)
-
-        def resume() -> None:
-            for pid in pids:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGCONT)
-
-        return Injected(f"SIGSTOP pid {', '.join(map(str, pids))}", resume)
+            self._injected.update(dict.fromkeys(pids, "worker_kill"))
+        return signal_workers(kind, pids, f"pid {', '.join(map(str, pids))}")
 
 
 class ProcessExecutorConfig(ExecutorConfig):
