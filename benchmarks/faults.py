@@ -127,6 +127,7 @@ def main() -> None:
                         "tasks_retried",
                         "task_attempts_lost_with_worker",
                         "data_fabric_containers_down",
+                        "data_orphans_evicted",
                         "store_keys_leaked",
                     )
                     if k in faulty

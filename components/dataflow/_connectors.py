@@ -25,6 +25,7 @@ from components.loopback import free_port
 from components.storage.protocol import StorageConfig
 
 Stored = Callable[[], tuple[int, int]]  # → (keys, bytes) in the store now
+Keys = Callable[[], list[Any]]  # → the connector's keys of every object stored now
 
 
 @dataclass
@@ -34,6 +35,7 @@ class OpenConnector:
     connector: Any
     stored: Stored | None  # None: the store cannot list itself; the mover's own count is used
     stack: ExitStack = field(default_factory=ExitStack)
+    keys: Keys | None = None  # None: it cannot list its keys, so no orphan is swept
 
     def close(self) -> None:
         """Close the connector, stop its servers, remove its folders."""
@@ -57,7 +59,7 @@ class FileConnectorConfig(LoomModel):
 
     def open(self) -> OpenConnector:
         """Open the connector."""
-        from proxystore.connectors.file import FileConnector
+        from proxystore.connectors.file import FileConnector, FileKey
 
         stack = ExitStack()
         folder = _folder(stack, self.store_dir, "loom-proxystore-")
@@ -69,7 +71,10 @@ class FileConnectorConfig(LoomModel):
             files = [p for p in folder.iterdir() if p.suffix != ".ready"]
             return len(files), sum(p.stat().st_size for p in files)
 
-        return OpenConnector(connector, stored, stack)
+        def keys() -> list[Any]:
+            return [FileKey(p.name) for p in folder.iterdir() if p.suffix != ".ready"]
+
+        return OpenConnector(connector, stored, stack, keys)
 
 
 class RedisConnectorConfig(LoomModel):
@@ -82,7 +87,7 @@ class RedisConnectorConfig(LoomModel):
     def open(self) -> OpenConnector:
         """Start or reach the server, then open the connector."""
         import redis
-        from proxystore.connectors.redis import RedisConnector
+        from proxystore.connectors.redis import RedisConnector, RedisKey
 
         stack = ExitStack()
         if self.host is None:
@@ -114,7 +119,12 @@ class RedisConnectorConfig(LoomModel):
             keys = list(client.scan_iter(count=1000))
             return len(keys), sum(int(client.strlen(k)) for k in keys)
 
-        return OpenConnector(connector, stored if owned else None, stack)
+        def keys() -> list[Any]:
+            return [RedisKey(k.decode()) for k in client.scan_iter(count=1000)]
+
+        if not owned:  # a server shared with others: its keys are not all ours to count
+            return OpenConnector(connector, None, stack)
+        return OpenConnector(connector, stored, stack, keys)
 
 
 class ZmqConnectorConfig(LoomModel):
@@ -176,7 +186,7 @@ class FabricConnector:
         )
         stack.callback(_forget_memory_containers, connector)
         stack.callback(connector.close)
-        return OpenConnector(connector, connector.stored, stack)
+        return OpenConnector(connector, connector.stored, stack, connector.keys)
 
 
 def _forget_memory_containers(connector: Any) -> None:

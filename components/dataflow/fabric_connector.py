@@ -220,6 +220,10 @@ class StorageFabricConnector:
         with contextlib.suppress(ObjectNotFound):
             self.fabric.delete(CATALOG, key.fabric_key)
 
+    def keys(self) -> list[FabricKey]:
+        """The key of every object stored now, as the catalog lists them."""
+        return [FabricKey(key) for key in self.fabric.catalog.keys(CATALOG, "")]
+
     def stored(self) -> tuple[int, int]:
         """Objects and bytes stored now, as the catalog lists them (the leak check)."""
         keys = self.fabric.catalog.keys(CATALOG, "")

@@ -27,7 +27,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, Self, cast
@@ -236,9 +236,12 @@ class ProxyMover:
         worker: ProxyWorker,
         eviction: Eviction,
         seen: set[Any] | None = None,
+        orphans: Callable[[], list[Any]] | None = None,
     ) -> None:
         self.store, self.rule, self.eviction = store, rule, eviction
         self.seen = set() if seen is None else seen  # every key met, for the leak check
+        self._orphans = orphans
+        self.orphans_evicted = 0
         self.worker: WorkerHook | None = worker
         self._config = store.config()
         self._lock = threading.Lock()
@@ -299,13 +302,22 @@ class ProxyMover:
             returned(key)
 
     def discard(self) -> None:
-        """Evict every key still counted (values no task consumed, or ``on_close``)."""
+        """Evict every key still counted (values no task consumed, or ``on_close``).
+
+        Then the orphans: values a worker stored that no task result ever carried back to
+        the client, because the worker died between its put and its return. Only the
+        store can say they exist; a store that cannot list its keys keeps them.
+        """
         with self._lock:
             keys = list(self._counts)
             for key in keys:
                 self._forget(key)
         for key in keys:
             self._evict(key)
+        if self._orphans is not None:
+            for key in self._orphans():
+                self._evict(key)
+                self.orphans_evicted += 1
 
     def _forget(self, key: Any) -> None:
         self._counts.pop(key, None)
@@ -385,7 +397,25 @@ class ProxyStoreFlow:
             tuple(by_reference),
         )
         rule = ProxyRule(cfg.threshold_bytes, cfg.proxy_types, cfg.skip_types, by_reference)
-        return ProxyMover(self.store, rule, worker, cfg.eviction, self._keys_seen)
+        return ProxyMover(
+            self.store, rule, worker, cfg.eviction, self._keys_seen, self._orphans_since()
+        )
+
+    def _orphans_since(self) -> Callable[[], list[Any]] | None:
+        """Lists the keys stored from now on that no mover, future or owner has met."""
+        assert self._open is not None
+        listed = self._open.keys
+        if listed is None:
+            return None
+        connector = self.store.connector
+        before = frozenset(listed())  # not ours to judge: stored before this path opened
+
+        def orphans() -> list[Any]:
+            with _serial(connector):
+                now = listed()
+            return [k for k in now if k not in before and k not in self._keys_seen]
+
+        return orphans
 
     def stored(self) -> tuple[int, int]:
         """Keys and bytes in the store now, as the store itself lists them."""
@@ -453,7 +483,9 @@ class ProxyStoreFlow:
 
     def owned(self, obj: Any) -> Owned[Any]:
         """Store ``obj`` under an owner (see :mod:`components.dataflow._ownership`)."""
-        return Owned(self.store, obj)
+        owner = Owned(self.store, obj)
+        self._keys_seen.add(owner.key)
+        return owner
 
     def client_gets(self) -> int:
         """Gets the client's store made (a proxy resolved on the client)."""

@@ -74,6 +74,7 @@ class DataMover(Protocol):
     """
 
     worker: WorkerHook | None
+    orphans_evicted: int  # values workers stored that no result carried back, freed at discard
 
     def send(self, args: tuple[Any, ...]) -> tuple[Any, ...]:
         """The arguments to ship: large values become references, each held for this task."""

@@ -68,6 +68,7 @@ class TaskTrial:
             metrics.update(movement_metrics((t.moved for t in tasks), self.movers.stored()))
             metrics.update(self.movers.store_metrics())
         if self._mover is not None:
+            metrics["data_orphans_evicted"] = float(self._mover.orphans_evicted)
             proxied = metrics["data_proxied_inputs"] + metrics["data_proxied_results"]
             metrics["data_nothing_proxied"] = float(proxied == 0)
             if proxied == 0:  # a by-reference flow that moved nothing by reference is a no-op

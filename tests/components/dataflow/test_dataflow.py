@@ -478,6 +478,24 @@ def test_a_woken_consumer_looks_twice_where_a_polling_one_looks_often(wake: str)
         assert latency < 2.5  # woken by the notice, not by the 5 s recheck
 
 
+@pytest.mark.parametrize("connector", ["file", "redis", "fabric"])
+def test_a_path_frees_what_a_dead_worker_stored_and_nothing_older(connector: str) -> None:
+    with proxystore(connector=connector).build() as flow, ThreadExecutorConfig().build() as pool:
+        assert isinstance(flow, ProxyStoreFlow)
+        older = flow.store.connector.put(b"stored before the path opened")
+        mover = flow.mover()
+        with TaskPath(pool, mover=mover) as path:
+            path.submit(len, b"k" * 200_000)
+            # A worker that stored its result and died before returning it: only the
+            # store knows the key.
+            flow.store.connector.put(b"r" * 1000)
+            owner = flow.owned(b"o" * 10)  # met by the flow: an owner's, not an orphan
+            path.wait()
+        assert mover.orphans_evicted == 1
+        assert flow.store.connector.exists(older) and flow.store.connector.exists(owner.key)
+        assert flow.stored()[0] == 2
+
+
 def test_futures_need_a_connector_that_reserves_keys() -> None:
     with ProxyStoreConfig(connector="zmq").build() as flow:
         assert isinstance(flow, ProxyStoreFlow)
