@@ -50,6 +50,9 @@ class ProcessExecutor(Executor):
         self.lost: list[str] = []  # what broke each pool, in order
         self._injected: dict[int, str] = {}  # pid → the fault that hit it
         self._causes: dict[int, str] = {}  # id of a broken pool → what broke it
+        # id of a pool → every worker it started: a pool spawns workers as tasks arrive, so
+        # the snapshot taken when one attempt was submitted may not hold the one that died.
+        self._started: dict[int, dict[int, Any]] = {}
 
     def _new_pool(self) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(max_workers=self.workers, mp_context=self._context)
@@ -57,6 +60,12 @@ class ProcessExecutor(Executor):
     def _pids(self) -> list[int]:
         processes: dict[int, Any] = getattr(self._pool, "_processes", None) or {}
         return sorted(processes)
+
+    def _started_by(self, pool: ProcessPoolExecutor) -> dict[int, Any]:
+        """Under the lock: the workers ``pool`` started so far (kept after it broke)."""
+        started = self._started.setdefault(id(pool), {})
+        started.update(getattr(pool, "_processes", None) or {})
+        return started
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
         """Schedule ``fn`` on a worker; a broken pool is replaced first."""
@@ -68,7 +77,7 @@ class ProcessExecutor(Executor):
                 self._replace(pool)
                 pool = self._pool
                 inner = pool.submit(fn, *args, **kwargs)
-            processes = dict(getattr(pool, "_processes", None) or {})
+            processes = self._started_by(pool)
         outer: Future[Any] = Future()
         inner.add_done_callback(lambda f: self._settle(f, outer, pool, processes))
         return outer
@@ -84,8 +93,9 @@ class ProcessExecutor(Executor):
         if isinstance(exc, BrokenProcessPool):
             with self._lock:
                 cause = self._causes.get(id(pool))
+                started = dict(processes)
             if cause is None:  # once per broken pool: every attempt it held fails with it
-                cause = self._cause(processes)
+                cause = self._cause(started)
                 with self._lock:
                     cause = self._causes.setdefault(id(pool), cause)
                     if self._pool is pool:
@@ -114,6 +124,7 @@ class ProcessExecutor(Executor):
         if self._pool is not pool:
             return
         self.lost.append(cause or "a worker process died abruptly")
+        self._started.pop(id(pool), None)
         pool.shutdown(wait=False, cancel_futures=True)
         self._pool = self._new_pool()
         self.pools_started += 1
@@ -131,6 +142,7 @@ class ProcessExecutor(Executor):
         if kind not in ProcessExecutorConfig.fault_kinds:
             return []
         with self._lock:
+            self._started_by(self._pool)
             return [f"worker-{pid}" for pid in self._pids()]
 
     def inject(self, kind: str, targets: Sequence[str], fault: Fault) -> Injected:
