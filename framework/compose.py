@@ -98,13 +98,18 @@ class Composer:
         if not name:
             return {}
         path = Path(name) if name.endswith((".yaml", ".yml")) else self.recipes_dir / f"{name}.yaml"
-        if not path.is_file():
-            return {}
-        import yaml
-
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        params = ((data.get("hydra") or {}).get("sweeper") or {}).get("params") or {}
-        return {str(k): str(v) for k, v in params.items()}
+        if not path.is_file() and not name.endswith((".yaml", ".yml")):
+            return {}  # no such recipe: composing says so, with the names there are
+        data = _check_recipe_file(path)
+        hydra = data.get("hydra") or {}
+        sweeper = hydra.get("sweeper") if isinstance(hydra, dict) else None
+        params = sweeper.get("params") if isinstance(sweeper, dict) else None
+        if params is not None and not isinstance(params, dict):
+            raise ConfigError(
+                f"recipe file {path}: hydra.sweeper.params must map keys to values "
+                f"(a.b: 1,2), not a {type(params).__name__}"
+            )
+        return {str(k): str(v) for k, v in (params or {}).items()}
 
     def recipe_sweep(self, overrides: list[str]) -> list[str]:
         """Sweep overrides a recipe declares, less the keys the command line sets itself.
@@ -343,8 +348,15 @@ def _parse_problem(message: str, overrides: list[str]) -> str:
     return f"cannot parse override '{bad}': expected key=value (e.g. scenario.tasks=100)"
 
 
-def _check_recipe_file(path: Path) -> None:
-    """Fail clearly on a recipe file that is missing, unreadable, not YAML or not a mapping."""
+PACKAGE_HEADER = "# @package _global_"
+
+
+def _check_recipe_file(path: Path) -> dict[str, Any]:
+    """A recipe file's content, or a clear error: missing, not YAML, not a mapping, empty.
+
+    A recipe sets keys of every group from the top (``scenario.tasks``, ``executor``), so it
+    must say ``# @package _global_``; without it Hydra would nest every key under ``recipe``.
+    """
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -357,10 +369,26 @@ def _check_recipe_file(path: Path) -> None:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(f"recipe file {path} is not valid YAML{where}: {problem}") from None
-    if data is not None and not isinstance(data, dict):
+        raise ConfigError(f"recipe file {path}{where}: not valid YAML: {problem}") from None
+    if data is None or data == {}:
         raise ConfigError(
-            f"recipe file {path} must hold a mapping of keys, not a {type(data).__name__}"
+            f"recipe file {path} is empty: a recipe chooses options or sets keys "
+            "(see recipes/quickstart.yaml); to run the defaults, give no recipe"
         )
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"recipe file {path}: a recipe must be a mapping of keys (scenario: ..., "
+            f"defaults: [...]), not a {type(data).__name__}"
+        )
+    # Hydra reads a header from the comments before the first key, blank lines skipped.
+    lines = (line.strip() for line in text.splitlines() if line.strip())
+    header = itertools.takewhile(lambda line: line.startswith("#"), lines)
+    if not any(line.split() == PACKAGE_HEADER.split() for line in header):
+        raise ConfigError(
+            f"recipe file {path}:1: add the line '{PACKAGE_HEADER}' at the top: a recipe "
+            "sets keys of every group from the top, and without it Hydra nests them under "
+            "'recipe'"
+        )
+    return data

@@ -126,17 +126,27 @@ def test_bad_input_is_reported_clearly(overrides: list[str], fragments: list[str
 @pytest.mark.parametrize(
     "content,fragment",
     [
-        ("scenario:\n  tasks: [1\n", "not valid YAML at line 3"),
-        ("- a\n- b\n", "must hold a mapping"),
+        ("scenario:\n  tasks: [1\n", "mine.yaml:3:1: not valid YAML"),
+        ("- a\n- b\n", "a recipe must be a mapping of keys"),
+        ("scenario:\n  tasks: 4\n", "add the line '# @package _global_'"),
+        ("", "is empty"),
+        ("# @package _global_\n", "is empty"),
+        ("# @package _global_\nhydra:\n  sweeper:\n    params: [1]\n", "must map keys"),
         ("# @package _global_\nscenario:\n  tsks: 4\n", "did you mean 'scenario.tasks'"),
         ("# @package _global_\nscenario:\n  tasks: -4\n", "scenario.tasks=-4"),
     ],
 )
-def test_bad_recipe_files(tmp_path: Path, content: str, fragment: str) -> None:
-    recipe = tmp_path / "mine.yaml"
+def test_bad_recipe_files(
+    workdir: Path, content: str, fragment: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    recipe = workdir / "mine.yaml"
     recipe.write_text(content)
-    with pytest.raises(ConfigError, match=fragment.replace("[", r"\[")):
-        Composer().compose([f"recipe={recipe}"])
+    for command in (["show"], ["run", "-m"]):
+        assert main([*command, f"recipe={recipe}"]) == 2
+        err = capsys.readouterr().err
+        assert fragment in " ".join(err.split()) and "Traceback" not in err, err
+        assert len(err.strip().splitlines()) <= 3  # one message, perhaps wrapped
+    assert not (workdir / "results").exists()
 
 
 def test_unreadable_recipe_file(tmp_path: Path) -> None:
