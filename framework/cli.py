@@ -26,6 +26,7 @@ EPILOG = """examples:
   loom show recipe=taps/failures
   loom list executor
   loom report taps/structures --metrics tasks_per_s,overhead_per_task_ms
+  loom report quickstart tracking=mlflow_server tracking.uri=http://127.0.0.1:5000
 """
 
 # Wide tables stay readable when output goes to a file or a CI log.
@@ -94,9 +95,10 @@ def _parser() -> argparse.ArgumentParser:
         "--metrics", help="comma-separated metrics (default: the scenario's headline metrics)"
     )
     report.add_argument(
-        "--tracking-uri",
-        default="sqlite:///results/mlflow.db",
-        help="MLflow tracking URI (default: %(default)s)",
+        "overrides",
+        nargs="*",
+        metavar="KEY=VALUE",
+        help="where the runs are, as for loom run: tracking=mlflow_server tracking.uri=http://...",
     )
     report.add_argument("--out", default="results/reports", help="output folder")
     report.set_defaults(func=cmd_report)
@@ -147,8 +149,19 @@ def _with_jobs_option(args: argparse.Namespace) -> list[str]:
         raise ConfigError(f"-j {jobs}: need at least 1 job at once")
     if jobs == 1:
         return overrides
-    if not any(o.startswith("runner=") for o in overrides):
+    chosen = next((o.split("=", 1)[1] for o in overrides if o.startswith("runner=")), None)
+    if chosen is None:
         overrides.append("runner=processes")
+    else:
+        from framework.runners import RUNNER_OPTIONS
+
+        model = RUNNER_OPTIONS.get(chosen)
+        if model is not None and "workers" not in model.model_fields:
+            parallel = [name for name, m in RUNNER_OPTIONS.items() if "workers" in m.model_fields]
+            raise ConfigError(
+                f"-j {jobs}: runner={chosen} runs one job at a time; drop -j, or pick "
+                f"runner={' | '.join(parallel)}"
+            )
     return [*overrides, f"runner.workers={jobs}"]
 
 
@@ -307,12 +320,23 @@ def _list_recipes(composer: Composer) -> None:
     out.print(table)
 
 
+def _tracking_uri(overrides: list[str]) -> str:
+    """The tracking store a run with these overrides would use (``tracking`` keys only)."""
+    others = [o for o in overrides if not o.lstrip("+~").startswith("tracking")]
+    if others:
+        raise ConfigError(
+            f"{others[0]}: loom report reads finished runs, so it takes only where they are "
+            "(tracking=... and tracking.uri=...)"
+        )
+    return str(Composer().compose(overrides).root.tracking.uri)
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     """``loom report``."""
     from framework.report import make_report
 
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
-    report = make_report(args.recipe, args.tracking_uri, Path(args.out), metrics)
+    report = make_report(args.recipe, _tracking_uri(args.overrides), Path(args.out), metrics)
     csv_path, png_path, table, extra = report
     out.print(table)
     if extra is not None:

@@ -26,9 +26,11 @@ from framework.config import (
     JobConfig,
     defaults_of,
     field_paths,
+    key_hint,
     option_model,
     suggest,
     validate_job_config,
+    variant_paths,
 )
 from framework.errors import ConfigError
 
@@ -58,6 +60,7 @@ class Composer:
         self.conf_dir = self.root / "conf"
         self.recipes_dir = self.root / "recipes"
         self._defaults: dict[str, Any] | None = None
+        self._owners: dict[str, dict[str, list[str]]] = {}
         if not (self.conf_dir / f"{CONFIG_NAME}.yaml").is_file():
             raise ConfigError(
                 f"no conf/{CONFIG_NAME}.yaml under {self.root}; run loom from a "
@@ -159,7 +162,7 @@ class Composer:
     def compose(self, overrides: list[str]) -> JobConfig:
         """Compose one job's config and validate it."""
         raw, options = self._compose(overrides)
-        config = validate_job_config(raw, self.defaults())
+        config = validate_job_config(raw, self.defaults(), self.key_owners)
         return replace(config, options={g: options[g] for g in config.groups if g in options})
 
     def defaults(self) -> dict[str, Any]:
@@ -302,34 +305,42 @@ class Composer:
                 )
             others = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") != key]
             known = _keys(self._hydra_compose(others)) if others != overrides else []
-            elsewhere = self._options_with_key(key, others)
-            if elsewhere:
-                group = key.lstrip("+~").split(".")[0]
-                verb = "has" if len(elsewhere) == 1 else "have"
-                return f"unknown key '{key}' for this {group}; {', '.join(elsewhere)} {verb} it"
-            return f"unknown key '{key}'{suggest(key, known)}"
+            bare = key.lstrip("+~")
+            owners = self.key_owners(bare.split(".")[0])
+            elsewhere = {k: v for k, v in owners.items() if k not in known}
+            return f"unknown key '{bare}'{key_hint(bare, known, elsewhere)}"
         if "Error parsing override" in message or "mismatched input" in message:
             return _parse_problem(message, overrides)
         return message.strip().splitlines()[0]
 
-    def _options_with_key(self, key: str, overrides: list[str]) -> list[str]:
-        """Other options of the key's group whose config has the key (``runner=dask``)."""
-        group, _, field = key.lstrip("+~").partition(".")
-        if not field or group not in self.groups() or group == "recipe":
-            return []
-        chosen = {o.partition("=")[2] for o in overrides if o.partition("=")[0] == group}
-        found = []
-        for option in self.options(group):
-            file = self.option_file(group, option)
-            body = yaml.safe_load(file.read_text()) if file is not None else None
-            kind = body.get("kind", option) if isinstance(body, dict) else option
-            try:
-                paths = field_paths(option_model(group, str(kind)))
-            except (ConfigError, LookupError):
-                continue  # a conf/ file without a model: nothing to offer
-            if field in paths and option not in chosen:
-                found.append(f"{group}={option}")
-        return found
+    def key_owners(self, group: str) -> dict[str, list[str]]:
+        """Every key some option of ``group`` accepts → the choices that accept it.
+
+        A choice is ``group=option``, or for a variant of a nested union its sub-group
+        (``fl/topology=balanced``) or ``kind`` (``scenario.failures.kind=...``).
+        """
+        if group in self._owners:
+            return self._owners[group]
+        owners: dict[str, list[str]] = {}
+        if group in self.groups() and group != "recipe":
+            for option in self.options(group):
+                file = self.option_file(group, option)
+                body = yaml.safe_load(file.read_text()) if file is not None else None
+                kind = body.get("kind", option) if isinstance(body, dict) else option
+                try:
+                    model = option_model(group, str(kind))
+                except (ConfigError, LookupError):
+                    continue  # a conf/ file without a model: nothing to offer
+                for path in field_paths(model, f"{group}."):
+                    owners.setdefault(path, []).append(f"{group}={option}")
+                for path, union, variant in variant_paths(model, f"{group}."):
+                    sub = union.replace(".", "/")
+                    known = (self.conf_dir / sub / f"{variant}.yaml").is_file()
+                    label = f"{sub}={variant}" if known else f"{union}.kind={variant}"
+                    if label not in owners.setdefault(path, []):
+                        owners[path].append(label)
+        self._owners[group] = owners
+        return owners
 
 
 def _keys(cfg: Any, prefix: str = "") -> list[str]:

@@ -9,9 +9,9 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Literal, Self, get_args
 
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError, model_validator
 
@@ -188,14 +188,104 @@ def suggest(key: str, candidates: list[str], *, list_siblings: bool = True) -> s
     return f"; valid keys here: {', '.join(siblings)}" if siblings else ""
 
 
+def variant_paths(model: type[BaseModel], prefix: str = "") -> list[tuple[str, str, str]]:
+    """Keys of every variant of the model's nested unions: (dotted key, union key, kind).
+
+    ``fl.topology`` is one of several models told apart by ``kind``; a key such as
+    ``fl.topology.height`` is accepted only with the variants that have it.
+    """
+    found: list[tuple[str, str, str]] = []
+    for name, info in model.model_fields.items():
+        annotation = info.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            found += variant_paths(annotation, f"{prefix}{name}.")
+            continue
+        for member in get_args(annotation) if info.discriminator else ():
+            if not (isinstance(member, type) and issubclass(member, BaseModel)):
+                continue
+            kind = str(get_args(member.model_fields["kind"].annotation)[0])
+            union = f"{prefix}{name}"
+            found += [(path, union, kind) for path in field_paths(member, f"{union}.")]
+            found += variant_paths(member, f"{union}.")
+    return found
+
+
+def key_hint(key: str, known: Collection[str], elsewhere: Mapping[str, Sequence[str]]) -> str:
+    """What follows ``unknown key 'K'``: where the key is accepted, or the closest one.
+
+    Args:
+        key: The dotted key the user wrote.
+        known: The keys the chosen options accept.
+        elsewhere: Keys only other choices accept → those choices (``executor=dask``).
+
+    """
+    if key in elsewhere:
+        owners = elsewhere[key]
+        verb = "has" if len(owners) == 1 else "have"
+        where = key.rsplit(".", 1)[0]
+        return f" for this {where}; {', '.join(owners)} {verb} it"
+    parent, _, leaf = key.rpartition(".")
+    level = f"{parent}." if parent else ""
+
+    def leaves(keys: Iterable[str]) -> list[str]:
+        return sorted({k[len(level) :] for k in keys if k.startswith(level)} - {""})
+
+    here = [k for k in leaves(known) if "." not in k]
+    there = [k for k in leaves(elsewhere) if "." not in k]
+    best_here = difflib.get_close_matches(leaf, here, n=1, cutoff=0.6)
+    best_there = difflib.get_close_matches(leaf, there, n=1, cutoff=0.6)
+
+    def score(word: list[str]) -> float:
+        return difflib.SequenceMatcher(None, leaf, word[0]).ratio() if word else 0.0
+
+    if best_there and score(best_there) > score(best_here):
+        owners = elsewhere[level + best_there[0]]
+        return f"; did you mean '{level}{best_there[0]}'? (with {' or '.join(owners)})"
+    if best_here:
+        return f"; did you mean '{level}{best_here[0]}'?"
+    return f"; valid keys here: {', '.join(here)}" if here else ""
+
+
 def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def describe_errors(exc: ValidationError, model: type[BaseModel], prefix: str = "") -> list[str]:
-    """One line per pydantic error, naming the key, the bad value and what is allowed."""
+def accepted_keys(model: type[BaseModel], data: Any, prefix: str = "") -> list[str]:
+    """The dotted keys ``model`` accepts for ``data``: its fields and its chosen variants'."""
     known = field_paths(model, prefix)
+    for path, union, kind in variant_paths(model, prefix):
+        value = data
+        for part in union[len(prefix) :].split("."):
+            value = value.get(part) if isinstance(value, Mapping) else None
+        if isinstance(value, Mapping) and value.get("kind") == kind:
+            known.append(path)
+    return known
+
+
+Owners = Callable[[str], Mapping[str, Sequence[str]]]  # group → key → choices that accept it
+
+
+def describe_errors(
+    exc: ValidationError,
+    model: type[BaseModel],
+    prefix: str = "",
+    *,
+    data: Any = None,
+    owners: Mapping[str, Sequence[str]] | None = None,
+) -> list[str]:
+    """One line per pydantic error, naming the key, the bad value and what is allowed.
+
+    Args:
+        exc: The error.
+        model: The model that raised it.
+        prefix: Its section's key (``executor.``).
+        data: What was validated (so an unknown key is matched against the chosen variants).
+        owners: Every key the section's other choices accept → those choices, for the hint.
+
+    """
+    known = accepted_keys(model, data, prefix)
+    elsewhere = {k: v for k, v in (owners or {}).items() if k not in known}
     lines = []
     for err in exc.errors(include_url=False):
         loc = [str(part) for part in err["loc"]]
@@ -205,7 +295,7 @@ def describe_errors(exc: ValidationError, model: type[BaseModel], prefix: str = 
         key = key.rstrip(".")
         kind = err["type"]
         if kind == "extra_forbidden":
-            lines.append(f"unknown key '{key}'{suggest(key, known)}")
+            lines.append(f"unknown key '{key}'{key_hint(key, known, elsewhere)}")
         elif kind == "missing":
             lines.append(f"missing required value '{key}'")
         elif kind == "bool_for_number":  # raised for the section: name the key inside it
@@ -224,7 +314,9 @@ def describe_errors(exc: ValidationError, model: type[BaseModel], prefix: str = 
 
 
 def validate_job_config(
-    raw: Mapping[str, Any], defaults: Mapping[str, Any] | None = None
+    raw: Mapping[str, Any],
+    defaults: Mapping[str, Any] | None = None,
+    owners: Owners | None = None,
 ) -> JobConfig:
     """Validate a composed config; raise :class:`ConfigError` listing every problem.
 
@@ -232,6 +324,8 @@ def validate_job_config(
         raw: The composed config (recipe and overrides applied).
         defaults: The config composed from ``conf/`` alone. A group the scenario does not use
             must keep its section from here: a setting that nothing reads is refused.
+        owners: A group's keys → the options that accept them, so that an unknown key's hint
+            can name the option that has it.
 
     """
     problems: list[str] = []
@@ -269,7 +363,8 @@ def validate_job_config(
         except ConfigError as exc:
             problems += exc.problems
         except ValidationError as exc:
-            problems += describe_errors(exc, model, f"{group}.")
+            where = owners(group) if owners is not None else None
+            problems += describe_errors(exc, model, f"{group}.", data=section, owners=where)
 
     scenario = groups.get("scenario")
     needed: tuple[str, ...] = ()

@@ -27,5 +27,11 @@ class ConfigError(LoomError):
         return head + ":\n" + "\n".join(f"  - {p}" for p in self.problems)
 
 
+class UsageError(LoomError):
+    """A command was given something it cannot use (a metric that was never logged, ...)."""
+
+    exit_code = 2
+
+
 class RunFailed(LoomError):
     """A job started but did not finish."""

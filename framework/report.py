@@ -13,8 +13,8 @@ from typing import Any
 from rich.table import Table
 
 from components.base import FinishedJob
-from framework.config import ACCOUNTING_METRICS
-from framework.errors import LoomError
+from framework.config import ACCOUNTING_METRICS, suggest
+from framework.errors import LoomError, UsageError
 from framework.tracking import OPTION_TAG_PREFIX, job_runs, quiet_mlflow
 
 # Params that differ between runs without changing the experiment.
@@ -141,8 +141,10 @@ def make_report(
         metrics += [m for m in ACCOUNTING_METRICS if m in available and m not in metrics]
     unknown = [m for m in metrics if m not in available]
     if unknown:
-        raise LoomError(
-            f"--metrics: {', '.join(unknown)} not found; available: {', '.join(available)}"
+        hints = [f"'{m}'{suggest(m, available, list_siblings=False)}" for m in unknown]
+        raise UsageError(
+            f"--metrics: {'; '.join(hints)} not logged by {recipe}'s runs; "
+            f"they logged: {', '.join(available)}"
         )
     params = [
         c

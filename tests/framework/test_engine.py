@@ -68,7 +68,9 @@ def test_single_run_tracks_params_metrics_nested_trials_and_artifacts(workdir: P
     assert first["bytes_in"] == 64 and first["bytes_out"] == 64 and first["attempts"] == 1
 
 
-def test_sweep_makes_parent_with_a_child_per_job_and_resume_skips(workdir: Path) -> None:
+def test_sweep_makes_parent_with_a_child_per_job_and_resume_skips(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     sweep = [
         "run",
         "-m",
@@ -106,6 +108,12 @@ def test_sweep_makes_parent_with_a_child_per_job_and_resume_skips(workdir: Path)
     assert {"executor", "scenario.tasks", "tasks_per_s", "makespan_s_std"} <= set(table)
     assert set(table["executor"]) == {"thread", "process"} and "executor.kind" not in table
     assert (workdir / "results/reports/taps_structures.png").stat().st_size > 10_000
+    # A misspelt metric gets a hint; where the runs are is said as for loom run.
+    capsys.readouterr()
+    assert main(["report", "taps/structures", "--metrics", "tasks_per_sec"]) == 2
+    assert "did you mean 'tasks_per_s'?" in capsys.readouterr().err
+    uri = f"tracking.uri=sqlite:///{workdir / 'results' / 'mlflow.db'}"
+    assert main(["report", "taps/structures", uri]) == 0
 
 
 def test_trial_retries_recover_a_flaky_trial(workdir: Path, plugin: str) -> None:

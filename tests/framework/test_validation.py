@@ -21,6 +21,16 @@ BAD = [
         ["unknown key 'runner.workers' for this runner", "runner=dask, runner=processes"],
     ),
     (["executor.max_wrkers=3"], ["executor.max_wrkers", "executor.max_workers"]),
+    # A misspelt key is matched against every option of its group, and nested choices.
+    (
+        ["scenario=federated", "fl.topology.heigth=4"],
+        ["did you mean 'fl.topology.height'?", "with fl/topology=balanced or"],
+    ),
+    (["executor=thread", "executor.n_wrkers=2"], ["'executor.n_workers'? (with executor=dask)"]),
+    (
+        ["scenario=federated", "fl.topology.height=4"],
+        ["for this fl.topology; fl/topology=balanced, fl/topology=fixed_leaves have it"],
+    ),
     (["scenario.tasks=abc"], ["scenario.tasks='abc'", "valid integer"]),
     (["scenario.tasks=0"], ["scenario.tasks=0", "greater than or equal to 1"]),
     (["scenario.tasks=true"], ["scenario.tasks=true: expected a number, not a boolean"]),
@@ -162,6 +172,24 @@ def test_cli_exits_2_and_writes_nothing(workdir: Path, capsys: pytest.CaptureFix
     err = capsys.readouterr().err
     assert "scenario.tasks=-3" in err and "Traceback" not in err
     assert not (workdir / "results").exists()  # no MLflow store, no run folder
+
+
+def test_jobs_option_names_only_what_the_user_wrote(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["run", "-j", "2", "runner=sequential"]) == 2
+    err = capsys.readouterr().err
+    assert "-j 2: runner=sequential runs one job at a time" in err and "runner.workers" not in err
+    assert not (workdir / "results").exists()
+
+
+def test_a_misspelt_key_in_a_recipe_file_is_matched_against_the_other_options(
+    tmp_path: Path,
+) -> None:
+    recipe = tmp_path / "mine.yaml"
+    recipe.write_text("# @package _global_\nexecutor:\n  kind: thread\n  n_wrkers: 2\n")
+    with pytest.raises(ConfigError, match=r"'executor.n_workers'\? \(with executor=dask\)"):
+        Composer().compose([f"recipe={recipe}"])
 
 
 def test_sweep_validates_every_job_before_starting(workdir: Path) -> None:
