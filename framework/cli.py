@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from framework.compose import Composer
 from framework.config import ACCOUNTING_METRICS
 from framework.errors import ConfigError, LoomError
 from framework.menu import default_options, menu_group
+from framework.summary import print_summary
 
 EPILOG = """examples:
   loom run recipe=quickstart
@@ -29,8 +31,8 @@ EPILOG = """examples:
   loom report quickstart tracking=mlflow_server tracking.uri=http://127.0.0.1:5000
 """
 
-# Wide tables stay readable when output goes to a file or a CI log.
-out = Console(width=None if sys.stdout.isatty() else 160)
+# Wide tables stay readable when output goes to a file or a CI log (unless COLUMNS says).
+out = Console(width=None if sys.stdout.isatty() or "COLUMNS" in os.environ else 160)
 err = Console(stderr=True)
 
 
@@ -209,61 +211,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise LoomError(
             f"the run could not start: {type(exc).__name__}: {exc} (add -v for details)"
         ) from None
-    _print_summary(inv, jobs)
+    print_summary(inv, out, ACCOUNTING_METRICS)
     return 1 if any(r.status == "failed" for r in inv.results) else 0
-
-
-def _fmt(value: float) -> str:
-    return f"{value:.4g}" if abs(value) < 1e5 else f"{value:.3e}"
-
-
-def _print_summary(inv: Any, jobs: list[Any]) -> None:
-    headline = list(jobs[0].config.scenario.headline_metrics) or sorted(
-        k for r in inv.results for k in r.metrics if not k.endswith("_std")
-    )
-    headline += [m for m in ACCOUNTING_METRICS if m not in headline]
-    if len(inv.results) == 1:
-        result = inv.results[0]
-        table = Table(
-            title=f"{inv.recipe}: {result.job.label} ({result.job.config.root.repeats} trials)"
-        )
-        table.add_column("metric")
-        table.add_column("mean", justify="right")
-        table.add_column("std", justify="right")
-        for name in headline:
-            if name in result.metrics:
-                table.add_row(
-                    name, _fmt(result.metrics[name]), _fmt(result.metrics.get(f"{name}_std", 0.0))
-                )
-    else:
-        table = Table(title=f"{inv.recipe}: sweep of {len(inv.results)} jobs (means)")
-        shared = set.intersection(*(set(r.job.overrides) for r in inv.results))
-        table.add_column("job")
-        table.add_column("status")
-        for name in headline:
-            table.add_column(name.replace("task_latency_", "latency_"), justify="right")
-        for r in inv.results:
-            label = " ".join(o for o in r.job.overrides if o not in shared) or r.job.label
-            table.add_row(
-                label, r.status, *(_fmt(r.metrics[n]) if n in r.metrics else "-" for n in headline)
-            )
-    out.print(table)
-    for r in inv.results:
-        if r.status == "failed":
-            where = f" (traceback: {r.run_dir / 'error.txt'})" if r.run_dir else ""
-            line = r.error.line if r.error else "unknown error"
-            out.print(f"[red]failed[/]: {r.job.label}: {line}{where}", highlight=False)
-        elif r.status == "skipped":
-            out.print(f"skipped (resume; finished run {r.run_id}): {r.job.label}", highlight=False)
-    out.print(f"Results: {inv.run_dir}", highlight=False, soft_wrap=True)
-    if inv.tracking_uri.startswith(("http://", "https://")):
-        ui = f"open {inv.tracking_uri} (experiment '{inv.recipe}')"
-    else:
-        ui = (
-            f"mlflow ui --backend-store-uri {inv.tracking_uri} --port 5000   "
-            "then open http://127.0.0.1:5000"
-        )
-    out.print(f"MLflow:  {ui}", highlight=False, soft_wrap=True)
 
 
 def cmd_show(args: argparse.Namespace) -> int:

@@ -33,7 +33,7 @@ class EnergyAwarePlacementConfig(ScenarioConfig):
         "edp_ratio_vs_best_alternative",
         "edp_kj_s",
         "makespan_s",
-        "energy_kj",
+        "endpoints_energy_kj",
         "scheduling_overhead_s",
     )
     tasks_per_function: int = Field(256, ge=1, le=100_000, description="tasks of each function")
@@ -166,7 +166,7 @@ class EnergyAwarePlacement:
         ctx.log_metrics(
             {
                 "makespan_s": executed.makespan_s,
-                "energy_kj": executed.energy_total_j / 1000,
+                "endpoints_energy_kj": executed.energy_total_j / 1000,
                 "dynamic_kj": executed.dynamic_j / 1000,
                 "static_kj": executed.static_j / 1000,
                 "edp_kj_s": executed.edp_kj_s,

@@ -26,7 +26,7 @@ def strategy_rows(
             "strategy": name,
             "this_job": name == own,
             "makespan_s": round(executed.makespan_s, 3),
-            "energy_kj": round(executed.energy_total_j / 1000, 4),
+            "endpoints_energy_kj": round(executed.energy_total_j / 1000, 4),
             "static_kj": round(executed.static_j / 1000, 4),
             "edp_kj_s": round(executed.edp_kj_s, 3),
             "edp_vs_this_job": round(executed.edp_kj_s / edp_own, 3) if edp_own else None,
@@ -87,9 +87,11 @@ def plot(rows: list[dict[str, Any]], path: Path, live: bool) -> None:
     bars.set_title("energy-delay product per strategy")
     for r in rows:
         scatter.scatter(
-            r["makespan_s"], r["energy_kj"], color="tab:green" if r["this_job"] else "tab:blue"
+            r["makespan_s"],
+            r["endpoints_energy_kj"],
+            color="tab:green" if r["this_job"] else "tab:blue",
         )
-        scatter.annotate(r["strategy"], (r["makespan_s"], r["energy_kj"]), fontsize=7)
+        scatter.annotate(r["strategy"], (r["makespan_s"], r["endpoints_energy_kj"]), fontsize=7)
     scatter.set_xlabel("makespan (s)")
     scatter.set_ylabel("energy (kJ)")
     scatter.set_title("energy against makespan")
@@ -110,7 +112,7 @@ def comparison(runs: list[FinishedJob]) -> tuple[str, list[dict[str, Any]]] | No
             "cold_start_s": run.params.get("endpoints.cold_start_s", "-"),
             "static_scale": run.params.get("endpoints.static_power_scale", "-"),
             "makespan_s": round(run.metrics.get("makespan_s", float("nan")), 1),
-            "energy_kj": round(run.metrics.get("energy_kj", float("nan")), 2),
+            "endpoints_energy_kj": round(run.metrics.get("endpoints_energy_kj", float("nan")), 2),
             "edp_ratio_vs_best_alternative": round(
                 run.metrics.get("edp_ratio_vs_best_alternative", float("nan")), 3
             ),
