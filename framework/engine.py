@@ -49,7 +49,7 @@ class Invocation:
     """What one ``loom run`` did."""
 
     recipe: str
-    run_dir: Path
+    run_dir: Path | None  # None: every job was done before (resume), nothing was written
     tracking_uri: str
     results: list[JobResult]
     timings: dict[str, float]
@@ -102,7 +102,9 @@ def run_invocation(
     from prefect import flow, tags
 
     runner = first.root.runner
-    prefect_api = _LocalPrefectApi(runner)  # boots while MLflow is set up
+    # Without resume, the API boots while MLflow is set up; with it, only if a job is left.
+    resume = any(j.config.root.resume for j in jobs)
+    prefect_api = None if resume else _LocalPrefectApi(runner)
     timings["import_prefect_s"] = time.perf_counter() - started
 
     mark = time.perf_counter()
@@ -110,6 +112,21 @@ def run_invocation(
     tracker = Tracker(first.root.tracking, results_dir)
     experiment_id = tracker.experiment_id(recipe)
     timings["mlflow_setup_s"] = time.perf_counter() - mark
+
+    skipped: dict[int, JobResult] = {}  # resume: the jobs a finished run already did
+    for job in jobs if resume else ():
+        cfg = job.config
+        if cfg.root.resume and (done := tracker.finished_run(experiment_id, cfg.config_hash())):
+            skipped[job.index] = JobResult(
+                job, "skipped", run_id=done, metrics=tracker.job_metrics(done)
+            )
+    if resume and len(skipped) == len(jobs):  # no folder, no MLflow run, no Prefect flow run
+        return Invocation(recipe, None, tracker.uri, list(skipped.values()), timings)
+    if prefect_api is None:
+        prefect_api = _LocalPrefectApi(runner)
+
+    def finished_before(job: Job) -> JobResult | None:
+        return skipped.get(job.index)
 
     env = environment(root)
     invocation_dir = new_run_dir(results_dir, recipe)
@@ -131,12 +148,6 @@ def run_invocation(
             task_prefix=f"job-{job.index}-" if sweep else "",
             tracking_uri=store_uri(tracker.uri),
         )
-
-    def finished_before(job: Job) -> JobResult | None:
-        cfg = job.config
-        if cfg.root.resume and (done := tracker.finished_run(experiment_id, cfg.config_hash())):
-            return JobResult(job, "skipped", run_id=done)
-        return None
 
     def run_here(job: Job, parent_run_id: str | None) -> JobResult:
         return (

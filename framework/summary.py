@@ -197,7 +197,10 @@ def print_summary(inv: Any, console: Console, accounting: Sequence[str]) -> None
             console.print(
                 f"skipped (resume; finished run {r.run_id}): {r.job.label}", highlight=False
             )
-    console.print(f"Results: {inv.run_dir}", highlight=False, soft_wrap=True)
+    if inv.run_dir is not None:
+        console.print(f"Results: {inv.run_dir}", highlight=False, soft_wrap=True)
+    else:
+        console.print("Nothing to run: every job finished before (resume=true)", highlight=False)
     if inv.tracking_uri.startswith(("http://", "https://")):
         ui = f"open {inv.tracking_uri} (experiment '{inv.recipe}')"
     else:

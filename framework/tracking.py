@@ -140,6 +140,10 @@ class Tracker:
         """Mark a run FINISHED, FAILED or KILLED."""
         self.client.set_terminated(run_id, status)
 
+    def job_metrics(self, run_id: str) -> dict[str, float]:
+        """The metrics a job run logged (their latest values)."""
+        return {k: float(v) for k, v in self.client.get_run(run_id).data.metrics.items()}
+
     def finished_run(self, experiment_id: str, config_hash: str) -> str | None:
         """A finished job run with this config hash, if any (for resume)."""
         runs = self.client.search_runs(

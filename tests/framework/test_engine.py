@@ -100,6 +100,16 @@ def test_sweep_makes_parent_with_a_child_per_job_and_resume_skips(
     assert len(jobs) == 6
     assert sorted(jobs["params.scenario.tasks"]) == ["10", "10", "20", "20", "30", "30"]
 
+    # A resume with nothing left writes nothing: no folder, no MLflow run, no Prefect flow.
+    folders = sorted((workdir / "results/taps/structures").iterdir())
+    runs_before = len(_runs("taps/structures"))
+    capsys.readouterr()
+    assert main([*sweep[:4], "scenario.tasks=10,20,30", *sweep[5:], "resume=true"]) == 0
+    assert sorted((workdir / "results/taps/structures").iterdir()) == folders
+    assert len(_runs("taps/structures")) == runs_before
+    printed = capsys.readouterr().out
+    assert "Nothing to run" in printed and printed.count("skipped (resume") == 6
+
     # The report compares the jobs on what differs between them.
     assert main(["report", "taps/structures", "--metrics", "tasks_per_s,makespan_s"]) == 0
     table = pd.read_csv(workdir / "results/reports/taps_structures.csv")
