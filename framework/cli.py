@@ -29,6 +29,7 @@ EPILOG = """examples:
   loom list executor
   loom report taps/structures --metrics tasks_per_s,overhead_per_task_ms
   loom report quickstart tracking=mlflow_server tracking.uri=http://127.0.0.1:5000
+  loom up        # Prefect and MLflow servers that later runs use (loom ui, loom down)
 """
 
 # Wide tables stay readable when output goes to a file or a CI log (unless COLUMNS says).
@@ -104,6 +105,20 @@ def _parser() -> argparse.ArgumentParser:
     )
     report.add_argument("--out", default="results/reports", help="output folder")
     report.set_defaults(func=cmd_report)
+
+    for name, func, text in (
+        ("up", cmd_up, "start a Prefect server and an MLflow server that later runs use"),
+        ("down", cmd_down, "stop the servers loom up started"),
+        ("status", cmd_status, "say whether the servers loom up started are running"),
+        ("ui", cmd_ui, "print the addresses of the Prefect and MLflow UIs"),
+    ):
+        command = sub.add_parser(name, help=text, description=text + ".")
+        command.add_argument(
+            "--results-dir",
+            default="results",
+            help="the results folder whose servers these are (default: %(default)s)",
+        )
+        command.set_defaults(func=func)
     return parser
 
 
@@ -267,6 +282,68 @@ def _list_recipes(composer: Composer) -> None:
             data = {"description": "(unreadable)"}
         table.add_row(name, str(data.get("description", "")))
     out.print(table)
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    """``loom up``."""
+    from framework import services
+
+    results = Path(args.results_dir)
+    before = services.running(results)
+    with err.status("starting the Prefect and MLflow servers (the first start takes longest)"):
+        started = services.up(results)
+    for service in started.values():
+        note = "already running" if service.name in before else "started"
+        out.print(f"{service.name}: {service.url}  ({note}, pid {service.pid})", highlight=False)
+    out.print("loom run now records to these; loom down stops them.", highlight=False)
+    return 0
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    """``loom down``."""
+    from framework import services
+
+    stopped = services.down(Path(args.results_dir))
+    out.print(f"stopped: {', '.join(stopped)}" if stopped else "no server was running")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """``loom status``: exit 0 when both servers run, 1 otherwise."""
+    from framework import services
+
+    recorded = services.read(Path(args.results_dir))
+    for name in ("prefect", "mlflow"):
+        service = recorded.get(name)
+        if service is None:
+            out.print(f"{name}: not started (loom up starts it)", highlight=False)
+        elif not service.alive():
+            out.print(
+                f"{name}: stopped (was pid {service.pid}; log {service.log})", highlight=False
+            )
+        else:
+            health = "answering" if service.answers() else "not answering yet"
+            out.print(f"{name}: {service.url}  (pid {service.pid}, {health})", highlight=False)
+    alive = services.running(Path(args.results_dir))
+    return 0 if {"prefect", "mlflow"} <= set(alive) else 1
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    """``loom ui``."""
+    from framework import services
+
+    alive = services.running(Path(args.results_dir))
+    if not alive:
+        out.print(
+            "no servers are running: loom up starts them; without them, open MLflow's UI "
+            "on the local store with\n  mlflow ui --backend-store-uri "
+            f"sqlite:///{Path(args.results_dir) / 'mlflow.db'} --port 5000",
+            highlight=False,
+        )
+        return 1
+    for name, service in alive.items():
+        out.print(f"{name}: {service.url}", highlight=False)
+    return 0
 
 
 def _tracking_uri(overrides: list[str]) -> str:

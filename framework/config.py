@@ -348,28 +348,44 @@ def validate_job_config(
             problems.append(line)
 
     groups: dict[str, ComponentConfig] = {}
-    for group, section in sections.items():
-        if section is None:
-            continue
+    tried: set[str] = set()
+
+    def validate(group: str) -> ComponentConfig | None:
+        """The group's section validated (once), or None with its problems noted."""
+        section = sections.get(group)
+        if group in tried or section is None:
+            return groups.get(group)
+        tried.add(group)
         if not isinstance(section, Mapping) or "kind" not in section:
             problems.append(
                 f"'{group}' must be a mapping with a 'kind' key "
                 f"(one of: {', '.join(registry.options(group))})"
             )
-            continue
+            return None
         try:
             model = registry.config_model(group, str(section["kind"]))
             groups[group] = model.model_validate(dict(section))
         except ConfigError as exc:
-            problems += exc.problems
+            problems.extend(exc.problems)
         except ValidationError as exc:
             where = owners(group) if owners is not None else None
-            problems += describe_errors(exc, model, f"{group}.", data=section, owners=where)
+            problems.extend(describe_errors(exc, model, f"{group}.", data=section, owners=where))
+        return groups.get(group)
 
-    scenario = groups.get("scenario")
+    # The scenario, the groups it reads and the ones every job carries come first; another
+    # group is validated only where it differs from conf/'s default, which is refused below
+    # anyway. So a task run never imports the modules of FL or steering (torch, Colmena).
+    scenario = validate("scenario")
     needed: tuple[str, ...] = ()
     if isinstance(scenario, ScenarioConfig):
-        needed = needed_groups(scenario, groups)
+        needed = needed_groups(scenario, groups, validate)
+    for group in (*ENGINE_GROUPS, *CARRIED_GROUPS):
+        validate(group)
+    for group, section in sections.items():
+        if defaults is None or section != defaults.get(group):
+            validate(group)
+
+    if isinstance(scenario, ScenarioConfig):
         for group in needed:
             if group not in sections:
                 problems.append(
@@ -391,7 +407,7 @@ def validate_job_config(
     if problems or root is None:
         raise ConfigError(problems, context=f"recipe={raw.get('recipe', 'default')}")
     if isinstance(scenario, ScenarioConfig):
-        # Every group is validated, but a job is only what it uses: unused groups stay out
+        # A job is only what it uses: unused groups stay out
         # of its params and hash (a storage choice does not change a task benchmark).
         groups = {
             g: c
@@ -402,15 +418,23 @@ def validate_job_config(
 
 
 def needed_groups(
-    scenario: ScenarioConfig, groups: Mapping[str, ComponentConfig]
+    scenario: ScenarioConfig,
+    groups: Mapping[str, ComponentConfig],
+    validate: Callable[[str], ComponentConfig | None] | None = None,
 ) -> tuple[str, ...]:
     """The groups a job opens: its scenario's, then any its chosen options read.
 
     ``dataflow.connector=fabric`` reads ``storage``, ``coding`` and ``placement``, for one.
+
+    Args:
+        scenario: The validated scenario.
+        groups: The validated groups.
+        validate: Validates a group on first use (else ``groups`` must hold them all).
+
     """
     needed = list(scenario.needs())
     for group in needed:  # grows while it is read: what an added group reads is added too
-        option = groups.get(group)
+        option = validate(group) if validate is not None else groups.get(group)
         if option is not None:
             needed += [g for g in option.also_needs() if g not in needed]
     return tuple(needed)

@@ -27,7 +27,7 @@ from framework.job import Job, JobPlan, JobResult, JobRunner
 from framework.progress import RichProgress
 from framework.results import new_run_dir, write_json
 from framework.runners import task_runner
-from framework.tracking import Tracker, quiet_mlflow, store_uri
+from framework.tracking import Tracker, quiet_mlflow, sqlite_path, store_uri
 
 __all__ = ["Invocation", "Job", "JobResult", "configure_prefect", "run_invocation"]
 
@@ -98,6 +98,7 @@ def run_invocation(
     results_dir = Path(first.root.results_dir)
 
     started = time.perf_counter()
+    tracking = _use_services(first.root.tracking, results_dir)
     configure_prefect(verbose)
     from prefect import flow, tags
 
@@ -109,7 +110,7 @@ def run_invocation(
 
     mark = time.perf_counter()
     quiet_mlflow(verbose)
-    tracker = Tracker(first.root.tracking, results_dir)
+    tracker = Tracker(tracking, results_dir)
     experiment_id = tracker.experiment_id(recipe)
     timings["mlflow_setup_s"] = time.perf_counter() - mark
 
@@ -216,6 +217,24 @@ def run_invocation(
     timings["total_s"] = time.perf_counter() - started
     write_json(invocation_dir / "timings.json", timings)
     return Invocation(recipe, invocation_dir, tracker.uri, results, timings)
+
+
+def _use_services(tracking: Any, results_dir: Path) -> Any:
+    """Point the run at the servers ``loom up`` started, where they run (see services).
+
+    Prefect: unless ``PREFECT_API_URL`` names another server. MLflow: only where the run
+    would write the local store that server serves (the default ``tracking``).
+    """
+    from framework import services
+
+    alive = services.running(results_dir)
+    if "prefect" in alive and not os.environ.get("PREFECT_API_URL"):
+        os.environ["PREFECT_API_URL"] = services.prefect_api_url(alive["prefect"])
+    db = sqlite_path(tracking.uri)
+    ours = db is not None and db.resolve() == (results_dir / "mlflow.db").resolve()
+    if "mlflow" in alive and tracking.kind == "mlflow_local" and ours:
+        return tracking.model_copy(update={"uri": alive["mlflow"].url})
+    return tracking
 
 
 # What each running flow does, by invocation. The flow's function stays a plain module function:

@@ -1,0 +1,238 @@
+"""Local services that stay up between runs: a Prefect server and an MLflow server.
+
+``loom up`` starts both on loopback in the background, with their stores under the results
+folder (the MLflow server serves the same ``results/mlflow.db`` the local store uses, so runs
+from before and after are in one place). Every later ``loom run`` finds them through
+``results/services/services.json`` and uses them without settings: no throwaway Prefect API
+to boot, no MLflow store to open in the run's own process. ``loom down`` stops them;
+``loom status`` and ``loom ui`` say where they are. Without them, runs work as before.
+
+Nothing here imports Prefect or MLflow: the servers run as their own commands.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from components.loopback import free_port
+from framework.errors import LoomError
+
+STARTUP_TIMEOUT_S = 240.0
+STOP_TIMEOUT_S = 20.0
+
+
+@dataclass(frozen=True)
+class Service:
+    """One started server: its process (group) and its address."""
+
+    name: str
+    pid: int
+    url: str  # the UI's address
+    health: str  # answers 200 when the server is up
+    log: str
+
+    def alive(self) -> bool:
+        """Whether its process still runs."""
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return _not_a_zombie(self.pid)
+
+    def answers(self, timeout_s: float = 2.0) -> bool:
+        """Whether it answers its health check now."""
+        try:
+            with urllib.request.urlopen(self.health, timeout=timeout_s) as reply:
+                return bool(reply.status == 200)
+        except (urllib.error.URLError, OSError):
+            return False
+
+
+def _not_a_zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except (OSError, IndexError):
+        return True  # no /proc: trust the signal
+
+
+def state_dir(results_dir: Path) -> Path:
+    """Where the services keep their state, stores and logs."""
+    return results_dir / "services"
+
+
+def _state_file(results_dir: Path) -> Path:
+    return state_dir(results_dir) / "services.json"
+
+
+def read(results_dir: Path) -> dict[str, Service]:
+    """The services ``loom up`` recorded (alive or not)."""
+    path = _state_file(results_dir)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return {name: Service(**fields) for name, fields in data.items()}
+
+
+def running(results_dir: Path) -> dict[str, Service]:
+    """The recorded services whose processes still run (a run uses these)."""
+    return {name: s for name, s in read(results_dir).items() if s.alive()}
+
+
+def prefect_api_url(service: Service) -> str:
+    """The Prefect API address behind a Prefect server's UI address."""
+    return f"{service.url.rstrip('/')}/api"
+
+
+def _prefect_argv(port: int) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "prefect",
+        "server",
+        "start",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
+
+
+def _mlflow_argv(port: int, results_dir: Path) -> list[str]:
+    results = results_dir.resolve()
+    return [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--backend-store-uri",
+        f"sqlite:///{results / 'mlflow.db'}",
+        "--artifacts-destination",
+        str(results / "mlartifacts"),
+    ]
+
+
+def _start(name: str, argv: list[str], url: str, health: str, folder: Path) -> Service:
+    log = folder / f"{name}.log"
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str((folder / "prefect-home").resolve()),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "DO_NOT_TRACK": "1",
+    }
+    env.pop("PREFECT_API_URL", None)  # the server is the API; it must not look for another
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            argv,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,  # outlives this command; stopped as a group by loom down
+        )
+    return Service(name, process.pid, url, health, str(log.resolve()))
+
+
+def _wait_up(services: list[Service], timeout_s: float, folder: Path) -> None:
+    deadline = time.monotonic() + timeout_s
+    waiting = list(services)
+    while waiting:
+        for service in list(waiting):
+            if not service.alive():
+                tail = Path(service.log).read_text(errors="replace")[-1500:]
+                raise LoomError(f"the {service.name} server exited while starting:\n{tail}")
+            if service.answers():
+                waiting.remove(service)
+        if waiting and time.monotonic() > deadline:
+            names = ", ".join(s.name for s in waiting)
+            raise LoomError(f"{names} not up within {timeout_s:.0f} s (logs: {folder})")
+        if waiting:
+            time.sleep(0.3)
+
+
+def up(results_dir: Path, timeout_s: float = STARTUP_TIMEOUT_S) -> dict[str, Service]:
+    """Start whichever service is not running; wait until both answer; record them."""
+    folder = state_dir(results_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    services = running(results_dir)
+    started = []
+    if "prefect" not in services:
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        started.append(
+            _start("prefect", _prefect_argv(port), url, f"{url}/api/health", folder.resolve())
+        )
+    if "mlflow" not in services:
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        argv = _mlflow_argv(port, results_dir)
+        started.append(_start("mlflow", argv, url, f"{url}/health", folder.resolve()))
+    services |= {s.name: s for s in started}
+    _write(results_dir, services)  # recorded at once, so loom down can stop a slow start
+    try:
+        _wait_up(started, timeout_s, folder)
+    except BaseException:
+        down(results_dir)
+        raise
+    return services
+
+
+def _write(results_dir: Path, services: dict[str, Service]) -> None:
+    path = _state_file(results_dir)
+    path.write_text(json.dumps({n: asdict(s) for n, s in services.items()}, indent=2) + "\n")
+
+
+def down(results_dir: Path) -> list[str]:
+    """Stop every recorded service (its whole process group); the names that were running."""
+    stopped = []
+    for service in read(results_dir).values():
+        if service.alive():
+            stopped.append(service.name)
+            _stop_group(service.pid)
+    _state_file(results_dir).unlink(missing_ok=True)
+    return stopped
+
+
+def _stop_group(pid: int) -> None:
+    """SIGTERM the group the service leads, then SIGKILL what is left after a grace period."""
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + STOP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pid, 0)
+        except ProcessLookupError:
+            return
+        _reap(pid)
+        time.sleep(0.2)
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    _reap(pid)
+
+
+def _reap(pid: int) -> None:
+    """Collect the leader's exit status where this process started it (tests, loom up)."""
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
