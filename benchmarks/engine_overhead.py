@@ -1,7 +1,13 @@
 """Engine overhead: Loom's task path vs bare concurrent.futures, and the fixed cost of `loom run`.
 
-Run:  python benchmarks/engine_overhead.py [--tasks 10000] [--rounds 5]
+Run:  python benchmarks/engine_overhead.py [--tasks 10000] [--rounds 5] [--sweep-jobs 20]
 Prints two tables and writes them to results/benchmarks/engine_overhead.{md,json}.
+
+The start-up table times `loom run recipe=quickstart scenario.tasks=1 repeats=1 energy=none`
+in a fresh folder: first ever (no MLflow store), cold (store exists, nothing running) and warm
+(after `loom up`), each beside the floor, a script that composes the same config with Hydra,
+validates it, runs one task on a thread and logs one metric to the same MLflow store. Then a
+sweep of one-task jobs under runner=processes, warm: its per-job cost beyond the first job.
 
 On `thread` the task path does not create a Future per task (pool threads drain Loom's ready
 queue), so it can beat the bare one-Future-per-task loop; on `process` every attempt is one pool
@@ -13,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -83,36 +90,88 @@ def task_path_table(tasks: int, rounds: int) -> list[dict[str, object]]:
     return rows
 
 
-def fixed_cost_table(workdir: Path) -> list[dict[str, object]]:
-    """Time one tiny `loom run` in a fresh process, twice (cold and warm Prefect DB)."""
-    rows = []
-    env = {**os.environ, "LOOM_ROOT": str(ROOT)}
-    probe = "import time; t=time.perf_counter(); import {m}; print(time.perf_counter()-t)"
-    for module in ("framework.cli", "prefect", "mlflow"):
-        out = subprocess.run(
-            [sys.executable, "-c", probe.format(m=module)],
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-            cwd=workdir,
+ONE_TASK = ["recipe=quickstart", "scenario.tasks=1", "repeats=1", "energy=none"]
+# The floor: what any tool must do for the same run. Compose the same config with Hydra and
+# validate it, run one task on a thread, log one metric to the same MLflow store.
+FLOOR = """
+import sys, time
+from concurrent.futures import ThreadPoolExecutor
+from framework.compose import Composer
+config = Composer().compose(sys.argv[2:])
+with ThreadPoolExecutor(1) as pool:
+    pool.submit(sum, [1, 2]).result()
+import mlflow
+mlflow.set_tracking_uri(sys.argv[1])
+mlflow.set_experiment("floor")
+with mlflow.start_run():
+    mlflow.log_metric("tasks_per_s", 1.0)
+"""
+
+
+def _wall(argv: list[str], env: dict[str, str], cwd: Path) -> float:
+    start = time.perf_counter()
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, cwd=cwd)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} failed:\n{done.stderr[-2000:]}")
+    return time.perf_counter() - start
+
+
+def startup_table(workdir: Path, sweep_jobs: int) -> list[dict[str, object]]:
+    """One-task runs: first ever, cold, warm (loom up), beside the floor; a sweep's per-job cost."""
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
+    env["LOOM_ROOT"] = str(ROOT)
+    loom = [sys.executable, "-m", "framework"]
+    store = f"sqlite:///{workdir / 'results' / 'mlflow.db'}"
+    floor = [sys.executable, "-c", FLOOR]
+    rows: list[dict[str, object]] = []
+
+    def row(case: str, seconds: float, peer: str, peer_s: float, goal: str) -> None:
+        rows.append(
+            {
+                "case": case,
+                "wall_s": round(seconds, 2),
+                "peer": peer,
+                "peer_s": round(peer_s, 2),
+                "ratio": round(seconds / peer_s, 2),
+                "goal": goal,
+            }
         )
-        rows.append({"part": f"import {module}", "seconds": round(float(out.stdout), 3)})
-    for label in ("first loom run (Prefect DB as found)", "second loom run"):
-        start = time.perf_counter()
-        subprocess.run(
-            [sys.executable, "-m", "framework", "run", "scenario.tasks=1", "scenario.plots=false"],
-            env=env,
-            capture_output=True,
-            check=True,
-            cwd=workdir,
+
+    first = _wall([*loom, "run", *ONE_TASK], env, workdir)  # creates the MLflow store
+    floor_cold = _wall([*floor, store, *ONE_TASK], env, workdir)
+    cold = _wall([*loom, "run", *ONE_TASK], env, workdir)
+    row("first ever run (no store yet)", first, "floor, store exists", floor_cold, "≤ 8 s")
+    row("cold (store exists, no services)", cold, "floor, SQLite store", floor_cold, "≤ 6 s")
+    _wall([*loom, "up"], env, workdir)
+    try:
+        services = json.loads((workdir / "results/services/services.json").read_text())
+        server = services["mlflow"]["url"]
+        _wall([*loom, "run", *ONE_TASK], env, workdir)  # the services' first run warms them
+        warm = statistics.median(_wall([*loom, "run", *ONE_TASK], env, workdir) for _ in range(3))
+        floor_warm = statistics.median(
+            _wall([*floor, server, *ONE_TASK], env, workdir) for _ in range(3)
         )
-        wall = time.perf_counter() - start
-        runs = sorted(workdir.glob("results/default/*/timings.json"))
-        timings = json.loads(runs[-1].read_text())
-        rows.append({"part": f"{label}: process wall", "seconds": round(wall, 3)})
-        for key, value in timings.items():
-            rows.append({"part": f"{label}: {key}", "seconds": round(value, 3)})
+        row(
+            "warm (loom up), median of 3", warm, "floor, MLflow server", floor_warm, "≤ 3 s, ≤ 1.5×"
+        )
+        seeds = ",".join(str(i) for i in range(sweep_jobs))
+        sweep = [*ONE_TASK, "runner=processes", "runner.workers=2", f"seed={seeds}"]
+        whole = _wall([*loom, "run", "-m", *sweep], env, workdir)
+        per_job = (whole - warm) / (sweep_jobs - 1)
+        rows.append(
+            {
+                "case": f"sweep of {sweep_jobs} one-task jobs, runner=processes, warm",
+                "wall_s": round(whole, 2),
+                "peer": "one warm job",
+                "peer_s": round(warm, 2),
+                "ratio": round(whole / warm, 2),
+                "goal": f"per job {per_job:.2f} s (goal ≤ 0.3 s)",
+            }
+        )
+    finally:
+        _wall([*loom, "down"], env, workdir)
     return rows
 
 
@@ -120,26 +179,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--tasks", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--sweep-jobs", type=int, default=20)
     args = parser.parse_args()
     out_dir = ROOT / "results" / "benchmarks"
     out_dir.mkdir(parents=True, exist_ok=True)
     work = out_dir / "engine_overhead_work"
-    work.mkdir(exist_ok=True)
 
-    path_rows = task_path_table(args.tasks, args.rounds)
-    cost_rows = fixed_cost_table(work)
+    path_rows = task_path_table(args.tasks, args.rounds) if args.tasks else []
+    cost_rows = startup_table(work, args.sweep_jobs)
     text = (
         f"## Task path: {args.tasks} no-op tasks, median of {args.rounds} rounds "
         "(goal: ratio ≤ 1.10)\n\n"
-        + markdown(path_rows)
-        + "\n\n## Fixed cost of one `loom run` (1 task)\n\n"
+        + (markdown(path_rows) if path_rows else "(skipped: --tasks 0)")
+        + "\n\n## Start-up: a one-task `loom run` beside the floor (process wall times)\n\n"
         + markdown(cost_rows)
         + "\n"
     )
     print(text)
     (out_dir / "engine_overhead.md").write_text(text)
     (out_dir / "engine_overhead.json").write_text(
-        json.dumps({"task_path": path_rows, "fixed_cost": cost_rows}, indent=2)
+        json.dumps({"task_path": path_rows, "startup": cost_rows}, indent=2)
     )
     print(f"written: {out_dir / 'engine_overhead.md'}")
 

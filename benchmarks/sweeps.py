@@ -28,6 +28,7 @@ from pathlib import Path
 from tables import publish  # benchmarks/ is the script's folder
 
 from components.loopback import free_port
+from framework.compose import Composer
 from framework.tracking import job_runs
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -117,7 +118,8 @@ def dask_cluster(workers: int) -> Iterator[str]:
 
 def job_seconds(tracking_uri: str, overrides: list[str]) -> list[float]:
     """How long each job of a sweep ran: its MLflow run's end less its start."""
-    recipe = next((o.split("=", 1)[1] for o in overrides if o.startswith("recipe=")), "default")
+    composer = Composer()
+    recipe = composer.compose(composer.expand(overrides, multirun=True)[0]).recipe
     runs = job_runs(tracking_uri, recipe)
     return list((runs.end_time - runs.start_time).dt.total_seconds())
 

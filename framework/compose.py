@@ -35,6 +35,8 @@ from framework.config import (
 from framework.errors import ConfigError
 
 CONFIG_NAME = "config"
+# A run without a recipe records to experiment ``no-recipe/<scenario>``.
+NO_RECIPE = "no-recipe"
 
 
 def project_root() -> Path:
@@ -199,6 +201,10 @@ class Composer:
             raise ConfigError(f"{key}: {str(exc).splitlines()[0]}") from None
         assert isinstance(raw, dict)
         composed: dict[str, Any] = {str(k): v for k, v in raw.items()}
+        if recipe == NO_RECIPE:  # its own experiment per scenario, apart from MLflow's Default
+            scenario = composed.get("scenario")
+            kind = scenario.get("kind") if isinstance(scenario, dict) else None
+            recipe = f"{NO_RECIPE}/{kind or 'unknown'}"
         composed["recipe"] = recipe
         return composed, options
 
@@ -218,7 +224,7 @@ class Composer:
         self, name: str | None, overrides: list[str]
     ) -> Iterator[tuple[str, list[str]]]:
         if not name:
-            yield "default", overrides
+            yield NO_RECIPE, overrides
             return
         as_path = Path(name).expanduser()
         if name.endswith((".yaml", ".yml")):

@@ -53,7 +53,9 @@ FRAMEWORK_GROUPS: dict[str, dict[str, type[LoomModel]]] = {
 class RootConfig(LoomModel):
     """Keys at the top of every recipe."""
 
-    recipe: str = Field("default", description="recipe name (MLflow experiment)")
+    recipe: str = Field(
+        "no-recipe", description="recipe name (MLflow experiment; no-recipe/<scenario> if none)"
+    )
     description: str = Field("", description="what this experiment shows")
     seed: int = Field(0, ge=0, description="seed of every random choice in the run")
     repeats: int = Field(1, ge=1, le=1000, description="trials per job")

@@ -8,7 +8,9 @@ Prefect sees stages and trials only.
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -21,15 +23,20 @@ from rich.console import Console
 
 from components.error_info import ErrorInfo
 from framework import __version__
+from framework.config import ACCOUNTING_METRICS
 from framework.environment import environment
 from framework.errors import LoomError
 from framework.job import Job, JobPlan, JobResult, JobRunner
 from framework.progress import RichProgress
 from framework.results import new_run_dir, write_json
 from framework.runners import task_runner
+from framework.summary import differing_keys, metric_unit
 from framework.tracking import Tracker, quiet_mlflow, sqlite_path, store_uri
 
 __all__ = ["Invocation", "Job", "JobResult", "configure_prefect", "run_invocation"]
+
+
+LOOM_LOGGERS = ("framework", "components")
 
 
 def configure_prefect(verbose: bool) -> None:
@@ -42,6 +49,13 @@ def configure_prefect(verbose: bool) -> None:
         os.environ["PREFECT_LOGGING_LEVEL"] = "INFO"
     else:  # Loom reports failures itself, one line each
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "CRITICAL")
+        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
+    # Loom's own log lines go to the flow run's logs in the Prefect UI; those from threads
+    # outside a flow or task run (a pool's) are not the run's, and are dropped quietly.
+    os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", ",".join(LOOM_LOGGERS))
+    os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
+    for name in LOOM_LOGGERS:
+        logging.getLogger(name).setLevel(logging.INFO)
 
 
 @dataclass
@@ -137,6 +151,14 @@ def run_invocation(
     progress = RichProgress(console)
     slots = min(runner.slots, len(jobs))
 
+    # Run names say what sets each job apart, and end with the invocation's id: unique.
+    token = invocation_dir.name.rsplit("-", 1)[-1]
+    differing = differing_keys([j.overrides for j in jobs]) if sweep else []
+    names = {
+        j.index: " ".join(f"{k}={v}" for k, v in differing[i].items()) if sweep else j.label
+        for i, j in enumerate(jobs)
+    }
+
     def plan(job: Job, parent_run_id: str | None) -> JobPlan:
         config = job.config.sharing_machine(slots) if not runner.remote else job.config
         return JobPlan(
@@ -148,6 +170,7 @@ def run_invocation(
             env,
             task_prefix=f"job-{job.index}-" if sweep else "",
             tracking_uri=store_uri(tracker.uri),
+            run_name=f"{names[job.index]} · {token}",
         )
 
     def run_here(job: Job, parent_run_id: str | None) -> JobResult:
@@ -171,11 +194,12 @@ def run_invocation(
     flow_name = recipe.replace("/", ".")
 
     def body() -> None:
+        base_tags.update(_flow_run_tags(standing=prefect_api.standing))
         sweep_run = None
         if sweep:
             sweep_run = tracker.start_run(
                 experiment_id,
-                f"sweep: {run_name}"[:250],
+                f"sweep: {run_name}"[:240] + f" · {token}",
                 {**base_tags, "loom.run_type": "sweep", "loom.run_dir": str(invocation_dir)},
             )
             tracker.log_params(
@@ -190,6 +214,7 @@ def run_invocation(
             if sweep_run:  # nothing left RUNNING in MLflow when the sweep cannot go on
                 tracker.end_run(sweep_run, "FAILED")
             raise
+        _leave_artifacts(recipe, results, names, tracker.uri, experiment_id)
         if sweep_run:
             _write_sweep_table(invocation_dir, results)
             tracker.log_artifact(sweep_run, invocation_dir / "sweep.json")
@@ -254,6 +279,64 @@ def _flow_body(recipe: str, jobs_overrides: list[list[str]], invocation: str) ->
         _BODIES[invocation]()
 
 
+def _flow_run_tags(standing: bool) -> dict[str, str]:
+    """The flow run's id, and its page where the server outlives the run, for MLflow."""
+    from prefect.runtime import flow_run
+
+    tags = {"prefect.flow_run_id": str(flow_run.id)}
+    url = flow_run.ui_url
+    if standing and url:
+        tags["prefect.flow_run_url"] = str(url)
+    return tags
+
+
+def _leave_artifacts(
+    recipe: str,
+    results: list[JobResult],
+    names: dict[int, str],
+    tracking_uri: str,
+    experiment_id: str,
+) -> None:
+    """Each job's summary as a Prefect table artifact, and where its MLflow run is."""
+    from prefect.artifacts import (
+        create_link_artifact,
+        create_markdown_artifact,
+        create_table_artifact,
+    )
+
+    slug = re.sub(r"[^a-z0-9]+", "-", recipe.lower()).strip("-")
+    for result in results:
+        cfg = result.job.config
+        pricing = getattr(cfg.groups.get("pricing"), "kind", None)
+        shown = [*cfg.scenario.headline_metrics, *ACCOUNTING_METRICS]
+        rows = [
+            {
+                "metric": m,
+                "mean": result.metrics[m],
+                "std": result.metrics.get(f"{m}_std", 0.0),
+                "unit": metric_unit(m, pricing),
+            }
+            for m in dict.fromkeys(shown)
+            if m in result.metrics
+        ]
+        key = f"{slug}-job-{result.job.index}"
+        about = f"{recipe}: {names[result.job.index]} ({result.status})"
+        if rows:
+            create_table_artifact(rows, key=key, description=about)
+        if result.run_id is None:
+            continue
+        if tracking_uri.startswith(("http://", "https://")):
+            page = f"{tracking_uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{result.run_id}"
+            create_link_artifact(page, link_text=f"MLflow run: {about}", key=f"{key}-mlflow")
+        else:
+            create_markdown_artifact(
+                f"MLflow run `{result.run_id}` of experiment `{recipe}` ({about}): "
+                f"`mlflow ui --backend-store-uri {tracking_uri}`, or `loom up` for a "
+                "server that later runs link to.",
+                key=f"{key}-mlflow",
+            )
+
+
 class _LocalPrefectApi:
     """The invocation's one Prefect API server, booted while the flow's process sets up MLflow.
 
@@ -272,6 +355,8 @@ class _LocalPrefectApi:
         self._server: Any = None
         self._failure: BaseException | None = None
         self._boot: threading.Thread | None = None
+        # A server someone else runs (loom up, PREFECT_API_URL): its pages outlive the run.
+        self.standing = bool(PREFECT_API_URL.value())
         if runner.remote or PREFECT_API_URL.value():
             return
         self._boot = threading.Thread(target=self._start, name="loom-prefect-api", daemon=True)

@@ -9,6 +9,7 @@ tracker, and the stages run as plain calls.
 
 from __future__ import annotations
 
+import logging
 import shutil
 import statistics
 from collections.abc import Callable, Mapping
@@ -26,6 +27,8 @@ from components.protocols import check_provides
 from framework.config import JobConfig
 from framework.results import write_json, write_yaml
 from framework.tracking import OPTION_TAG_PREFIX
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -66,6 +69,7 @@ class JobPlan:
     environment: Mapping[str, Any]
     task_prefix: str = ""  # "job-3-" in a sweep: Prefect task runs say whose stage they are
     tracking_uri: str | None = None  # as the flow resolved it (a worker's folder may differ)
+    run_name: str = ""  # the MLflow run's name: what sets the job apart, and the invocation's id
 
 
 class JobTracker(Protocol):
@@ -173,7 +177,7 @@ class JobRunner:
         plan.job_dir.mkdir(parents=True, exist_ok=True)
         self.run_id = self.tracker.start_run(
             plan.experiment_id,
-            plan.job.label,
+            plan.run_name or plan.job.label,
             {
                 **plan.tags,
                 "scenario": cfg.scenario.kind,
@@ -286,11 +290,25 @@ class JobRunner:
         metrics: dict[str, float] = {}
         try:
             self.stage("setup", f"{prefix}setup", self.setup)()
+            log.info(
+                "job %s: MLflow run %s, config hash %s",
+                self.plan.run_name or self.plan.job.label,
+                self.run_id,
+                cfg.config_hash(),
+            )
             retries = {"retries": cfg.root.retries, "retry_delay_seconds": cfg.root.retry_delay_s}
             with self.progress.bar(f"{self.plan.job.label}: trials", cfg.root.repeats) as bar:
                 for number in range(cfg.root.repeats):
-                    self.stage("trial", f"{prefix}trial-{number}", self.trial, **retries)(number)
+                    stage = self.stage("trial", f"{prefix}trial-{number}", self.trial, **retries)
+                    done = stage(number) or {}
                     bar.update(number + 1)
+                    shown = [m for m in cfg.scenario.headline_metrics if m in done][:4]
+                    log.info(
+                        "trial %d of %d: %s",
+                        number + 1,
+                        cfg.root.repeats,
+                        ", ".join(f"{m}={done[m]:.4g}" for m in shown) or "done",
+                    )
         except Exception as exc:
             error = ErrorInfo.of(exc)
         try:
@@ -306,6 +324,11 @@ class JobRunner:
             if error is not None:
                 self._keep_error(self.plan.job_dir, self.run_id, error)
             self.tracker.end_run(self.run_id, "FAILED" if error else "FINISHED")
+        name = self.plan.run_name or self.plan.job.label
+        if error is None:
+            log.info("job %s finished (MLflow run %s)", name, self.run_id)
+        else:
+            log.info("job %s failed: %s", name, error.line)  # the summary prints it
         return JobResult(
             self.plan.job,
             "failed" if error else "finished",

@@ -58,6 +58,11 @@ def _check_server(uri: str, timeout_s: float = 5.0) -> None:
         ) from None
 
 
+# MLflow 3 opens an experiment on its GenAI pages (traces) unless told it holds training runs.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
+
+
 class Tracker:
     """Creates experiments and (nested) runs and logs params, metrics and artifacts."""
 
@@ -81,12 +86,19 @@ class Tracker:
         try:
             found = self.client.get_experiment_by_name(name)
             if found is not None:
+                if found.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:
+                    self.client.set_experiment_tag(
+                        found.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND
+                    )
                 return str(found.experiment_id)
             location = None
             if self._artifact_root:
                 slug = re.sub(r"[^\w.-]+", "_", name)
                 location = f"{self._artifact_root.rstrip('/')}/{slug}"
-            return str(self.client.create_experiment(name, artifact_location=location))
+            created = self.client.create_experiment(
+                name, artifact_location=location, tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND}
+            )
+            return str(created)
         except Exception as exc:
             raise LoomError(
                 f"MLflow tracking at {self.uri} is not usable: "

@@ -132,7 +132,7 @@ def test_trial_retries_recover_a_flaky_trial(workdir: Path, plugin: str) -> None
     module = importlib.import_module(plugin)
     module.ATTEMPTS["count"] = 0
     assert main(["run", "scenario=flaky", "retries=2", "scenario.fail_first=1"]) == 0
-    runs = _runs("default")
+    runs = _runs("no-recipe/flaky")
     job = runs[runs["tags.loom.run_type"] == "job"].iloc[0]
     assert job["metrics.attempts_seen"] == 2.0
     trials = runs[runs["tags.loom.run_type"] == "trial"]
@@ -148,7 +148,7 @@ def test_failed_trial_fails_the_job_with_a_message(
     assert main(["run", "scenario=flaky", "scenario.fail_first=5"]) == 1
     out = capsys.readouterr().out
     assert "RuntimeError: flaky attempt 1" in out
-    job = _runs("default").query("`tags.loom.run_type` == 'job'").iloc[0]
+    job = _runs("no-recipe/flaky").query("`tags.loom.run_type` == 'job'").iloc[0]
     assert job["status"] == "FAILED"
     # The evidence survives without -v: the whole traceback, in the folder and in MLflow.
     error = Path(job["tags.loom.run_dir"], "error.txt").read_text()
@@ -160,7 +160,7 @@ def test_plugin_executor_runs_a_real_scenario(workdir: Path, plugin: str) -> Non
     assert (
         main(["run", "executor=inline", "executor.workers=2", *SMALL, "scenario.plots=false"]) == 0
     )
-    job = _runs("default").query("`tags.loom.run_type` == 'job'").iloc[0]
+    job = _runs("no-recipe/synthetic").query("`tags.loom.run_type` == 'job'").iloc[0]
     assert job["params.executor.kind"] == "inline"
     assert job["metrics.result_verified"] == 1.0
     assert job["metrics.workers"] == 2.0

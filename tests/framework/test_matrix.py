@@ -57,7 +57,7 @@ def test_a_seeded_sample_of_the_matrix_runs_to_a_verified_result(
     chosen = sample(runnable, 3, seed=0)
     for combination in chosen:
         assert main(["run", *combination.overrides()]) == 0, combination.label
-    jobs = list((workdir / "results" / "default").glob("*/metrics.json"))
+    jobs = list((workdir / "results" / "no-recipe").glob("*/*/metrics.json"))
     assert len(jobs) == len(chosen)
     for metrics in jobs:
         aggregate = json.loads(metrics.read_text())["aggregate"]

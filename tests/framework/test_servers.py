@@ -269,3 +269,79 @@ def test_a_sweep_on_a_remote_dask_cluster_records_to_the_servers(
     names = {t["name"] for t in task_runs}
     for job in (0, 1):  # each job's stages are task runs on the servers' Prefect, by job
         assert any(n.startswith(f"job-{job}-trial") for n in names), sorted(names)
+
+
+def _descendants_alive(pids: list[int]) -> list[int]:
+    return [pid for pid in pids if Path(f"/proc/{pid}").exists() and _not_zombie(pid)]
+
+
+def _not_zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+def _group_members(pgid: int) -> list[int]:
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[2]) == pgid:  # the process group, after the state and the parent
+            members.append(int(stat.parent.name))
+    return members
+
+
+def test_loom_up_serves_later_runs_and_loom_down_leaves_nothing(tmp_path: Path) -> None:
+    """loom up → a run that finds both servers (logs, artifacts, tags) → loom down."""
+    import json
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API", "MLFLOW"))}
+
+    def loom(*args: str) -> subprocess.CompletedProcess[str]:
+        argv = [sys.executable, "-m", "framework", *args]
+        return subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True)
+
+    started = loom("up")
+    assert started.returncode == 0, started.stderr[-3000:]
+    recorded = json.loads((tmp_path / "results/services/services.json").read_text())
+    groups = {name: _group_members(s["pid"]) for name, s in recorded.items()}
+    try:
+        assert loom("status").returncode == 0
+        ran = loom("run", "scenario.tasks=3", "scenario.plots=false", "energy=none")
+        assert ran.returncode == 0, ran.stderr[-3000:]
+        mlflow_url, prefect_api = recorded["mlflow"]["url"], recorded["prefect"]["url"] + "/api"
+        assert mlflow_url in ran.stdout  # recorded to the server, not the local store
+
+        flow_run = httpx.post(f"{prefect_api}/flow_runs/filter", json={}, timeout=10).json()[0]
+        query = {"logs": {"flow_run_id": {"any_": [flow_run["id"]]}}}
+        logs = httpx.post(f"{prefect_api}/logs/filter", json=query, timeout=10).json()
+        lines = [f"{log['name']}: {log['message']}" for log in logs]
+        assert any(line.startswith("framework.job: trial 1 of 1") for line in lines), lines
+        query = {"artifacts": {"flow_run_id": {"any_": [flow_run["id"]]}}}
+        artifacts = httpx.post(f"{prefect_api}/artifacts/filter", json=query, timeout=10).json()
+        kinds = {a["key"]: a["type"] for a in artifacts}
+        expected = {
+            "no-recipe-synthetic-job-0": "table",
+            "no-recipe-synthetic-job-0-mlflow": "markdown",
+        }
+        assert kinds == expected
+
+        client = MlflowClient(mlflow_url)
+        experiment = client.get_experiment_by_name("no-recipe/synthetic")
+        assert experiment is not None
+        assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+        (job,) = client.search_runs(
+            [experiment.experiment_id], filter_string="tags.`loom.run_type` = 'job'"
+        )
+        assert job.data.tags["prefect.flow_run_id"] == flow_run["id"]
+        assert job.data.tags["prefect.flow_run_url"].endswith(flow_run["id"])
+        assert job.info.run_name.startswith("scenario.tasks=3 scenario.plots=false energy=none · ")
+    finally:
+        stopped = loom("down")
+    assert stopped.returncode == 0 and "prefect" in stopped.stdout and "mlflow" in stopped.stdout
+    left = {name: _descendants_alive(pids) for name, pids in groups.items()}
+    assert left == {"prefect": [], "mlflow": []}
+    assert loom("status").returncode == 1

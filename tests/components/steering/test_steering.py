@@ -279,7 +279,7 @@ def test_a_steered_campaign_through_the_engine(workdir: Path) -> None:
         == 0
     )
     mlflow.set_tracking_uri(f"sqlite:///{workdir / 'results' / 'mlflow.db'}")
-    runs = mlflow.search_runs(experiment_names=["default"])
+    runs = mlflow.search_runs(experiment_names=["no-recipe/steered_campaign"])
     job = runs[runs["tags.loom.run_type"] == "job"].iloc[0]
     assert job["metrics.evaluations"] == 16 and job["metrics.failed"] == 3
     assert 0 < job["metrics.utilisation"] <= 1 and job["metrics.reaction_p99_ms"] >= 0
