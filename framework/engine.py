@@ -52,10 +52,22 @@ def configure_prefect(verbose: bool) -> None:
         os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
     # Loom's own log lines go to the flow run's logs in the Prefect UI; those from threads
     # outside a flow or task run (a pool's) are not the run's, and are dropped quietly.
-    os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", ",".join(LOOM_LOGGERS))
     os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
+
+
+def send_loom_logs_to_prefect() -> None:
+    """Loom's log lines from this process go to the flow run's logs (once per process).
+
+    Only the flow's own process sends them: a job on a worker process (runner=processes)
+    would send them through the pool's message queue, which a killed worker can jam.
+    """
+    from prefect.logging.handlers import APILogHandler
+
     for name in LOOM_LOGGERS:
-        logging.getLogger(name).setLevel(logging.INFO)
+        logger = logging.getLogger(name)
+        logger.setLevel(logging.INFO)
+        if not any(isinstance(h, APILogHandler) for h in logger.handlers):
+            logger.addHandler(APILogHandler())
 
 
 @dataclass
@@ -115,6 +127,8 @@ def run_invocation(
     tracking = _use_services(first.root.tracking, results_dir)
     configure_prefect(verbose)
     from prefect import flow, tags
+
+    send_loom_logs_to_prefect()
 
     runner = first.root.runner
     # Without resume, the API boots while MLflow is set up; with it, only if a job is left.
@@ -432,15 +446,29 @@ def _side_by_side(
                     alone.add(index)
                     waiting.insert(0, finished)
                 if not running:  # the pool is dead: a fresh one for what is left
-                    pool.__exit__(None, None, None)
+                    _close_pool(pool)
                     pool = None
             except Exception as exc:  # the worker itself failed (crashed, lost)
                 done[index] = JobResult(finished.job, "failed", error=ErrorInfo.of(exc))
             progress(len(done))
     finally:
         if pool is not None:
-            pool.__exit__(None, None, None)
+            _close_pool(pool)
     return done
+
+
+def _close_pool(pool: Any) -> None:
+    """Leave the task runner; a message queue it could not close must not hold the exit.
+
+    Prefect's process pool forwards its workers' messages through a queue. A worker killed
+    while it wrote one leaves the reader waiting for the rest: the runner gives up on it
+    after 5 s and leaves the queue open, and Python would then wait for its feeder thread
+    at exit, for ever.
+    """
+    pool.__exit__(None, None, None)
+    queue = getattr(pool, "_subprocess_message_queue", None)
+    if queue is not None:
+        queue.cancel_join_thread()
 
 
 def _may_start(plan: JobPlan, running: list[JobPlan], slots: int, alone: set[int]) -> bool:
