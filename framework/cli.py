@@ -125,6 +125,13 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return the exit status (2 for invalid input, 1 for failed runs)."""
     args = _parser().parse_args(argv)
+    if args.command == "run" and not args.verbose and not os.environ.get("LOOM_NO_SPARE"):
+        from framework.spare import hand_over
+
+        # The run goes to the warm spare loom up keeps, where one waits.
+        handed = hand_over(sys.argv[1:] if argv is None else list(argv), Path("results/services"))
+        if handed is not None:
+            return handed
     try:
         status: int = args.func(args)
         return status
@@ -325,6 +332,12 @@ def cmd_status(args: argparse.Namespace) -> int:
             health = "answering" if service.answers() else "not answering yet"
             out.print(f"{name}: {service.url}  (pid {service.pid}, {health})", highlight=False)
     alive = services.running(Path(args.results_dir))
+    if alive:
+        from framework.spare import waiting
+
+        pid = waiting(services.state_dir(Path(args.results_dir)))
+        ready = f"waiting for a run (pid {pid})" if pid else "starting (runs go in-process)"
+        out.print(f"spare: {ready}", highlight=False)
     return 0 if {"prefect", "mlflow"} <= set(alive) else 1
 
 

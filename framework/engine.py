@@ -52,22 +52,28 @@ def configure_prefect(verbose: bool) -> None:
         os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
     # Loom's own log lines go to the flow run's logs in the Prefect UI; those from threads
     # outside a flow or task run (a pool's) are not the run's, and are dropped quietly.
-    os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
 
 
 def send_loom_logs_to_prefect() -> None:
     """Loom's log lines from this process go to the flow run's logs (once per process).
 
     Only the flow's own process sends them: a job on a worker process (runner=processes)
-    would send them through the pool's message queue, which a killed worker can jam.
+    would send them through the pool's message queue, which a killed worker can jam. A line
+    from outside any flow or task run (a pool's thread) is not a run's, and is left out.
     """
+    from prefect.context import FlowRunContext, TaskRunContext
     from prefect.logging.handlers import APILogHandler
+
+    class RunLogHandler(APILogHandler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if FlowRunContext.get() is not None or TaskRunContext.get() is not None:
+                super().emit(record)
 
     for name in LOOM_LOGGERS:
         logger = logging.getLogger(name)
         logger.setLevel(logging.INFO)
         if not any(isinstance(h, APILogHandler) for h in logger.handlers):
-            logger.addHandler(APILogHandler())
+            logger.addHandler(RunLogHandler())
 
 
 @dataclass

@@ -192,6 +192,10 @@ def up(results_dir: Path, timeout_s: float = STARTUP_TIMEOUT_S) -> dict[str, Ser
     except BaseException:
         down(results_dir)
         raise
+    from framework import spare
+
+    if spare.waiting(folder) is None:
+        spare.start(folder)
     return services
 
 
@@ -202,7 +206,9 @@ def _write(results_dir: Path, services: dict[str, Service]) -> None:
 
 def down(results_dir: Path) -> list[str]:
     """Stop every recorded service (its whole process group); the names that were running."""
-    stopped = []
+    from framework import spare
+
+    stopped = ["spare"] if spare.stop(state_dir(results_dir)) else []
     for service in read(results_dir).values():
         if service.alive():
             stopped.append(service.name)

@@ -294,6 +294,20 @@ def _group_members(pgid: int) -> list[int]:
     return members
 
 
+def _waiting_spare(folder: Path, not_this: int | None) -> int:
+    """The pid of the spare waiting for a run (another than ``not_this``), once it waits."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            pid = int((folder / "spare.pid").read_text())
+        except (OSError, ValueError):
+            pid = None
+        if pid is not None and pid != not_this and (folder / "spare.sock").exists():
+            return pid
+        time.sleep(0.2)
+    raise AssertionError(f"no spare waiting in {folder}: {(folder / 'spare.log').read_text()}")
+
+
 def test_loom_up_serves_later_runs_and_loom_down_leaves_nothing(tmp_path: Path) -> None:
     """loom up → a run that finds both servers (logs, artifacts, tags) → loom down."""
     import json
@@ -306,12 +320,16 @@ def test_loom_up_serves_later_runs_and_loom_down_leaves_nothing(tmp_path: Path) 
 
     started = loom("up")
     assert started.returncode == 0, started.stderr[-3000:]
-    recorded = json.loads((tmp_path / "results/services/services.json").read_text())
+    folder = tmp_path / "results/services"
+    recorded = json.loads((folder / "services.json").read_text())
     groups = {name: _group_members(s["pid"]) for name, s in recorded.items()}
+    spares = [_waiting_spare(folder, None)]
     try:
         assert loom("status").returncode == 0
         ran = loom("run", "scenario.tasks=3", "scenario.plots=false", "energy=none")
         assert ran.returncode == 0, ran.stderr[-3000:]
+        assert "no-recipe/synthetic" in ran.stdout  # the spare printed to our stdout
+        spares.append(_waiting_spare(folder, spares[0]))  # it took the run; a successor waits
         mlflow_url, prefect_api = recorded["mlflow"]["url"], recorded["prefect"]["url"] + "/api"
         assert mlflow_url in ran.stdout  # recorded to the server, not the local store
 
@@ -343,5 +361,6 @@ def test_loom_up_serves_later_runs_and_loom_down_leaves_nothing(tmp_path: Path) 
         stopped = loom("down")
     assert stopped.returncode == 0 and "prefect" in stopped.stdout and "mlflow" in stopped.stdout
     left = {name: _descendants_alive(pids) for name, pids in groups.items()}
-    assert left == {"prefect": [], "mlflow": []}
+    left["spares"] = _descendants_alive(spares)
+    assert left == {"prefect": [], "mlflow": [], "spares": []}
     assert loom("status").returncode == 1

@@ -1,0 +1,192 @@
+"""A warm spare: a process with Loom's engine already imported, waiting to run a `loom run`.
+
+``loom up`` starts one beside the servers. A later ``loom run`` hands it its arguments, its
+folder, its environment and its terminal (the file descriptors themselves, over a Unix
+socket), then waits for the exit status: the run prints to the caller's terminal as if it
+ran there, without paying to import Prefect, MLflow and Hydra first. The spare takes one run
+only: when the run ends, it starts its successor and exits.
+
+A run goes through the spare only when one is ready, ``-v`` is not given, and no Loom source
+file changed since the spare started (it would run the old code): otherwise ``loom run``
+runs in its own process, as without ``loom up``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+SOCKET_NAME = "spare.sock"
+PID_NAME = "spare.pid"
+_SOURCES = ("framework", "components")
+
+
+def _sources_mtime() -> float:
+    """The newest modification time of Loom's own source files."""
+    root = Path(__file__).resolve().parents[1]
+    return max(
+        (p.stat().st_mtime for package in _SOURCES for p in (root / package).rglob("*.py")),
+        default=0.0,
+    )
+
+
+def hand_over(argv: list[str], services_dir: Path) -> int | None:
+    """Run ``loom <argv>`` in the spare, on this terminal; its exit status (None: no spare).
+
+    Args:
+        argv: The command line after ``loom``.
+        services_dir: Where ``loom up`` keeps the services' state.
+
+    """
+    path = services_dir / SOCKET_NAME
+    if not path.exists():
+        return None
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(str(path))
+    except OSError:  # none listening: a stale socket, or the spare is busy starting
+        sock.close()
+        return None
+    with sock:
+        request = {"argv": argv, "cwd": os.getcwd(), "env": dict(os.environ)}
+        socket.send_fds(sock, [json.dumps(request).encode()], [0, 1, 2])
+        reply = _read_line(sock)
+        if reply.get("declined"):
+            return None
+        pid = int(reply["pid"])
+        while True:
+            try:
+                done = _read_line(sock)
+            except KeyboardInterrupt:  # the terminal's Ctrl-C: the run gets it
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGINT)
+                continue
+            return int(done.get("status", 1))
+
+
+def _read_line(sock: socket.socket) -> dict[str, Any]:
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = sock.recv(65536)
+        if not chunk:
+            return {"status": 1} if data == b"" else json.loads(data)
+        data += chunk
+    reply: dict[str, Any] = json.loads(data)
+    return reply
+
+
+def _settings(env: dict[str, str]) -> dict[str, str]:
+    """The variables Prefect and MLflow read at import."""
+    return {k: v for k, v in env.items() if k.startswith(("PREFECT_", "MLFLOW_"))}
+
+
+def waiting(services_dir: Path) -> int | None:
+    """The pid of the spare waiting for a run, if one is."""
+    try:
+        pid = int((services_dir / PID_NAME).read_text())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return None
+    return pid if (services_dir / SOCKET_NAME).exists() else None
+
+
+def start(services_dir: Path) -> int:
+    """Start a spare in the background (its own session); its pid."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "framework.spare", str(services_dir.resolve())],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=open(services_dir / "spare.log", "ab"),  # noqa: SIM115  # the child keeps it
+        start_new_session=True,
+    )
+    return process.pid
+
+
+def stop(services_dir: Path) -> bool:
+    """Stop the waiting spare (a run one already took goes on); whether one was waiting."""
+    pid_file = services_dir / PID_NAME
+    try:
+        pid = int(pid_file.read_text())
+    except (OSError, ValueError):
+        return False
+    pid_file.unlink(missing_ok=True)
+    (services_dir / SOCKET_NAME).unlink(missing_ok=True)
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _serve(services_dir: Path) -> None:
+    """Import the engine, wait for one run, start a successor, run it, report its status."""
+    # What loom run would import anyway. Prefect reads its settings once, at import: the
+    # API is the server loom up started, and a run that asks for another is declined.
+    from framework import compose, engine, services
+
+    alive = services.running(services_dir.parent)
+    if "prefect" in alive:
+        os.environ["PREFECT_API_URL"] = services.prefect_api_url(alive["prefect"])
+    engine.configure_prefect(verbose=False)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot
+    import mlflow  # noqa: F401
+    import prefect  # noqa: F401
+
+    compose.Composer().defaults()  # Hydra's own start-up, not the result: conf/ may change
+    started = _sources_mtime()
+    settings = _settings(dict(os.environ))
+
+    path = services_dir / SOCKET_NAME
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    path.unlink(missing_ok=True)
+    listener.bind(str(path))
+    listener.listen(1)
+    (services_dir / PID_NAME).write_text(str(os.getpid()))
+    connection, _ = listener.accept()
+    listener.close()
+    path.unlink(missing_ok=True)
+    message, fds, _, _ = socket.recv_fds(connection, 1 << 20, 3)
+    request = json.loads(message)
+    theirs = _settings(request["env"])
+    asked_other = any(settings.get(k) != v for k, v in theirs.items())
+    if asked_other or _sources_mtime() != started:  # edited, or other servers: run it there
+        connection.sendall(b'{"declined": true}\n')
+        start(services_dir)
+        return
+    connection.sendall((json.dumps({"pid": os.getpid()}) + "\n").encode())
+    for fd, target in zip(fds, (0, 1, 2), strict=False):
+        os.dup2(fd, target)
+        os.close(fd)
+    os.chdir(request["cwd"])
+    os.environ.clear()
+    os.environ.update(request["env"])
+    os.environ["LOOM_NO_SPARE"] = "1"  # this is the run: not to be handed over again
+    status = 1
+    try:
+        from framework.cli import main
+
+        status = main(request["argv"])
+    except SystemExit as exc:
+        status = exc.code if isinstance(exc.code, int) else 1
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        with contextlib.suppress(OSError):
+            connection.sendall((json.dumps({"status": status}) + "\n").encode())
+            connection.close()
+        # The successor imports once the run is over: beside it, it would slow the run.
+        start(services_dir)
+
+
+if __name__ == "__main__":
+    _serve(Path(sys.argv[1]))
