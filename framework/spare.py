@@ -28,7 +28,7 @@ PID_NAME = "spare.pid"
 _SOURCES = ("framework", "components")
 
 
-def _sources_mtime() -> float:
+def sources_mtime() -> float:
     """The newest modification time of Loom's own source files."""
     root = Path(__file__).resolve().parents[1]
     return max(
@@ -82,7 +82,7 @@ def _read_line(sock: socket.socket) -> dict[str, Any]:
     return reply
 
 
-def _settings(env: dict[str, str]) -> dict[str, str]:
+def import_settings(env: dict[str, str]) -> dict[str, str]:
     """The variables Prefect and MLflow read at import."""
     return {k: v for k, v in env.items() if k.startswith(("PREFECT_", "MLFLOW_"))}
 
@@ -100,7 +100,7 @@ def waiting(services_dir: Path) -> int | None:
 def start(services_dir: Path) -> int:
     """Start a spare in the background (its own session); its pid."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "framework.spare", str(services_dir.resolve())],
+        [sys.executable, "-m", "framework.spare_server", str(services_dir.resolve())],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=open(services_dir / "spare.log", "ab"),  # noqa: SIM115  # the child keeps it
@@ -123,70 +123,3 @@ def stop(services_dir: Path) -> bool:
     except ProcessLookupError:
         return False
     return True
-
-
-def _serve(services_dir: Path) -> None:
-    """Import the engine, wait for one run, start a successor, run it, report its status."""
-    # What loom run would import anyway. Prefect reads its settings once, at import: the
-    # API is the server loom up started, and a run that asks for another is declined.
-    from framework import compose, engine, services
-
-    alive = services.running(services_dir.parent)
-    if "prefect" in alive:
-        os.environ["PREFECT_API_URL"] = services.prefect_api_url(alive["prefect"])
-    engine.configure_prefect(verbose=False)
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot
-    import mlflow  # noqa: F401
-    import prefect  # noqa: F401
-
-    compose.Composer().defaults()  # Hydra's own start-up, not the result: conf/ may change
-    started = _sources_mtime()
-    settings = _settings(dict(os.environ))
-
-    path = services_dir / SOCKET_NAME
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    path.unlink(missing_ok=True)
-    listener.bind(str(path))
-    listener.listen(1)
-    (services_dir / PID_NAME).write_text(str(os.getpid()))
-    connection, _ = listener.accept()
-    listener.close()
-    path.unlink(missing_ok=True)
-    message, fds, _, _ = socket.recv_fds(connection, 1 << 20, 3)
-    request = json.loads(message)
-    theirs = _settings(request["env"])
-    asked_other = any(settings.get(k) != v for k, v in theirs.items())
-    if asked_other or _sources_mtime() != started:  # edited, or other servers: run it there
-        connection.sendall(b'{"declined": true}\n')
-        start(services_dir)
-        return
-    connection.sendall((json.dumps({"pid": os.getpid()}) + "\n").encode())
-    for fd, target in zip(fds, (0, 1, 2), strict=False):
-        os.dup2(fd, target)
-        os.close(fd)
-    os.chdir(request["cwd"])
-    os.environ.clear()
-    os.environ.update(request["env"])
-    os.environ["LOOM_NO_SPARE"] = "1"  # this is the run: not to be handed over again
-    status = 1
-    try:
-        from framework.cli import main
-
-        status = main(request["argv"])
-    except SystemExit as exc:
-        status = exc.code if isinstance(exc.code, int) else 1
-    finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        with contextlib.suppress(OSError):
-            connection.sendall((json.dumps({"status": status}) + "\n").encode())
-            connection.close()
-        # The successor imports once the run is over: beside it, it would slow the run.
-        start(services_dir)
-
-
-if __name__ == "__main__":
-    _serve(Path(sys.argv[1]))
