@@ -211,6 +211,13 @@ def _check_runner(jobs: list[Any]) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """``loom run``."""
+    from framework.services import throwaway_prefect
+
+    # Prefect's API for this run boots on the other core while the config is composed.
+    return _run(args, throwaway_prefect(Path("results")))
+
+
+def _run(args: argparse.Namespace, early_api: Any) -> int:
     from framework.engine import run_invocation
 
     composer, jobs = _jobs(args)
@@ -224,6 +231,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             cli_overrides=list(args.overrides),
             verbose=args.verbose,
             console=err,
+            early_api=early_api,
         )
     except LoomError:
         raise

@@ -121,8 +121,13 @@ def run_invocation(
     cli_overrides: list[str],
     verbose: bool = False,
     console: Console | None = None,
+    early_api: Any = None,
 ) -> Invocation:
-    """Run every job in one Prefect flow run and track it in MLflow."""
+    """Run every job in one Prefect flow run and track it in MLflow.
+
+    ``early_api`` is the run's Prefect API server where the CLI already started one
+    (:class:`~framework.services.ThrowawayPrefect`); the run stops it.
+    """
     console = console or Console(stderr=True)
     timings: dict[str, float] = {}
     first = jobs[0].config
@@ -139,7 +144,7 @@ def run_invocation(
     runner = first.root.runner
     # Without resume, the API boots while MLflow is set up; with it, only if a job is left.
     resume = any(j.config.root.resume for j in jobs)
-    prefect_api = None if resume else _LocalPrefectApi(runner)
+    prefect_api = None if resume else _LocalPrefectApi(runner, early_api)
     timings["import_prefect_s"] = time.perf_counter() - started
 
     mark = time.perf_counter()
@@ -156,9 +161,11 @@ def run_invocation(
                 job, "skipped", run_id=done, metrics=tracker.job_metrics(done)
             )
     if resume and len(skipped) == len(jobs):  # no folder, no MLflow run, no Prefect flow run
+        if early_api is not None:
+            early_api.stop()
         return Invocation(recipe, None, tracker.uri, list(skipped.values()), timings)
     if prefect_api is None:
-        prefect_api = _LocalPrefectApi(runner)
+        prefect_api = _LocalPrefectApi(runner, early_api)
 
     def finished_before(job: Job) -> JobResult | None:
         return skipped.get(job.index)
@@ -369,15 +376,21 @@ class _LocalPrefectApi:
     reach this machine's loopback: with a remote runner, Prefect's default stays.
     """
 
-    def __init__(self, runner: Any) -> None:
+    def __init__(self, runner: Any, early: Any = None) -> None:
         from prefect.settings import PREFECT_API_URL
 
         self._server: Any = None
         self._failure: BaseException | None = None
         self._boot: threading.Thread | None = None
+        self._early = None
         # A server someone else runs (loom up, PREFECT_API_URL): its pages outlive the run.
         self.standing = bool(PREFECT_API_URL.value())
         if runner.remote or PREFECT_API_URL.value():
+            if early is not None:
+                early.stop()
+            return
+        if early is not None:  # started by the CLI before anything was imported
+            self._early = early
             return
         self._boot = threading.Thread(target=self._start, name="loom-prefect-api", daemon=True)
         self._boot.start()
@@ -396,6 +409,13 @@ class _LocalPrefectApi:
         """Wait for the server; run the block with ``PREFECT_API_URL`` set to it."""
         from prefect.settings import PREFECT_API_URL, temporary_settings
 
+        if self._early is not None:
+            from prefect.settings import PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS
+
+            self._early.wait(float(PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value()))
+            with temporary_settings(updates={PREFECT_API_URL: self._early.api_url}):
+                yield
+            return
         if self._boot is None:
             yield
             return

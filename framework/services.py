@@ -12,6 +12,7 @@ Nothing here imports Prefect or MLflow: the servers run as their own commands.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
@@ -242,3 +243,94 @@ def _reap(pid: int) -> None:
     """Collect the leader's exit status where this process started it (tests, loom up)."""
     with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
+
+
+class ThrowawayPrefect:
+    """The Prefect API server a run without ``loom up`` needs, started as the run starts.
+
+    Prefect starts the same server (uvicorn over its SQLite database) when its client first
+    needs one, after ``import prefect``. Started here, before the config is composed and
+    before Prefect and MLflow are imported, its boot runs on the other core while they do.
+    It stops when the process exits, after Prefect's own exit handlers have sent what
+    they hold to it.
+    """
+
+    def __init__(self) -> None:
+        import importlib.util
+
+        spec = importlib.util.find_spec("prefect")
+        assert spec is not None and spec.origin is not None
+        self.port = free_port()
+        self.api_url = f"http://127.0.0.1:{self.port}/api"
+        env = {
+            **os.environ,
+            "PREFECT_UI_ENABLED": "0",
+            "PREFECT__SERVER_EPHEMERAL": "1",
+            "PREFECT__SERVER_FINAL": "1",
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "DO_NOT_TRACK": "1",
+        }
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "--app-dir",
+                str(Path(spec.origin).parent.parent),
+                "--factory",
+                "prefect.server.api.server:create_app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--log-level",
+                "error",
+                "--lifespan",
+                "on",
+            ],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        atexit.register(self.stop)  # before Prefect's (imported later): runs after them
+
+    def wait(self, timeout_s: float) -> None:
+        """Return once it answers; fail with its last words if it exits or stays silent."""
+        service = Service("prefect", self.process.pid, self.api_url, f"{self.api_url}/health", "")
+        deadline = time.monotonic() + timeout_s
+        while not service.answers(timeout_s=1.0):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                said = (
+                    self.process.stderr.read().decode(errors="replace")
+                    if self.process.stderr
+                    else ""
+                )
+                raise LoomError(
+                    f"Prefect's API server for this run did not start within {timeout_s:.0f} s "
+                    f"(exit code {self.process.returncode}): {said[-1500:]}"
+                )
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        """Stop it (idempotent)."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+_throwaway: list[ThrowawayPrefect] = []  # this process's, reused by its later runs (tests)
+
+
+def throwaway_prefect(results_dir: Path) -> ThrowawayPrefect | None:
+    """Start the run's own Prefect API server, unless a server is there to use."""
+    if os.environ.get("PREFECT_API_URL") or "prefect" in running(results_dir):
+        return None
+    if not _throwaway or _throwaway[-1].process.poll() is not None:
+        _throwaway.append(ThrowawayPrefect())
+    return _throwaway[-1]
