@@ -54,16 +54,16 @@ def hand_over(argv: list[str], services_dir: Path) -> int | None:
     except OSError:  # none listening: a stale socket, or the spare is busy starting
         sock.close()
         return None
-    with sock:
+    with sock, sock.makefile("rb") as lines:
         request = {"argv": argv, "cwd": os.getcwd(), "env": dict(os.environ)}
         socket.send_fds(sock, [json.dumps(request).encode()], [0, 1, 2])
-        reply = _read_line(sock)
-        if reply.get("declined"):
+        reply = _read_line(lines)
+        if reply.get("declined") or "pid" not in reply:  # declined, or gone before it began
             return None
         pid = int(reply["pid"])
         while True:
             try:
-                done = _read_line(sock)
+                done = _read_line(lines)
             except KeyboardInterrupt:  # the terminal's Ctrl-C: the run gets it
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGINT)
@@ -71,14 +71,10 @@ def hand_over(argv: list[str], services_dir: Path) -> int | None:
             return int(done.get("status", 1))
 
 
-def _read_line(sock: socket.socket) -> dict[str, Any]:
-    data = b""
-    while not data.endswith(b"\n"):
-        chunk = sock.recv(65536)
-        if not chunk:
-            return {"status": 1} if data == b"" else json.loads(data)
-        data += chunk
-    reply: dict[str, Any] = json.loads(data)
+def _read_line(lines: Any) -> dict[str, Any]:
+    """One JSON line from the spare; ``{}`` where it hung up first."""
+    line = lines.readline()
+    reply: dict[str, Any] = json.loads(line) if line.strip() else {}
     return reply
 
 
