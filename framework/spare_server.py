@@ -8,6 +8,7 @@ import os
 import socket
 import sys
 from pathlib import Path
+from typing import Any
 
 from framework.spare import PID_NAME, SOCKET_NAME, import_settings, sources_mtime, start
 
@@ -18,6 +19,8 @@ def serve(services_dir: Path) -> None:
     # API is the server loom up started, and a run that asks for another is declined.
     from framework import compose, engine, services
 
+    pid_file = services_dir / PID_NAME
+    pid_file.write_text(str(os.getpid()))  # at once: loom down stops a spare still importing
     alive = services.running(services_dir.parent)
     if "prefect" in alive:
         os.environ["PREFECT_API_URL"] = services.prefect_api_url(alive["prefect"])
@@ -33,12 +36,13 @@ def serve(services_dir: Path) -> None:
     started = sources_mtime()
     settings = import_settings(dict(os.environ))
 
+    if not _still_wanted(services_dir, services):
+        return
     path = services_dir / SOCKET_NAME
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     path.unlink(missing_ok=True)
     listener.bind(str(path))
     listener.listen(1)
-    (services_dir / PID_NAME).write_text(str(os.getpid()))
     connection, _ = listener.accept()
     listener.close()
     path.unlink(missing_ok=True)
@@ -48,7 +52,7 @@ def serve(services_dir: Path) -> None:
     asked_other = any(settings.get(k) != v for k, v in theirs.items())
     if asked_other or sources_mtime() != started:  # edited, or other servers: run it there
         connection.sendall(b'{"declined": true}\n')
-        start(services_dir)
+        _succeed(services_dir, services)
         return
     connection.sendall((json.dumps({"pid": os.getpid()}) + "\n").encode())
     for fd, target in zip(fds, (0, 1, 2), strict=False):
@@ -72,6 +76,21 @@ def serve(services_dir: Path) -> None:
             connection.sendall((json.dumps({"status": status}) + "\n").encode())
             connection.close()
         # The successor imports once the run is over: beside it, it would slow the run.
+        _succeed(services_dir, services)
+
+
+def _still_wanted(services_dir: Path, services: Any) -> bool:
+    """Whether loom down has not come meanwhile: this is still the spare, the servers run."""
+    try:
+        ours = int((services_dir / PID_NAME).read_text()) == os.getpid()
+    except (OSError, ValueError):
+        ours = False
+    return ours and bool(services.running(services_dir.parent))
+
+
+def _succeed(services_dir: Path, services: Any) -> None:
+    """Start the next spare, unless loom down stopped the servers meanwhile."""
+    if services.running(services_dir.parent):
         start(services_dir)
 
 
