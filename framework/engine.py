@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -126,7 +125,8 @@ def run_invocation(
     """Run every job in one Prefect flow run and track it in MLflow.
 
     ``early_api`` is the run's Prefect API server where the CLI already started one
-    (:class:`~framework.services.ThrowawayPrefect`); the run stops it.
+    (:class:`~framework.services.ThrowawayPrefect`); it stops when the process exits, or
+    here, where the run turns out not to need it.
     """
     console = console or Console(stderr=True)
     timings: dict[str, float] = {}
@@ -365,63 +365,45 @@ def _leave_artifacts(
 
 
 class _LocalPrefectApi:
-    """The invocation's one Prefect API server, booted while the flow's process sets up MLflow.
+    """The invocation's one Prefect API server, booting while the flow's process sets up MLflow.
 
     Without a ``PREFECT_API_URL``, Prefect starts an ephemeral API server (a uvicorn process over
     a SQLite database) when its client first needs one, and then in every process that needs
     one: each worker would start its own (seconds of CPU each, on the cores the jobs need).
-    Here the server boots on a thread as soon as Prefect is imported, so its start overlaps the
-    MLflow import and store set-up; :meth:`settings` hands its address to the flow and, through
-    the settings that travel with each task, to process and Dask workers. Remote workers cannot
+    Here one :class:`~framework.services.ThrowawayPrefect` serves the invocation: the CLI starts
+    it before composing (``early``); otherwise it starts now, so its boot overlaps the MLflow
+    import and store set-up. :meth:`settings` hands its address to the flow and, through the
+    settings that travel with each task, to process and Dask workers. Remote workers cannot
     reach this machine's loopback: with a remote runner, Prefect's default stays.
     """
 
     def __init__(self, runner: Any, early: Any = None) -> None:
         from prefect.settings import PREFECT_API_URL
 
-        self._server: Any = None
-        self._failure: BaseException | None = None
-        self._boot: threading.Thread | None = None
-        self._early = None
+        from framework.services import ThrowawayPrefect, throwaway_prefect
+
+        self._server: ThrowawayPrefect | None = None
         # A server someone else runs (loom up, PREFECT_API_URL): its pages outlive the run.
         self.standing = bool(PREFECT_API_URL.value())
-        if runner.remote or PREFECT_API_URL.value():
+        if runner.remote or self.standing:
             if early is not None:
                 early.stop()
             return
-        if early is not None:  # started by the CLI before anything was imported
-            self._early = early
-            return
-        self._boot = threading.Thread(target=self._start, name="loom-prefect-api", daemon=True)
-        self._boot.start()
-
-    def _start(self) -> None:
-        try:
-            from prefect.server.api.server import SubprocessASGIServer
-
-            self._server = SubprocessASGIServer()  # the one Prefect's client would start
-            self._server.start()
-        except BaseException as exc:  # re-raised in the flow's thread by settings()
-            self._failure = exc
+        self._server = early or throwaway_prefect()
 
     @contextmanager
     def settings(self) -> Iterator[None]:
         """Wait for the server; run the block with ``PREFECT_API_URL`` set to it."""
-        from prefect.settings import PREFECT_API_URL, temporary_settings
-
-        if self._early is not None:
-            from prefect.settings import PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS
-
-            self._early.wait(float(PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value()))
-            with temporary_settings(updates={PREFECT_API_URL: self._early.api_url}):
-                yield
-            return
-        if self._boot is None:
+        if self._server is None:
             yield
             return
-        self._boot.join()
-        if self._failure is not None:
-            raise self._failure
+        from prefect.settings import (
+            PREFECT_API_URL,
+            PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS,
+            temporary_settings,
+        )
+
+        self._server.wait(float(PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value()))
         with temporary_settings(updates={PREFECT_API_URL: self._server.api_url}):
             yield
 

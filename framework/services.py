@@ -327,9 +327,14 @@ class ThrowawayPrefect:
 _throwaway: list[ThrowawayPrefect] = []  # this process's, reused by its later runs (tests)
 
 
-def throwaway_prefect(results_dir: Path) -> ThrowawayPrefect | None:
-    """Start the run's own Prefect API server, unless a server is there to use."""
-    if os.environ.get("PREFECT_API_URL") or "prefect" in running(results_dir):
+def throwaway_prefect(results_dir: Path | None = None) -> ThrowawayPrefect | None:
+    """Start the run's own Prefect API server, unless a server is there to use.
+
+    ``results_dir``: where ``loom up`` would have recorded a standing server.
+    """
+    if os.environ.get("PREFECT_API_URL"):
+        return None
+    if results_dir is not None and "prefect" in running(results_dir):
         return None
     if not _throwaway or _throwaway[-1].process.poll() is not None:
         _throwaway.append(ThrowawayPrefect())

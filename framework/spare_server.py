@@ -15,12 +15,40 @@ from framework.spare import PID_NAME, SOCKET_NAME, import_settings, sources_mtim
 
 def serve(services_dir: Path) -> None:
     """Import the engine, wait for one run, start a successor, run it, report its status."""
-    # What loom run would import anyway. Prefect reads its settings once, at import: the
-    # API is the server loom up started, and a run that asks for another is declined.
+    from framework import services
+
+    (services_dir / PID_NAME).write_text(str(os.getpid()))  # loom down stops it while importing
+    settings = _warm_up(services_dir)
+    started = sources_mtime()
+    if not _still_wanted(services_dir, services):
+        return
+    connection, request, fds = _await_run(services_dir)
+    theirs = import_settings(request["env"])
+    asked_other = any(settings.get(k) != v for k, v in theirs.items())
+    if asked_other or sources_mtime() != started:  # edited, or other servers: run it there
+        connection.sendall(b'{"declined": true}\n')
+        _succeed(services_dir, services)
+        return
+    connection.sendall((json.dumps({"pid": os.getpid()}) + "\n").encode())
+    status = 1
+    try:
+        status = _run(request, fds)
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        with contextlib.suppress(OSError):
+            connection.sendall((json.dumps({"status": status}) + "\n").encode())
+            connection.close()
+        # The successor imports once the run is over: beside it, it would slow the run.
+        _succeed(services_dir, services)
+
+
+def _warm_up(services_dir: Path) -> dict[str, str]:
+    """Import what loom run would; the import-time settings the spare now holds."""
+    # Prefect reads its settings once, at import: the API is the server loom up started,
+    # and a run that asks for another is declined.
     from framework import compose, engine, services
 
-    pid_file = services_dir / PID_NAME
-    pid_file.write_text(str(os.getpid()))  # at once: loom down stops a spare still importing
     alive = services.running(services_dir.parent)
     if "prefect" in alive:
         os.environ["PREFECT_API_URL"] = services.prefect_api_url(alive["prefect"])
@@ -33,11 +61,11 @@ def serve(services_dir: Path) -> None:
     import prefect  # noqa: F401
 
     compose.Composer().defaults()  # Hydra's own start-up, not the result: conf/ may change
-    started = sources_mtime()
-    settings = import_settings(dict(os.environ))
+    return import_settings(dict(os.environ))
 
-    if not _still_wanted(services_dir, services):
-        return
+
+def _await_run(services_dir: Path) -> tuple[socket.socket, dict[str, Any], list[int]]:
+    """Listen on the spare's socket for one run: its connection, request and terminal."""
     path = services_dir / SOCKET_NAME
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     path.unlink(missing_ok=True)
@@ -47,14 +75,11 @@ def serve(services_dir: Path) -> None:
     listener.close()
     path.unlink(missing_ok=True)
     message, fds, _, _ = socket.recv_fds(connection, 1 << 20, 3)
-    request = json.loads(message)
-    theirs = import_settings(request["env"])
-    asked_other = any(settings.get(k) != v for k, v in theirs.items())
-    if asked_other or sources_mtime() != started:  # edited, or other servers: run it there
-        connection.sendall(b'{"declined": true}\n')
-        _succeed(services_dir, services)
-        return
-    connection.sendall((json.dumps({"pid": os.getpid()}) + "\n").encode())
+    return connection, json.loads(message), fds
+
+
+def _run(request: dict[str, Any], fds: list[int]) -> int:
+    """Become the caller's run (its terminal, folder and environment); its exit status."""
     for fd, target in zip(fds, (0, 1, 2), strict=False):
         os.dup2(fd, target)
         os.close(fd)
@@ -62,21 +87,12 @@ def serve(services_dir: Path) -> None:
     os.environ.clear()
     os.environ.update(request["env"])
     os.environ["LOOM_NO_SPARE"] = "1"  # this is the run: not to be handed over again
-    status = 1
     try:
         from framework.cli import main
 
-        status = main(request["argv"])
+        return main(request["argv"])
     except SystemExit as exc:
-        status = exc.code if isinstance(exc.code, int) else 1
-    finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        with contextlib.suppress(OSError):
-            connection.sendall((json.dumps({"status": status}) + "\n").encode())
-            connection.close()
-        # The successor imports once the run is over: beside it, it would slow the run.
-        _succeed(services_dir, services)
+        return exc.code if isinstance(exc.code, int) else 1
 
 
 def _still_wanted(services_dir: Path, services: Any) -> bool:
