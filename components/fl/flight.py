@@ -9,17 +9,17 @@ fixed_leaves``.
 
 from __future__ import annotations
 
-from typing import Literal, Self
+from typing import TYPE_CHECKING, Literal, Self
 
 from pydantic import Field, model_validator
 
 from components.base import LoomModel
-from components.fl import jobs
-from components.fl.federation import Plan
 from components.fl.protocol import FLConfig
 from components.fl.strategies import FedAvgConfig, FedProx, StrategyConfig
 from components.fl.topology import TopologyConfig, TwoTier
-from components.fl.training import LocalTraining
+
+if TYPE_CHECKING:  # these import torch: not for listing, validating or showing a config
+    from components.fl.federation import Plan
 
 # -- data, model, local training -----------------------------------------------------------
 
@@ -150,6 +150,10 @@ class FlightFL:
 
     def plan(self, seed: int, features: int, classes: int) -> Plan:
         """What one trial runs, for data of ``features`` features and ``classes`` classes."""
+        from components.fl import jobs
+        from components.fl.federation import Plan
+        from components.fl.training import LocalTraining
+
         cfg = self.config
         strategy = cfg.strategy.build()
         mu = strategy.mu if isinstance(strategy, FedProx) else 0.0

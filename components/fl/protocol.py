@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
 from components.base import ComponentConfig
-from components.fl.federation import Plan
 from components.fl.topology import Topology
+
+if TYPE_CHECKING:  # the federation imports torch: not for listing or validating configs
+    from components.fl.federation import Plan
 
 
 @runtime_checkable

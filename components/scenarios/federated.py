@@ -15,8 +15,6 @@ import resource
 import time
 from typing import Any, ClassVar, Literal
 
-import torch
-
 from components.base import RunContext, Scenario, ScenarioConfig
 from components.runtime.trial import TASK_PATH_FAULTS, TaskTrial
 
@@ -46,6 +44,8 @@ class Federated:
 
     def run(self, ctx: RunContext) -> None:
         """Train, evaluate every round, record."""
+        import torch  # here: listing and validating configs should not import it
+
         from components.fl import jobs
         from components.fl.data import load
         from components.fl.federation import Federation

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -289,3 +291,35 @@ def test_the_fabric_connector_makes_the_storage_groups_part_of_the_job() -> None
     assert other.config_hash() != job.config_hash()
     by_value = Composer().compose(["scenario=federated"])
     assert "storage" not in by_value.to_dict() and "storage" not in by_value.needs()
+
+
+HEAVY = ("mlflow", "prefect.server.api.server", "torch")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["list"],
+        ["show", "recipe=flight/hierarchy"],
+        ["show", "scenario=federated", "fl.topology.heigth=4"],
+        ["run", "recipe=no/such/recipe"],
+    ],
+    ids=["list", "show", "show-error", "run-error"],
+)
+def test_listing_showing_and_refusing_import_no_tracker_server_or_torch(argv: list[str]) -> None:
+    # A fresh interpreter: the suite's own imports would hide what the command loads.
+    probe = (
+        "import contextlib, io, sys\n"
+        "from framework.cli import main\n"
+        "out, err = io.StringIO(), io.StringIO()\n"
+        "with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):\n"
+        f"    code = main({argv!r})\n"
+        f"print(code, [m for m in {HEAVY!r} if m in sys.modules])\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True
+    )
+    code, loaded = done.stdout.strip().split(" ", 1)
+    assert loaded == "[]"
+    refused = argv[-1] in ("fl.topology.heigth=4", "recipe=no/such/recipe")
+    assert code == ("2" if refused else "0")
