@@ -15,9 +15,9 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from components.energy._carbon import CarbonSeries, CarbonSeriesError
 from components.energy._model import ModelMeter
 from components.energy._rapl import POWERCAP, RaplMeter, find_zones
+from components.energy.carbon_series import CarbonSeries, CarbonSeriesError
 from components.energy.profiles import MachineProfile, ProfileName, profile
 from components.energy.protocol import EnergyConfig, EnergyMeter, NoMeter
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from components.energy._carbon import CarbonSeries
+from components.energy.carbon_series import CarbonSeries
 
 CARBON = Path(__file__).resolve().parents[3] / "data" / "carbon"
 # grid → (mean gCO2e/kWh, mean daily max/min) as data/carbon/README.md states them

@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from components.energy._carbon import CarbonSeries, CarbonSeriesError
 from components.energy._model import ModelMeter
 from components.energy._rapl import CounterSum, RaplMeter, RaplUnavailable, find_zones
 from components.energy.auto import AutoEnergyConfig
+from components.energy.carbon_series import CarbonSeries, CarbonSeriesError
 from components.energy.model import ModelEnergyConfig
 from components.energy.profiles import ENDPOINTS, local_profile
 from components.energy.protocol import NoMeter
