@@ -150,6 +150,8 @@ class RunContext:
         metrics: Metrics recorded so far (name → value).
         watts_per_thread: Joules per CPU-second of a task, from the run's energy meter
             (its machine profile's dynamic power per busy thread); None when not metered.
+        sites: The recipe's sites by name (``components.sites.Site``), for scenarios that
+            use them.
 
     """
 
@@ -160,6 +162,7 @@ class RunContext:
     progress: ProgressReporter = field(default_factory=SilentProgress)
     metrics: dict[str, float] = field(default_factory=dict)
     watts_per_thread: float | None = None
+    sites: Mapping[str, Any] = field(default_factory=dict)
 
     def task_energy_j(self, cpu_s: float) -> float | None:
         """A task's dynamic energy from its CPU time (None when the run is not metered)."""
@@ -252,6 +255,8 @@ class ScenarioConfig(ComponentConfig):
     requires: ClassVar[tuple[str, ...]] = ()
     headline_metrics: ClassVar[tuple[str, ...]] = ()
     exclusive: ClassVar[bool] = False
+    # Whether the scenario reads the recipe's ``sites`` (elsewhere they are refused).
+    uses_sites: ClassVar[bool] = False
 
     def needs(self) -> tuple[str, ...]:
         """The groups this config needs opened: ``requires``, plus any its settings call for."""

@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal, Self, get_args
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError, model_validator
 
 from components.base import NOT_AN_EXPERIMENT, ComponentConfig, LoomModel, ScenarioConfig
+from components.sites import Site, site_problems
 from framework import registry
 from framework.errors import ConfigError
 from framework.runners import RUNNER_OPTIONS, RunnerConfig, SequentialRunner
@@ -65,6 +66,10 @@ class RootConfig(LoomModel):
     results_dir: str = Field("results", description="where run folders and reports go")
     tracking: TrackingConfig = Field(default_factory=MlflowLocalTracking)
     runner: RunnerConfig = Field(default_factory=SequentialRunner)
+    sites: dict[str, Site] = Field(
+        default_factory=dict,
+        description="the places a composite experiment spans, by name (components/sites.py)",
+    )
 
     @model_validator(mode="after")
     def _delay_needs_retries(self) -> Self:
@@ -349,6 +354,9 @@ def validate_job_config(
                 line = f"unknown key '{key}'{suggest(key, sorted(known_groups | set(root_raw)))}"
             problems.append(line)
 
+    if root is not None and root.sites:
+        problems += site_problems(root.sites)
+
     groups: dict[str, ComponentConfig] = {}
     tried: set[str] = set()
 
@@ -406,6 +414,16 @@ def validate_job_config(
                 groups.update({g: groups[g].joined(used) for g in needed})
         if defaults is not None:
             problems += _unused_settings(scenario, needed, sections, defaults)
+        if root is not None and root.sites and not scenario.uses_sites:
+            users = [
+                name
+                for name in registry.options("scenario")
+                if getattr(registry.config_model("scenario", name), "uses_sites", False)
+            ]
+            problems.append(
+                f"sites is set, but scenario={scenario.kind} does not use sites; "
+                f"scenarios that do: {', '.join(users) or 'none'}"
+            )
     if problems or root is None:
         raise ConfigError(problems, context=f"recipe={raw.get('recipe', 'default')}")
     if isinstance(scenario, ScenarioConfig):

@@ -239,6 +239,7 @@ class JobRunner:
                     run_dir=trial_dir,
                     progress=faults.progress(self.progress),
                     watts_per_thread=getattr(self.meter, "watts_per_thread", None),
+                    sites=cfg.root.sites,
                 )
                 self.scenario.run(ctx)
         except BaseException as exc:

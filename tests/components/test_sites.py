@@ -92,3 +92,24 @@ def test_an_empty_description_and_a_bad_series_file_are_refused(tmp_path: Path) 
     series.write_text("timestamp,g_per_kwh\n2026-01-05T00:00:00Z,100\n2026-01-05T01:00:00Z,oops\n")
     problems = _problems({"gb": {"carbon": str(series)}})
     assert any(line.startswith("sites.gb.carbon: ") and "grid.csv" in line for line in problems)
+
+
+def test_a_scenario_that_does_not_use_sites_refuses_them(tmp_path: Path) -> None:
+    from framework.compose import Composer
+    from framework.errors import ConfigError
+
+    recipe = tmp_path / "sites.yaml"
+    recipe.write_text(
+        "# @package _global_\nsites:\n  cloud: {carbon: fr}\n"
+        "  de: {parent: cloud, carbon: de, link: {bandwidth_mb_s: 10, latency_ms: 5}}\n"
+    )
+    with pytest.raises(ConfigError, match="sites is set, but scenario=synthetic does not use"):
+        Composer().compose([f"recipe={recipe}", "scenario=synthetic"])
+    with pytest.raises(ConfigError, match=r"sites.de: a tier without a link"):
+        Composer().compose(
+            [
+                "scenario=synthetic",
+                "~sites",
+                "+sites={c: {carbon: fr}, de: {parent: c, carbon: de}}",
+            ]
+        )
