@@ -275,6 +275,11 @@ class ScenarioConfig(ComponentConfig):
         del groups
         return []
 
+    def check_sites(self, sites: Mapping[str, Any]) -> list[str]:
+        """Problems of the recipe's (validated) sites for this scenario, if it uses them."""
+        del sites
+        return []
+
     @classmethod
     def comparison(cls, runs: list[FinishedJob]) -> tuple[str, list[dict[str, Any]]] | None:
         """An extra table for ``loom report``: a title and its rows, or None.

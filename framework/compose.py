@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from components.sites import Site
 from framework import registry
 from framework.config import (
     FRAMEWORK_GROUPS,
@@ -308,6 +309,13 @@ class Composer:
                 return (
                     f"{key}: a mapping with other keys merges into the entry; to replace "
                     f"it, delete it first: ~{key} '+{given}'"
+                )
+            parts = key.lstrip("+~").split(".")
+            if len(parts) == 3 and parts[0] == "sites" and parts[2] in Site.model_fields:
+                value = given.partition("=")[2]
+                return (
+                    f"{key}: the recipe does not set {parts[2]} for site {parts[1]}; add it "
+                    f"with '+{key}={value}'"
                 )
             others = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") != key]
             known = _keys(self._hydra_compose(others)) if others != overrides else []

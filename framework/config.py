@@ -414,6 +414,15 @@ def validate_job_config(
                 groups.update({g: groups[g].joined(used) for g in needed})
         if defaults is not None:
             problems += _unused_settings(scenario, needed, sections, defaults)
+        if root is not None and scenario.uses_sites:
+            if not root.sites:
+                problems.append(
+                    f"scenario={scenario.kind} runs over sites: describe them in the recipe "
+                    "(sites: {<name>: {parent, link, carbon, devices, …}}; see "
+                    "recipes/composite/)"
+                )
+            elif not site_problems(root.sites):
+                problems += scenario.check_sites(root.sites)
         if root is not None and root.sites and not scenario.uses_sites:
             users = [
                 name

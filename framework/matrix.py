@@ -57,6 +57,7 @@ SMALL: dict[str, tuple[str, ...]] = {
     "steered_campaign": ("scenario.evaluations=6", "scenario.runtime_median_s=0.01"),
     # Failure rates on every container, so that the reliability placers (D-Rex, ...) can run.
     "storage_benchmark": ("scenario.objects=2", "storage.afr_pct=1.0"),
+    "steered_federation": ("recipe=composite/carbon_schedules", "fl.rounds=2"),
     "storage_faults": ("scenario.objects=2", "storage.afr_pct=1.0"),
     "stream": ("dataflow=proxystore", "scenario.items=4", "scenario.item_bytes=100000"),
     "synthetic": ("scenario.tasks=4",),

@@ -100,6 +100,10 @@ class Federation:
         self.edges: EdgeBytes | None = None
         # Told the units of work done so far (rounds in sync mode, trainings in async mode).
         self.on_progress: Callable[[int], None] = lambda done: None
+        # Sync: who trains in a round (default: :meth:`select`), and what each round did: its
+        # history entry and each trained worker's share of its training tasks' CPU seconds.
+        self.choose: Callable[[int], list[str]] | None = None
+        self.on_round: Callable[[dict[str, float], dict[str, float]], None] = lambda h, t: None
 
     def work_units(self, mode: str) -> int:
         """The units :attr:`on_progress` counts to: rounds (sync) or trainings (async)."""
@@ -174,7 +178,7 @@ class Federation:
         current = start
         for round_ in range(plan.rounds):
             began = time.time()
-            selected = self.select(round_)
+            selected = self.choose(round_) if self.choose is not None else self.select(round_)
             used = {(topo.parent[n], n) for w in selected for n in [w, *topo.ancestors(w)][:-1]}
             for parent, child in used:
                 self.edges.send_down(parent, child)
@@ -204,6 +208,7 @@ class Federation:
             if not root.success:
                 raise RuntimeError(f"round {round_}: aggregation failed: {root.error}")
             current = _value(root.value)
+            trained = self._training_seconds(self.path.tasks[first_task:])
             # The round's models are read: the path need not keep them (memory stays flat).
             self.path.drop(self.path.tasks[first_task:])
             accuracy, loss = self.evaluate(current)
@@ -217,8 +222,19 @@ class Federation:
                     "time_s": root.done,
                 }
             )
+            self.on_round(self.history[-1], trained)
             self.on_progress(round_ + 1)
         return current
+
+    def _training_seconds(self, tasks: list[TaskHandle]) -> dict[str, float]:
+        """Each worker's share of the CPU seconds of its successful training tasks."""
+        seconds: dict[str, float] = defaultdict(float)
+        for task in tasks:
+            kind, workers = self.role.get(task.task_id, ("", ()))
+            if kind == "train" and task.success and workers:
+                for worker in workers:
+                    seconds[worker] += task.cpu_s / len(workers)
+        return dict(seconds)
 
     # -- async -----------------------------------------------------------------------------
 

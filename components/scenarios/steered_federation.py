@@ -1,0 +1,363 @@
+"""``scenario=steered_federation``: hierarchical FL over the recipe's sites, steered by carbon.
+
+The sites form the tree: the root site is the leader, every other site with devices is an
+edge aggregator over its devices, and a site's devices train on its grid. Before each round
+a participation schedule (:mod:`components.fl.participation`) picks the hour the round starts
+(one round is one hour of the sites' carbon series, from ``start_hour``) and the sites whose
+devices train; a trained device's energy is its training tasks' CPU seconds times its site's
+machine profile's power per busy thread, charged at its site's intensity that hour. Model
+bytes over each site's link (one model down, one up per link used) are charged at
+``network_kwh_per_gb`` at the intensity of the site below the link.
+
+Per round: accuracy, the hour, devices, energy and carbon per site, bytes per tier, and the
+link time (bytes over bandwidth plus latency, the slowest link used). Per run: the final
+accuracy, carbon (training, communication, their shares), the carbon and hours until the
+accuracy first reached ``target_accuracy``, and the accuracy-vs-carbon curve (a plot).
+
+Compare the schedules with a sweep over ``scenario.policy``
+(``recipes/composite/carbon_schedules.yaml``).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import pickle
+import time
+from collections import defaultdict
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field
+
+from components.base import RunContext, Scenario, ScenarioConfig
+from components.energy.profiles import profile
+from components.fl.participation import ScheduleKind, SiteLoad, schedule
+from components.fl.topology import Node, NodeKind, Topology, TwoTier
+from components.runtime.trial import TASK_PATH_FAULTS, TaskTrial
+from components.sites import Site, Sites
+
+# Aslan et al. (2018), J. Industrial Ecology: 0.06 kWh/GB for fixed-line internet transmission
+# in 2015, halving about every two years since: an upper bound for today's links.
+NETWORK_KWH_PER_GB = 0.06
+J_PER_KWH = 3.6e6
+
+
+class SteeredFederationConfig(ScenarioConfig):
+    """Hierarchical FL over the sites, each round's hour and sites chosen by a schedule."""
+
+    kind: Literal["steered_federation"] = "steered_federation"
+    requires: ClassVar[tuple[str, ...]] = ("executor", "dataflow", "fl")
+    uses_sites: ClassVar[bool] = True
+    fault_kinds: ClassVar[frozenset[str]] = TASK_PATH_FAULTS
+    headline_metrics: ClassVar[tuple[str, ...]] = (
+        "final_accuracy",
+        "carbon_total_g",
+        "carbon_to_target_g",
+        "hours",
+        "device_rounds",
+        "comm_carbon_share",
+    )
+
+    policy: ScheduleKind = Field(
+        "carbon_aware", description="fixed | random | threshold | carbon_aware | oracle"
+    )
+    share: float = Field(0.6, gt=0, le=1, description="share of devices a round trains")
+    max_skip: int = Field(2, ge=0, description="rounds in a row a site may sit out")
+    max_defer_h: int = Field(2, ge=0, description="hours a round may wait for a cleaner hour")
+    defer_budget: float = Field(0.2, ge=0, description="hours of waiting in all, per round")
+    start_hour: int = Field(
+        24, ge=24, description="first hour into the sites' series (a day before: the forecast)"
+    )
+    target_accuracy: float = Field(
+        0.8, gt=0, lt=1, description="accuracy whose carbon and hours are reported"
+    )
+    network_kwh_per_gb: float = Field(
+        NETWORK_KWH_PER_GB, ge=0, description="energy of moving a GB over a link (kWh)"
+    )
+
+    def check_components(self, groups: Mapping[str, Any]) -> list[str]:
+        """The fl group's tree and participation are the sites' and the schedule's here."""
+        fl = groups.get("fl")
+        problems = []
+        if fl is not None and getattr(fl, "mode", "sync") != "sync":
+            problems.append(
+                "scenario=steered_federation steers synchronous rounds: fl.mode=async is not "
+                "steered (use fl.mode=sync with fl/strategy=fedavg, fedprox or fedsgd)"
+            )
+        if fl is not None and getattr(fl, "participation", 1.0) != 1.0:
+            problems.append(
+                f"fl.participation={fl.participation}: scenario=steered_federation's schedule "
+                "picks each round's sites (scenario.policy, scenario.share); drop it"
+            )
+        topology = getattr(fl, "topology", None)
+        if topology is not None and topology.model_dump() != TwoTier().model_dump():
+            problems.append(
+                "fl.topology is set, but scenario=steered_federation builds the tree from the "
+                "recipe's sites (a site's devices under its aggregator); drop it"
+            )
+        return problems
+
+    def check_sites(self, sites: Mapping[str, Site]) -> list[str]:
+        """Sites with devices to train; settings this scenario does not read yet are refused."""
+        problems = []
+        if not any(site.devices for site in sites.values()):
+            problems.append("sites: no site has devices: give the edge sites devices: <n>")
+        for name, site in sites.items():
+            for key in ("containers", "workers"):
+                if getattr(site, key) != 1:
+                    problems.append(
+                        f"sites.{name}.{key}={getattr(site, key)}: scenario=steered_federation "
+                        "does not place storage or executors by site yet (the dataflow and "
+                        "executor groups do); drop it"
+                    )
+        return problems
+
+    def build(self) -> Scenario:
+        """Create the scenario."""
+        return SteeredFederation(self)
+
+
+def site_topology(sites: Sites) -> tuple[Topology, dict[str, str]]:
+    """The FL tree of ``sites`` and each worker's site.
+
+    The root site is the leader; every other site with devices, or with sites below it, is
+    an aggregator; a site's devices (``<site>-<i>``) are workers under it.
+    """
+    keep: set[str] = set()
+    for name, site in sites.sites.items():  # a site with devices, and every site above it
+        if site.devices:
+            node: str | None = name
+            while node is not None:
+                keep.add(node)
+                node = sites.sites[node].parent
+    nodes: dict[str, Node] = {}
+    home: dict[str, str] = {}
+    for name in sites.sites:
+        if name not in keep:
+            continue
+        devices = [f"{name}-{i}" for i in range(sites.sites[name].devices)]
+        below = [c for c in sites.children(name) if c in keep]
+        kind = NodeKind.LEADER if name == sites.root else NodeKind.AGGREGATOR
+        nodes[name] = Node(name, kind, tuple(below + devices), {"site": name})
+        for device in devices:
+            nodes[device] = Node(device, NodeKind.WORKER, (), {"site": name})
+            home[device] = name
+    return Topology(nodes), home
+
+
+def hourly_intensity(site: Site) -> Callable[[float], float]:
+    """gCO2e/kWh of ``site`` during hour ``h`` of its series (or its constant)."""
+    series = site.carbon_series()
+    if series is None:
+        constant = float(site.carbon)
+        return lambda hour: constant
+    t0 = series.times[0]
+    return lambda hour: series.mean(t0 + hour * 3600, t0 + (hour + 1) * 3600)
+
+
+class SteeredFederation:
+    """One trial: the schedule's rounds, each charged by carbon per site."""
+
+    def __init__(self, config: SteeredFederationConfig) -> None:
+        self.config = config
+
+    def run(self, ctx: RunContext) -> None:
+        """Train round by round as the schedule decides; record carbon, accuracy and time."""
+        import torch  # here: listing and validating configs should not import it
+
+        from components.fl import jobs
+        from components.fl.data import load
+        from components.fl.federation import Federation
+        from components.fl.protocol import FederatedLearning
+        from components.fl.strategies import Update
+        from components.fl.training import evaluate, initial_params
+
+        cfg = self.config
+        sites = Sites(ctx.sites)
+        topology, home = site_topology(sites)
+        fl = copy.copy(ctx.component("fl", FederatedLearning))  # type: ignore[type-abstract]
+        fl.topology = topology
+        data = load(fl.dataset, ctx.seed, fl.samples)
+        plan = fl.plan(ctx.seed, data.features, data.classes)
+        jobs.federation_data(plan.data)
+        net = jobs.model_of(plan.model)
+        start = Update(initial_params(net, ctx.seed), 0)
+        model_bytes = len(pickle.dumps(start, protocol=5))
+        x_test, y_test = torch.as_tensor(data.x_test), torch.as_tensor(data.y_test)
+
+        intensity = {name: hourly_intensity(site) for name, site in sites.sites.items()}
+        watts = {name: profile(site.profile).watts_per_thread for name, site in sites.sites.items()}
+        # The schedule weighs a device's round by its site's power: the seconds are alike.
+        loads = {
+            name: SiteLoad(site.devices, watts[name] / J_PER_KWH, intensity[name])
+            for name, site in sites.sites.items()
+            if site.devices
+        }
+        chooser = schedule(
+            cfg.policy,
+            loads,
+            share=cfg.share,
+            max_skip=cfg.max_skip,
+            max_defer_h=cfg.max_defer_h,
+            defer_budget=cfg.defer_budget,
+            seed=ctx.seed,
+        )
+        workers_of: dict[str, list[str]] = defaultdict(list)
+        for worker, site in home.items():
+            workers_of[site].append(worker)
+
+        rounds: list[dict[str, Any]] = []
+        hour = float(cfg.start_hour)
+        hours: dict[int, float] = {}
+
+        def choose(index: int) -> list[str]:
+            nonlocal hour
+            planned = chooser.next_round(index, hour)
+            hours[index] = planned.hour
+            hour = planned.hour + 1
+            picked = {s: workers_of[s][:n] for s, n in planned.devices.items()}
+            return [w for w in topology.workers if w in {x for ws in picked.values() for x in ws}]
+
+        def on_round(entry: dict[str, float], trained: dict[str, float]) -> None:
+            index = int(entry["round"])
+            at = hours[index]
+            row: dict[str, Any] = {**entry, "hour": at}
+            used_links = _links_used(sites, {home[w] for w in trained})
+            training_g = comm_g = link_s = 0.0
+            for name in sites.sites:
+                cpu_s = sum(s for w, s in trained.items() if home[w] == name)
+                kwh = cpu_s * watts[name] / J_PER_KWH
+                g = kwh * intensity[name](at)
+                devices = sum(1 for w in trained if home[w] == name)
+                row[f"devices_{name}"] = devices
+                row[f"carbon_g_{name}"] = g
+                training_g += g
+            for name in used_links:  # one model down and one up over the link above ``name``
+                link = sites.sites[name].link
+                assert link is not None
+                gigabytes = 2 * model_bytes / 1e9
+                comm_g += gigabytes * cfg.network_kwh_per_gb * intensity[name](at)
+                link_s = max(
+                    link_s, 2 * model_bytes / 1e6 / link.bandwidth_mb_s + 2e-3 * link.latency_ms
+                )
+                row[f"bytes_tier_{sites.tier(name)}"] = (
+                    row.get(f"bytes_tier_{sites.tier(name)}", 0) + 2 * model_bytes
+                )
+            row.update({"carbon_training_g": training_g, "carbon_comm_g": comm_g, "link_s": link_s})
+            rounds.append(row)
+
+        def test(update: Update) -> tuple[float, float]:
+            return evaluate(net, update.state, x_test, y_test)
+
+        trial = TaskTrial(ctx, by_reference=(f"{Update.__module__}.{Update.__qualname__}",))
+        began = time.perf_counter()
+        with trial as path:
+            federation = Federation(plan, path, test)
+            federation.choose = choose
+            federation.on_round = on_round
+            description = f"trial {ctx.trial}: {cfg.policy} over {len(loads)} sites"
+            with ctx.progress.bar(description, plan.rounds) as bar:
+                federation.on_progress = bar.update
+                final = federation.run_sync(start, model_bytes)
+        makespan = time.perf_counter() - began
+        accuracy, _ = test(final)
+        ctx.write_records("rounds", rounds)
+        trial.record(_summary(rounds, cfg, accuracy, makespan, len(loads)))
+        _plot(rounds, ctx, f"{cfg.policy}: accuracy against carbon")
+
+
+def _links_used(sites: Sites, trained_at: set[str]) -> set[str]:
+    """Sites whose link up carried a model: each trained site and every site above it."""
+    used: set[str] = set()
+    for name in trained_at:
+        node: str | None = name
+        while node is not None and node != sites.root:
+            used.add(node)
+            node = sites.sites[node].parent
+    return used
+
+
+def _summary(
+    rounds: list[dict[str, Any]],
+    cfg: SteeredFederationConfig,
+    accuracy: float,
+    makespan: float,
+    site_count: int,
+) -> dict[str, float]:
+    """The run's metrics from its rounds."""
+    training = sum(r["carbon_training_g"] for r in rounds)
+    comm = sum(r["carbon_comm_g"] for r in rounds)
+    total = training + comm
+    reached = next((i for i, r in enumerate(rounds) if r["accuracy"] >= cfg.target_accuracy), None)
+    hours = rounds[-1]["hour"] + 1 - cfg.start_hour if rounds else 0.0
+    device_rounds = sum(v for r in rounds for k, v in r.items() if k.startswith("devices_"))
+    metrics = {
+        "final_accuracy": accuracy,
+        "carbon_total_g": total,
+        "carbon_training_g": training,
+        "carbon_comm_g": comm,
+        "comm_carbon_share": comm / total if total > 0 else 0.0,
+        "hours": hours,
+        "device_rounds": float(device_rounds),
+        "rounds_run": float(len(rounds)),
+        "link_s_total": sum(r["link_s"] for r in rounds),
+        "sites_training": float(site_count),
+        "makespan_s": makespan,
+        "reached_target": float(reached is not None),
+    }
+    if reached is not None:  # absent where the run never reached it (not a 0 that reads as free)
+        upto = rounds[: reached + 1]
+        metrics["carbon_to_target_g"] = sum(
+            r["carbon_training_g"] + r["carbon_comm_g"] for r in upto
+        )
+        metrics["hours_to_target"] = upto[-1]["hour"] + 1 - cfg.start_hour
+        metrics["rounds_to_target"] = float(reached + 1)
+    for name in {
+        k.removeprefix("carbon_g_") for r in rounds for k in r if k.startswith("carbon_g_")
+    }:
+        metrics[f"carbon_g_{name}"] = sum(r.get(f"carbon_g_{name}", 0.0) for r in rounds)
+    assert all(math.isfinite(v) for v in metrics.values())
+    return metrics
+
+
+def _site_names(rounds: list[dict[str, Any]]) -> list[str]:
+    """The sites the rounds charged, sorted."""
+    return sorted(
+        {k.removeprefix("carbon_g_") for r in rounds for k in r if k.startswith("carbon_g_")}
+    )
+
+
+def _plot(rounds: list[dict[str, Any]], ctx: RunContext, title: str) -> None:
+    """Accuracy against cumulative carbon, and carbon per site per round."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not rounds:
+        return
+    spent, cumulative = 0.0, []
+    for r in rounds:
+        spent += r["carbon_training_g"] + r["carbon_comm_g"]
+        cumulative.append(spent)
+    sites = sorted(
+        {k.removeprefix("carbon_g_") for r in rounds for k in r if k.startswith("carbon_g_")}
+    )
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
+    left.plot(cumulative, [r["accuracy"] for r in rounds], marker=".")
+    left.set_xlabel("carbon so far (g CO2e)")
+    left.set_ylabel("test accuracy")
+    left.set_ylim(0, 1)
+    bottom = [0.0] * len(rounds)
+    for site in sites:
+        values = [r.get(f"carbon_g_{site}", 0.0) for r in rounds]
+        right.bar(range(len(rounds)), values, bottom=bottom, label=site)
+        bottom = [b + v for b, v in zip(bottom, values, strict=True)]
+    right.set_xlabel("round")
+    right.set_ylabel("training carbon (g CO2e)")
+    right.legend(fontsize=7)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(ctx.run_dir / f"steered-trial-{ctx.trial:03d}.png", dpi=110)
+    plt.close(fig)

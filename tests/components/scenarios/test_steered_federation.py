@@ -1,0 +1,116 @@
+"""Carbon-steered FL over sites: the tree from the sites, carbon per site, the schedule's rules."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from components.scenarios.steered_federation import site_topology
+from components.sites import Sites
+from framework.compose import Composer
+from framework.errors import ConfigError
+
+LINK = {"bandwidth_mb_s": 100.0, "latency_ms": 10.0}
+RECIPE = "recipe=composite/carbon_schedules"
+
+
+def test_the_tree_is_the_sites_with_their_devices() -> None:
+    sites = Sites.parse(
+        {
+            "cloud": {"carbon": "fr"},
+            "eu": {"parent": "cloud", "link": LINK, "carbon": "de"},
+            "de": {"parent": "eu", "link": LINK, "carbon": "de", "devices": 3},
+            "gb": {"parent": "cloud", "link": LINK, "carbon": "gb", "devices": 2},
+            "store": {"parent": "cloud", "link": LINK, "carbon": "fr"},  # no devices: no node
+        }
+    )
+    topology, home = site_topology(sites)
+    assert topology.root == "cloud" and topology.height == 3
+    assert topology.nodes["eu"].children == ("de",)
+    assert topology.workers == ["de-0", "de-1", "de-2", "gb-0", "gb-1"]
+    assert "store" not in topology.nodes
+    assert home["de-1"] == "de" and home["gb-0"] == "gb"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        (["scenario=steered_federation"], "scenario=steered_federation runs over sites"),
+        ([RECIPE, "fl.participation=0.5"], "fl.participation=0.5: scenario=steered_federation"),
+        ([RECIPE, "fl/topology=balanced"], "fl.topology is set, but scenario=steered_federation"),
+        ([RECIPE, "fl/strategy=fedasync"], "fl.mode=async is not steered"),
+        ([RECIPE, "+sites.de.workers=4"], "sites.de.workers=4: scenario=steered_federation does"),
+        ([RECIPE, "sites.de.workers=4"], "add it with '+sites.de.workers=4'"),
+        (
+            [
+                RECIPE,
+                "sites.de.devices=0",
+                "sites.gb.devices=0",
+                "sites.fr.devices=0",
+                "sites.pl.devices=0",
+            ],
+            "sites: no site has devices",
+        ),
+        ([RECIPE, "scenario.policy=greedy"], "scenario.policy"),
+    ],
+    ids=[
+        "no-sites",
+        "participation",
+        "topology",
+        "async",
+        "workers",
+        "workers-unset",
+        "no-devices",
+        "policy",
+    ],
+)
+def test_what_the_scenario_cannot_honour_is_refused(overrides: list[str], expected: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        Composer().compose(overrides)
+    assert expected in str(caught.value)
+
+
+def test_a_small_steered_run_charges_each_site_and_keeps_the_schedule(workdir: Path) -> None:
+    import mlflow
+
+    from framework.cli import main
+
+    status = main(
+        [
+            "run",
+            RECIPE,
+            "fl.rounds=6",
+            "executor=thread",
+            "energy=none",
+            "sites.de.devices=4",
+            "sites.gb.devices=4",
+            "sites.fr.devices=2",
+            "sites.pl.devices=2",
+        ]
+    )
+    assert status == 0
+    mlflow.set_tracking_uri(f"sqlite:///{workdir / 'results' / 'mlflow.db'}")
+    runs = mlflow.search_runs(experiment_names=["composite/carbon_schedules"])
+    job = runs[runs["tags.loom.run_type"] == "job"].iloc[0]
+    trial_dir = Path(job["tags.loom.run_dir"]) / "trial-000"
+    rounds = [json.loads(line) for line in (trial_dir / "rounds.jsonl").read_text().splitlines()]
+    assert len(rounds) == 6
+    for row in rounds:  # the cleanest sites holding 60 % of the 12 devices, at least
+        assert sum(row[f"devices_{s}"] for s in ("de", "gb", "fr", "pl")) >= 0.6 * 12
+        trained = [s for s in ("de", "gb", "fr", "pl") if row[f"devices_{s}"]]
+        assert all(row[f"carbon_g_{s}"] > 0 for s in trained)
+        assert row["carbon_comm_g"] > 0 and row["link_s"] > 0
+    for site in ("de", "gb", "fr", "pl"):  # no site sits out more than two rounds in a row
+        out = 0
+        for row in rounds:
+            out = 0 if row[f"devices_{site}"] else out + 1
+            assert out <= 2
+    # Waits within the budget: 6 rounds may wait one hour in all.
+    assert rounds[0]["hour"] >= 24 and rounds[-1]["hour"] + 1 - 24 <= 6 + 1
+    total = job["metrics.carbon_total_g"]
+    assert total == pytest.approx(sum(r["carbon_training_g"] + r["carbon_comm_g"] for r in rounds))
+    assert 0 < job["metrics.comm_carbon_share"] < 1
+    assert 0.1 < job["metrics.final_accuracy"] <= 1
+    assert (trial_dir / "steered-trial-000.png").stat().st_size > 10_000
