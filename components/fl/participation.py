@@ -37,12 +37,15 @@ class SiteLoad:
         devices: Devices behind the site's aggregator.
         kwh_per_device: Energy of one device's round at the site.
         intensity: gCO2e/kWh at an hour since the run's start.
+        kwh_per_round: Energy the site's taking part costs whatever its devices (the models
+            over its link), charged at its intensity too.
 
     """
 
     devices: int
     kwh_per_device: float
     intensity: Callable[[float], float]
+    kwh_per_round: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -55,7 +58,7 @@ class RoundPlan:
     def carbon_g(self, sites: Mapping[str, SiteLoad]) -> float:
         """Operational carbon of the round's training."""
         return sum(
-            n * sites[s].kwh_per_device * sites[s].intensity(self.hour)
+            (n * sites[s].kwh_per_device + sites[s].kwh_per_round) * sites[s].intensity(self.hour)
             for s, n in self.devices.items()
         )
 
@@ -75,8 +78,10 @@ class _Base:
         return {s: load.devices for s, load in self.sites.items() if load.devices}
 
     def _g_per_device(self, site: str, hour: float) -> float:
+        """A device's share of its site's carbon in a round at ``hour`` (all its devices train)."""
         load = self.sites[site]
-        return load.kwh_per_device * load.intensity(hour)
+        kwh = load.kwh_per_device + load.kwh_per_round / max(1, load.devices)
+        return kwh * load.intensity(hour)
 
 
 @dataclass
@@ -174,7 +179,7 @@ class CarbonAware(_Base):
             if sum(chosen.values()) >= self.share * total:
                 break
             chosen[site] = every[site]
-        cost = sum(n * self.forecast(s, hour, now) for s, n in chosen.items())
+        cost = sum(n * self.forecast(s, hour, now) for s, n in chosen.items())  # whole sites
         return RoundPlan(hour, chosen), cost
 
 

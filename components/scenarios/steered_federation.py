@@ -188,9 +188,11 @@ class SteeredFederation:
 
         intensity = {name: hourly_intensity(site) for name, site in sites.sites.items()}
         watts = {name: profile(site.profile).watts_per_thread for name, site in sites.sites.items()}
-        # The schedule weighs a device's round by its site's power: the seconds are alike.
+        # The schedule weighs a device's round by its site's power (the seconds are alike)
+        # and a site's round by the models over its link (the links above it are shared).
+        link_kwh = 2 * model_bytes / 1e9 * cfg.network_kwh_per_gb
         loads = {
-            name: SiteLoad(site.devices, watts[name] / J_PER_KWH, intensity[name])
+            name: SiteLoad(site.devices, watts[name] / J_PER_KWH, intensity[name], link_kwh)
             for name, site in sites.sites.items()
             if site.devices
         }
