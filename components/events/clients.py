@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Sized
-from itertools import repeat
+from itertools import count, repeat
 from typing import Any, Literal, overload
 
 from confluent_kafka import (
@@ -121,7 +121,9 @@ class FabricProducer:
         self.flush_timeout_s = flush_timeout_s
         self._grants = _Grants(acl, principal, Access.WRITE)
         self._names: dict[str, str] = {}
-        self._lock = threading.Lock()
+        # Delivery reports run in whichever thread serves them (poll, flush, a bounded close
+        # left behind): counted without a lock, which a report must never wait for.
+        self._failures = count(1)
         self.failed = 0
         self.last_error: str | None = None
         self._since_poll = 0
@@ -131,9 +133,8 @@ class FabricProducer:
 
     def _failed(self, err: KafkaError | None, message: Any) -> None:
         if err is not None:
-            with self._lock:
-                self.failed += 1
-                self.last_error = f"{err.str()} (topic {message.topic()})"
+            self.last_error = f"{err.str()} (topic {message.topic()})"
+            self.failed = next(self._failures)  # atomic: two threads may serve reports
 
     def resolve(self, topic: str) -> str:
         """The full name of ``topic`` (a short name is in the principal's namespace)."""

@@ -23,6 +23,7 @@ from components.events.clients import (
     FabricConsumer,
     FabricProducer,
     ValueFormat,
+    call_bounded,
     dead_letter_sink,
 )
 from components.events.protocol import (
@@ -463,7 +464,15 @@ class Session:
             value_format=value_format,
             flush_timeout_s=cfg.delivery_timeout_s,
         )
-        self.fabric.on_close(lambda: producer.close(CLOSE_TIMEOUT_S))
+
+        def close() -> None:
+            # Bounded twice: librdkafka's flush by its timeout, the call by a thread (a
+            # report that cannot be served must not hold the run past its timeout either).
+            call_bounded(
+                lambda: producer.close(CLOSE_TIMEOUT_S), CLOSE_TIMEOUT_S + 1, "closing a producer"
+            )
+
+        self.fabric.on_close(close)
         return producer
 
     def consumer(
