@@ -173,7 +173,8 @@ def _cycles(sites: Mapping[str, Site], key: str) -> list[str]:
             looped.append(name)
     if not looped:
         return []
-    return [f"{key}: {', '.join(looped)} do not reach the root: their parents form a loop"]
+    verb = "does" if len(looped) == 1 else "do"
+    return [f"{key}: {', '.join(looped)} {verb} not reach the root: their parents form a loop"]
 
 
 def _describe(err: Any, key: str) -> str:

@@ -218,8 +218,8 @@ class SteeredFederation:
             planned = chooser.next_round(index, hour)
             hours[index] = planned.hour
             hour = planned.hour + 1
-            picked = {s: workers_of[s][:n] for s, n in planned.devices.items()}
-            return [w for w in topology.workers if w in {x for ws in picked.values() for x in ws}]
+            picked = {w for s, n in planned.devices.items() for w in workers_of[s][:n]}
+            return [w for w in topology.workers if w in picked]
 
         def on_round(entry: dict[str, float], trained: dict[str, float]) -> None:
             index = int(entry["round"])
