@@ -15,7 +15,10 @@ site's energy per device-round times the site's intensity at that hour. Schedule
 - ``oracle``: the same rule and budget knowing the future intensities: the bound of what a
   better forecast could buy.
 
-The schedules see only hours and intensities; what a round gains in accuracy is the
+A schedule starts from the energy a device's round is expected to take and learns it from the
+rounds it is told of (:meth:`Schedule.observe`): each site's measured energy per device-round,
+and for a site not measured yet its expectation scaled as the measured sites' were. The
+schedules see only hours, intensities and energies; what a round gains in accuracy is the
 scenario's to measure.
 """
 
@@ -23,7 +26,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal, Protocol
 
 ScheduleKind = Literal["fixed", "random", "threshold", "carbon_aware", "oracle"]
@@ -69,10 +72,37 @@ class Schedule(Protocol):
     def next_round(self, index: int, earliest_hour: float) -> RoundPlan:
         """The plan of round ``index``, starting at ``earliest_hour`` or later."""
 
+    def observe(self, kwh: Mapping[str, float], devices: Mapping[str, int]) -> None:
+        """Learn from a round: the training energy (kWh) each site's ``devices`` spent."""
+
 
 @dataclass
 class _Base:
     sites: Mapping[str, SiteLoad]
+    _expected: dict[str, float] = field(init=False, default_factory=dict)
+    _measured: dict[str, tuple[float, int]] = field(init=False, default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._expected = {s: load.kwh_per_device for s, load in self.sites.items()}
+
+    def observe(self, kwh: Mapping[str, float], devices: Mapping[str, int]) -> None:
+        """Each site's mean measured kWh per device-round; unmeasured sites scaled alike."""
+        for site, count in devices.items():
+            if count > 0 and site in self.sites:
+                spent, seen = self._measured.get(site, (0.0, 0))
+                self._measured[site] = (spent + kwh.get(site, 0.0), seen + count)
+        ratios = [
+            spent / seen / self._expected[s]
+            for s, (spent, seen) in self._measured.items()
+            if self._expected[s] > 0
+        ]
+        scale = sum(ratios) / len(ratios) if ratios else 1.0
+        learned = {}
+        for site, load in self.sites.items():
+            spent, seen = self._measured.get(site, (0.0, 0))
+            estimate = spent / seen if seen else self._expected[site] * scale
+            learned[site] = replace(load, kwh_per_device=estimate)
+        self.sites = learned
 
     def _all(self) -> dict[str, int]:
         return {s: load.devices for s, load in self.sites.items() if load.devices}
@@ -103,6 +133,7 @@ class RandomSites(_Base):
     _rng: random.Random = field(init=False)
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         self._rng = random.Random(self.seed)
 
     def next_round(self, index: int, earliest_hour: float) -> RoundPlan:

@@ -14,6 +14,13 @@ link time (bytes over bandwidth plus latency, the slowest link used). Per run: t
 accuracy, carbon (training, communication, their shares), the carbon and hours until the
 accuracy first reached ``target_accuracy``, and the accuracy-vs-carbon curve (a plot).
 
+With ``steer=agent`` (the default) the schedule runs in a Colmena agent
+(:class:`components.fl.agent.ParticipationAgent`) that hears every round's completion as an
+event on the ``events`` fabric (the round, its accuracy, each site's devices and measured
+energy) and answers with the next round's plan on another topic; the federation waits for a
+plan at most ``plan_timeout_s``. ``steer=inline`` calls the same schedule in the federation's
+thread, with no fabric (the same decisions; for quick comparisons).
+
 Compare the schedules with a sweep over ``scenario.policy``
 (``recipes/composite/carbon_schedules.yaml``).
 """
@@ -23,24 +30,32 @@ from __future__ import annotations
 import copy
 import math
 import pickle
+import statistics
 import time
+import uuid
 from collections import defaultdict
-from collections.abc import Callable, Mapping
-from typing import Any, ClassVar, Literal
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field
 
 from components.base import RunContext, Scenario, ScenarioConfig
 from components.energy.profiles import profile
-from components.fl.participation import ScheduleKind, SiteLoad, schedule
+from components.fl.participation import RoundPlan, Schedule, ScheduleKind, SiteLoad, schedule
 from components.fl.topology import Node, NodeKind, Topology, TwoTier
 from components.runtime.trial import TASK_PATH_FAULTS, TaskTrial
 from components.sites import Site, Sites
+
+if TYPE_CHECKING:
+    from components.fl.agent import ParticipationAgent, PlanChannel
 
 # Aslan et al. (2018), J. Industrial Ecology: 0.06 kWh/GB for fixed-line internet transmission
 # in 2015, halving about every two years since: an upper bound for today's links.
 NETWORK_KWH_PER_GB = 0.06
 J_PER_KWH = 3.6e6
+FABRIC_PRINCIPAL = "loom"  # the default topology's principal: the agent's topics are its
 
 
 class SteeredFederationConfig(ScenarioConfig):
@@ -75,6 +90,18 @@ class SteeredFederationConfig(ScenarioConfig):
     network_kwh_per_gb: float = Field(
         NETWORK_KWH_PER_GB, ge=0, description="energy of moving a GB over a link (kWh)"
     )
+    steer: Literal["agent", "inline"] = Field(
+        "agent",
+        description="agent: a Colmena agent plans each round from round events on the events "
+        "fabric; inline: the same schedule called in the federation's thread, no fabric",
+    )
+    plan_timeout_s: float = Field(
+        60.0, gt=0, description="steer=agent: how long a round waits for the agent's plan"
+    )
+
+    def needs(self) -> tuple[str, ...]:
+        """The event fabric too when an agent steers over it."""
+        return (*self.requires, "events") if self.steer == "agent" else self.requires
 
     def check_components(self, groups: Mapping[str, Any]) -> list[str]:
         """The fl group's tree and participation are the sites' and the schedule's here."""
@@ -212,10 +239,16 @@ class SteeredFederation:
         rounds: list[dict[str, Any]] = []
         hour = float(cfg.start_hour)
         hours: dict[int, float] = {}
+        stack = ExitStack()
+        steering: _Steering = (
+            stack.enter_context(_agent(ctx, chooser, cfg.plan_timeout_s))
+            if cfg.steer == "agent"
+            else _Inline(chooser)
+        )
 
         def choose(index: int) -> list[str]:
             nonlocal hour
-            planned = chooser.next_round(index, hour)
+            planned = steering.plan(index, hour)
             hours[index] = planned.hour
             hour = planned.hour + 1
             picked = {w for s, n in planned.devices.items() for w in workers_of[s][:n]}
@@ -227,11 +260,13 @@ class SteeredFederation:
             row: dict[str, Any] = {**entry, "hour": at}
             used_links = _links_used(sites, {home[w] for w in trained})
             training_g = comm_g = link_s = 0.0
+            kwh_of: dict[str, float] = {}
+            devices_of: dict[str, int] = {}
             for name in sites.sites:
                 cpu_s = sum(s for w, s in trained.items() if home[w] == name)
-                kwh = cpu_s * watts[name] / J_PER_KWH
+                kwh = kwh_of[name] = cpu_s * watts[name] / J_PER_KWH
                 g = kwh * intensity[name](at)
-                devices = sum(1 for w in trained if home[w] == name)
+                devices = devices_of[name] = sum(1 for w in trained if home[w] == name)
                 row[f"devices_{name}"] = devices
                 row[f"carbon_g_{name}"] = g
                 training_g += g
@@ -248,13 +283,23 @@ class SteeredFederation:
                 )
             row.update({"carbon_training_g": training_g, "carbon_comm_g": comm_g, "link_s": link_s})
             rounds.append(row)
+            steering.report(
+                {
+                    "round": index,
+                    "next_hour": at + 1,
+                    "accuracy": entry["accuracy"],
+                    "kwh": kwh_of,
+                    "devices": devices_of,
+                    "end": index + 1 >= plan.rounds,
+                }
+            )
 
         def test(update: Update) -> tuple[float, float]:
             return evaluate(net, update.state, x_test, y_test)
 
         trial = TaskTrial(ctx, by_reference=(f"{Update.__module__}.{Update.__qualname__}",))
         began = time.perf_counter()
-        with trial as path:
+        with stack, trial as path:
             federation = Federation(plan, path, test)
             federation.choose = choose
             federation.on_round = on_round
@@ -265,8 +310,120 @@ class SteeredFederation:
         makespan = time.perf_counter() - began
         accuracy, _ = test(final)
         ctx.write_records("rounds", rounds)
-        trial.record(_summary(rounds, cfg, accuracy, makespan, len(loads)))
+        trial.record(
+            {**_summary(rounds, cfg, accuracy, makespan, len(loads)), **steering.metrics()}
+        )
         _plot(rounds, ctx, f"{cfg.policy}: accuracy against carbon")
+
+
+class _Steering:
+    """How the federation gets its plans and tells of its rounds."""
+
+    def plan(self, index: int, earliest_hour: float) -> RoundPlan:
+        """The plan of round ``index``."""
+        raise NotImplementedError
+
+    def report(self, report: dict[str, Any]) -> None:
+        """A round completed: what it measured."""
+        raise NotImplementedError
+
+    def metrics(self) -> dict[str, float]:
+        """What the steering itself cost and lost."""
+        return {}
+
+
+class _Inline(_Steering):
+    """The schedule, called in the federation's thread."""
+
+    def __init__(self, chooser: Schedule) -> None:
+        self.chooser = chooser
+
+    def plan(self, index: int, earliest_hour: float) -> RoundPlan:
+        """The schedule's plan."""
+        return self.chooser.next_round(index, earliest_hour)
+
+    def report(self, report: dict[str, Any]) -> None:
+        """The schedule learns the round's energy."""
+        self.chooser.observe(report["kwh"], report["devices"])
+
+
+class _OverFabric(_Steering):
+    """A :class:`ParticipationAgent` answering round events on the fabric."""
+
+    def __init__(self, channel: PlanChannel, agent: ParticipationAgent) -> None:
+        self.channel = channel
+        self.agent = agent
+
+    def plan(self, index: int, earliest_hour: float) -> RoundPlan:
+        """Ask for the first plan; wait for each."""
+        if index == 0:
+            self.channel.report({"round": -1, "next_hour": earliest_hour})
+        return self.channel.plan(index, lambda: self.agent.error)
+
+    def report(self, report: dict[str, Any]) -> None:
+        """Publish the round's event."""
+        self.channel.report(report)
+
+    def metrics(self) -> dict[str, float]:
+        """Events sent and taken on both topics, the waits for plans, the agent's decisions."""
+        channel, agent = self.channel, self.agent
+        lost = max(0, channel.reports_sent - agent.reports_taken) + max(
+            0, len(agent.decisions_s) - len(channel.received)
+        )
+        waits = channel.waits_s or [0.0]
+        return {
+            "round_events": float(channel.reports_sent),
+            "plans_received": float(len(channel.received)),
+            "events_lost": float(lost),
+            "duplicate_events": float(agent.duplicates),
+            "plan_wait_ms_p50": 1e3 * statistics.median(waits),
+            "plan_wait_ms_max": 1e3 * max(waits),
+            "agent_decision_ms_mean": 1e3 * statistics.fmean(agent.decisions_s or [0.0]),
+        }
+
+
+@contextmanager
+def _agent(ctx: RunContext, chooser: Schedule, timeout_s: float) -> Iterator[_OverFabric]:
+    """A participation agent over two fresh topics of the run's fabric; stopped at exit."""
+    from colmena.queue.python import PipeQueues
+
+    from components.events.fabric import fabric_of
+    from components.fl.agent import ParticipationAgent, PlanChannel
+
+    session = fabric_of(ctx).session(FABRIC_PRINCIPAL)
+    prefix = f"fl-{uuid.uuid4().hex[:8]}"
+    names = [f"{prefix}-rounds", f"{prefix}-plans"]
+    reports_topic, plans_topic = (session.create_topic(n) for n in names)
+    try:
+        reports = session.consumer([reports_topic], group=f"{prefix}-agent", value_format="json")
+        plans = session.consumer([plans_topic], group=f"{prefix}-rounds", value_format="json")
+        with ThreadPoolExecutor(2) as pool:  # both ready before the first event; joins overlap
+            list(pool.map(lambda consumer: consumer.wait_assigned(1), (reports, plans)))
+        agent = ParticipationAgent(
+            PipeQueues(),
+            chooser,
+            reports,
+            session.producer(value_format="json", **{"linger.ms": 0}),
+            plans_topic,
+            flush_s=timeout_s,
+        )
+        channel = PlanChannel(
+            session.producer(value_format="json", **{"linger.ms": 0}),
+            reports_topic,
+            plans,
+            timeout_s,
+        )
+        agent.start()
+        try:
+            yield _OverFabric(channel, agent)
+        finally:
+            agent.done.set()
+            agent.join(timeout_s)
+            for consumer in (reports, plans):
+                consumer.close(5.0)
+    finally:
+        for name in names:
+            session.delete_topic(name)
 
 
 def _links_used(sites: Sites, trained_at: set[str]) -> set[str]:

@@ -78,3 +78,21 @@ def test_the_agent_spends_less_than_fixed_and_foresight_less_again_within_the_ti
     hours = {k: plans[-1].hour + 1 - START_H for k, plans in runs.items()}
     assert hours["carbon_aware"] <= 1.2 * hours["fixed"]
     assert hours["oracle"] <= 1.2 * hours["fixed"]
+
+
+def test_a_schedule_learns_each_sites_energy_from_the_rounds_it_is_told_of() -> None:
+    sites = {s: SiteLoad(n, 0.002, _hourly("fr")) for s, n in DEVICES.items()}  # one grid
+    told = schedule("carbon_aware", sites, share=0.5, max_skip=4)
+    before = told.next_round(0, START_H)
+    # Germany's devices measured at ten times what was expected, Poland's not measured.
+    told.observe(
+        {"de": 64 * 0.02, "gb": 64 * 0.002, "fr": 32 * 0.001}, {"de": 64, "gb": 64, "fr": 32}
+    )
+    learned = told.sites  # type: ignore[attr-defined]
+    assert learned["de"].kwh_per_device == pytest.approx(0.02)
+    assert learned["fr"].kwh_per_device == pytest.approx(0.001)
+    # Unmeasured: the expectation scaled by the measured sites' mean ratio, (10 + 1 + 0.5) / 3.
+    assert learned["pl"].kwh_per_device == pytest.approx(0.002 * 11.5 / 3)
+    after = [told.next_round(i, START_H + i) for i in range(1, 4)]
+    assert "de" in before.devices or "gb" in before.devices
+    assert not any("de" in p.devices for p in after)  # now the costliest: passed over

@@ -114,3 +114,7 @@ def test_a_small_steered_run_charges_each_site_and_keeps_the_schedule(workdir: P
     assert 0 < job["metrics.comm_carbon_share"] < 1
     assert 0.1 < job["metrics.final_accuracy"] <= 1
     assert (trial_dir / "steered-trial-000.png").stat().st_size > 10_000
+    # The agent heard every round over the fabric (and the start), answered each, lost none.
+    assert job["metrics.round_events"] == 7 and job["metrics.plans_received"] == 6
+    assert job["metrics.events_lost"] == 0 and job["metrics.duplicate_events"] == 0
+    assert job["metrics.plan_wait_ms_max"] < 1e3 * 60  # no round waited out its timeout
