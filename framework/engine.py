@@ -433,7 +433,7 @@ def _side_by_side(
             while waiting and _may_start(waiting[0], list(running.values()), slots, alone):
                 ready = waiting.pop(0)
                 job_task = prefect_stage("job", f"job-{ready.job.index}", run_planned_job)
-                running[pool.submit(job_task, {"plan": ready})] = ready
+                running[pool.submit(job_task, {"sealed": Sealed(ready)})] = ready
             future = next(as_completed(list(running)))
             finished = running.pop(future)
             index = finished.job.index
@@ -506,8 +506,24 @@ def _open_pool(runner: Any) -> Any:
     return pool
 
 
-def run_planned_job(plan: JobPlan) -> JobResult:
+class Sealed:
+    """A job plan as a task's parameter that Prefect does not look into.
+
+    Prefect walks a task's parameters, in the flow's process and again in a worker's, and
+    takes a pydantic model with a field named ``keys`` (``events.producers.keys``) for a
+    mapping: the walk fails (``quote`` spares only the first), and in a process pool the job
+    never starts. An object of a plain class is a leaf to it.
+    """
+
+    __slots__ = ("plan",)
+
+    def __init__(self, plan: JobPlan) -> None:
+        self.plan = plan
+
+
+def run_planned_job(sealed: Sealed) -> JobResult:
     """A whole job where a task runner placed it: its own tracker; stages as nested tasks."""
+    plan = sealed.plan
     config = plan.job.config
     quiet_mlflow(False)
     tracking = config.root.tracking

@@ -243,3 +243,14 @@ def test_recipes_that_measure_the_machine_cap_jobs_whatever_the_runner(recipe: s
     for runner in ("runner=processes", "runner=dask", "runner=threads"):
         config = Composer().compose([f"recipe={recipe}", runner, "runner.workers=2"])
         assert config.root.runner.slots == 1, runner
+
+
+def test_a_job_whose_config_has_a_field_named_keys_runs_in_a_process_pool(
+    workdir: Path, plugin: str
+) -> None:
+    # events.producers.keys: Prefect took the model for a mapping and the job never started.
+    argv = ["run", "-m", "scenario=event_throughput", "events.producers.events=200,300"]
+    assert main([*argv, "energy=none", "runner=processes"]) == 0
+    jobs = _runs("no-recipe/event_throughput")
+    jobs = jobs[jobs["tags.loom.run_type"] == "job"]
+    assert len(jobs) == 2 and set(jobs["status"]) == {"FINISHED"}
