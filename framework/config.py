@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field, TypeAdapter, ValidationError, model_valid
 
 from components.base import NOT_AN_EXPERIMENT, ComponentConfig, LoomModel, ScenarioConfig
 from components.sites import Site, site_problems
+from components.storage.protocol import StorageConfig
 from framework import registry
 from framework.errors import ConfigError
 from framework.runners import RUNNER_OPTIONS, RunnerConfig, SequentialRunner
@@ -402,6 +403,9 @@ def validate_job_config(
                     f"scenario={scenario.kind} needs a '{group}' component; "
                     f"pick one: {group}=<{'|'.join(registry.options(group))}>"
                 )
+        sites = root.sites if root is not None and scenario.uses_sites else {}
+        if sites and not site_problems(sites):
+            problems += storage_at_sites(groups, needed, sites, sections)
         if all(g in groups for g in needed):
             problems += scenario.check_components(groups)
             used = {g: groups[g] for g in needed}
@@ -444,6 +448,50 @@ def validate_job_config(
             if g == "scenario" or g in needed or g in ENGINE_GROUPS or g in CARRIED_GROUPS
         }
     return JobConfig(root, groups)
+
+
+def storage_at_sites(
+    groups: dict[str, ComponentConfig],
+    needed: Collection[str],
+    sites: Mapping[str, Site],
+    sections: Mapping[str, Any],
+) -> list[str]:
+    """Put the run's storage containers at its sites (``sites.<name>.containers`` each).
+
+    Where the run stores nothing on the fabric, a site's ``containers`` would be ignored:
+    one other than the default (1) is refused. Otherwise the storage option's own count and
+    link give way to the sites', and setting them too is refused.
+    """
+    storage = groups.get("storage")
+    if "storage" not in needed or storage is None:
+        return [
+            f"sites.{name}.containers={site.containers}: this run stores nothing on the "
+            "storage fabric, so the containers would go unused; store proxies on it "
+            "(dataflow=proxystore dataflow.connector=fabric) or drop it"
+            for name, site in sites.items()
+            if site.containers != Site.model_fields["containers"].default
+        ]
+    if not isinstance(storage, StorageConfig) or not storage.places_at_sites:
+        return [
+            f"storage={storage.kind}: its containers are listed, not counted, so they cannot "
+            "stand at the sites; choose storage=local or storage=memory"
+        ]
+    given = sections.get("storage") or {}
+    problems = [
+        f"storage.{key}={given[key]}: the containers are the sites' (sites.<name>.containers, "
+        "behind sites.<name>.link); drop it"
+        for key in ("containers", "link")
+        if key in given and given[key] != type(storage).model_fields[key].default
+    ]
+    if not problems:
+        from components.storage.container import LinkSpec  # fsspec: only where storage runs
+
+        layout = [
+            (name, site.containers, None if site.link is None else LinkSpec(**dict(site.link)))
+            for name, site in sites.items()
+        ]
+        groups["storage"] = storage.at_sites(layout)
+    return problems
 
 
 def needed_groups(

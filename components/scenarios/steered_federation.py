@@ -131,13 +131,11 @@ class SteeredFederationConfig(ScenarioConfig):
         if not any(site.devices for site in sites.values()):
             problems.append("sites: no site has devices: give the edge sites devices: <n>")
         for name, site in sites.items():
-            for key in ("containers", "workers"):
-                if getattr(site, key) != 1:
-                    problems.append(
-                        f"sites.{name}.{key}={getattr(site, key)}: scenario=steered_federation "
-                        "does not place storage or executors by site yet (the dataflow and "
-                        "executor groups do); drop it"
-                    )
+            if site.workers != 1:
+                problems.append(
+                    f"sites.{name}.workers={site.workers}: scenario=steered_federation does not "
+                    "place executors by site yet (the executor group does); drop it"
+                )
         return problems
 
     def build(self) -> Scenario:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
@@ -17,6 +17,7 @@ class LocalStorageConfig(StorageConfig):
     """Directories on this machine, one per container (default: a temporary folder)."""
 
     kind: Literal["local"] = "local"
+    places_at_sites: ClassVar[bool] = True
     containers: int = Field(6, ge=1, le=256, description="number of containers")
     capacity_mb: float = Field(4096.0, gt=0, description="declared capacity per container, MB")
     root: str | None = Field(None, description="parent folder (default: temporary, removed)")
@@ -37,12 +38,12 @@ class LocalStorageConfig(StorageConfig):
         specs = [
             ContainerSpec(
                 url=f"file://{root}/c{i}",
-                name=f"local-c{i}",
+                name=name,
                 capacity_mb=self.capacity_mb,
                 afr_pct=self.afr_pct,
-                link=self.link,
+                link=link,
             )
-            for i in range(self.containers)
+            for i, (name, link) in enumerate(self.container_slots("local"))
         ]
         return specs, cleanup
 

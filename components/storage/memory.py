@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
@@ -16,6 +16,7 @@ class MemoryStorageConfig(StorageConfig):
     """fsspec in-memory filesystems, one per container (fastest; for tests and baselines)."""
 
     kind: Literal["memory"] = "memory"
+    places_at_sites: ClassVar[bool] = True
     containers: int = Field(6, ge=1, le=256, description="number of containers")
     capacity_mb: float = Field(4096.0, gt=0, description="declared capacity per container, MB")
     link: LinkSpec | None = Field(None, description="emulated link in front of each container")
@@ -30,12 +31,12 @@ class MemoryStorageConfig(StorageConfig):
         specs = [
             ContainerSpec(
                 url=f"memory://loom-{run}/c{i}",
-                name=f"memory-c{i}",
+                name=name,
                 capacity_mb=self.capacity_mb,
                 afr_pct=self.afr_pct,
-                link=self.link,
+                link=link,
             )
-            for i in range(self.containers)
+            for i, (name, link) in enumerate(self.container_slots("memory"))
         ]
         return specs, []
 

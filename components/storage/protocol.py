@@ -8,20 +8,20 @@ Tenants read and write through the :class:`ObjectStore` protocol.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, BinaryIO, ClassVar, Protocol, Self, runtime_checkable
 
-from pydantic import Field, SecretStr
+from pydantic import Field, PrivateAttr, SecretStr
 
 from components.base import ComponentConfig
 
 if TYPE_CHECKING:  # the network's parts, for types only (they import this module's errors)
     from components.coding.protocol import Coder
     from components.placement.protocol import Placer
-    from components.storage.container import ContainerSpec, DataContainer
+    from components.storage.container import ContainerSpec, DataContainer, LinkSpec
     from components.storage.fabric import StorageFabric
 
 DEFAULT_TENANT = "loom"
@@ -158,8 +158,10 @@ class StorageConfig(ComponentConfig):
         """The container faults; the link faults too where some container has a link."""
         declared = getattr(self, "containers", None)
         each = declared if isinstance(declared, list) else []
-        links = getattr(self, "link", None) is not None or any(
-            getattr(c, "link", None) is not None for c in each
+        links = (
+            getattr(self, "link", None) is not None
+            or any(getattr(c, "link", None) is not None for c in each)
+            or any(link is not None for _, _, link in self._sites or ())
         )
         return self.fault_kinds | ({"link_slow", "link_partition"} if links else frozenset())
 
@@ -181,6 +183,35 @@ class StorageConfig(ComponentConfig):
         description="let one container hold two chunks of a stripe when too few are up "
         "(counted as redundancy_lost); otherwise that write is refused, that repair left undone",
     )
+
+    # Where :meth:`at_sites` put the containers: (site, containers, its link) each.
+    _sites: tuple[tuple[str, int, LinkSpec | None], ...] | None = PrivateAttr(None)
+    # Whether the option counts its containers (``containers: <n>``), so sites can hold them.
+    places_at_sites: ClassVar[bool] = False
+
+    def at_sites(self, layout: Sequence[tuple[str, int, LinkSpec | None]]) -> Self:
+        """A copy whose containers stand at sites: ``<site>-c<i>``, behind the site's link.
+
+        Args:
+            layout: Each site's name, its number of containers and its link to its parent
+                (none at the root).
+
+        Raises:
+            ValueError: The option lists its containers itself (``places_at_sites`` false).
+
+        """
+        if not self.places_at_sites:
+            raise ValueError(f"storage={self.kind} does not place containers at sites")
+        placed = self.model_copy(update={"containers": sum(n for _, n, _ in layout)})
+        placed._sites = tuple(layout)
+        return placed
+
+    def container_slots(self, prefix: str) -> list[tuple[str, LinkSpec | None]]:
+        """Each container's name and link: ``<prefix>-c<i>``, or the sites' where placed."""
+        if self._sites is not None:
+            return [(f"{site}-c{i}", link) for site, n, link in self._sites for i in range(n)]
+        count, link = getattr(self, "containers", 0), getattr(self, "link", None)
+        return [(f"{prefix}-c{i}", link) for i in range(count)]
 
     def container_specs(self) -> tuple[list[ContainerSpec], list[str]]:
         """The containers, and temporary folders to remove at the end."""

@@ -14,6 +14,7 @@ from framework.errors import ConfigError
 
 LINK = {"bandwidth_mb_s": 100.0, "latency_ms": 10.0}
 RECIPE = "recipe=composite/carbon_schedules"
+FABRIC = ["dataflow=proxystore", "dataflow.connector=fabric"]
 
 
 def test_the_tree_is_the_sites_with_their_devices() -> None:
@@ -54,6 +55,16 @@ def test_the_tree_is_the_sites_with_their_devices() -> None:
             "sites: no site has devices",
         ),
         ([RECIPE, "scenario.policy=greedy"], "scenario.policy"),
+        ([RECIPE, "+sites.de.containers=3"], "sites.de.containers=3: this run stores nothing"),
+        (
+            [RECIPE, *FABRIC, "storage=s3"],
+            "storage=s3: its containers are listed, not counted",
+        ),
+        ([RECIPE, *FABRIC, "storage.containers=9"], "storage.containers=9: the containers are"),
+        (
+            [RECIPE, *FABRIC, "+storage.link={bandwidth_mb_s: 1, latency_ms: 1}"],
+            "storage.link=",
+        ),
     ],
     ids=[
         "no-sites",
@@ -64,6 +75,10 @@ def test_the_tree_is_the_sites_with_their_devices() -> None:
         "workers-unset",
         "no-devices",
         "policy",
+        "containers-unused",
+        "storage-listed",
+        "storage-count",
+        "storage-link",
     ],
 )
 def test_what_the_scenario_cannot_honour_is_refused(overrides: list[str], expected: str) -> None:
@@ -118,3 +133,32 @@ def test_a_small_steered_run_charges_each_site_and_keeps_the_schedule(workdir: P
     assert job["metrics.round_events"] == 7 and job["metrics.plans_received"] == 6
     assert job["metrics.events_lost"] == 0 and job["metrics.duplicate_events"] == 0
     assert job["metrics.plan_wait_ms_max"] < 1e3 * 60  # no round waited out its timeout
+
+
+def test_the_fabric_containers_stand_at_the_sites_behind_their_links() -> None:
+    config = Composer().compose(
+        [RECIPE, *FABRIC, "+sites.de.containers=2", "+sites.cloud.containers=3"]
+    )
+    storage = config.groups["storage"]
+    specs, cleanup = storage.container_specs()  # type: ignore[attr-defined]
+    names = [s.name for s in specs]
+    assert names == [
+        "cloud-c0",
+        "cloud-c1",
+        "cloud-c2",
+        "de-c0",
+        "de-c1",
+        "gb-c0",
+        "fr-c0",
+        "pl-c0",
+    ]
+    links = {s.name: s.link for s in specs}
+    assert links["cloud-c0"] is None  # the root has no link up
+    assert (links["de-c1"].bandwidth_mb_s, links["de-c1"].latency_ms) == (100.0, 15.0)
+    assert (links["pl-c0"].bandwidth_mb_s, links["pl-c0"].latency_ms) == (50.0, 30.0)
+    # The fabric connector builds its store from the same containers.
+    flow = config.groups["dataflow"]
+    assert flow._fabric_groups["storage"].container_count() == 8  # type: ignore[attr-defined]
+    assert {"container_down", "link_partition"} <= storage.takes_faults()
+    for folder in cleanup:
+        Path(folder).rmdir()
