@@ -414,6 +414,7 @@ def _agent(ctx: RunContext, chooser: Schedule, timeout_s: float) -> Iterator[_Ov
         agent.start()
         try:
             yield _OverFabric(channel, agent)
+            agent.join(timeout_s)  # it stops at the last round's report: let it read that
         finally:
             agent.done.set()
             agent.join(timeout_s)

@@ -162,3 +162,40 @@ def test_the_fabric_containers_stand_at_the_sites_behind_their_links() -> None:
     assert {"container_down", "link_partition"} <= storage.takes_faults()
     for folder in cleanup:
         Path(folder).rmdir()
+
+
+SMALL_FAULTS = [
+    "recipe=composite/carbon_faults",
+    "energy=none",
+    "fl.rounds=4",
+    "fl.clients_per_task=2",
+    "scenario.policy=fixed",  # the same devices each round, with faults or without
+    *(f"sites.{s}.devices=2" for s in ("de", "gb", "fr", "pl")),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.service
+def test_under_a_lost_container_a_killed_worker_and_a_broker_restart_nothing_is_lost(
+    workdir: Path,
+) -> None:
+    import mlflow
+
+    from framework.cli import main
+
+    assert main(["run", *SMALL_FAULTS]) == 0
+    assert main(["run", *SMALL_FAULTS, "faults.schedule=[]"]) == 0
+    mlflow.set_tracking_uri(f"sqlite:///{workdir / 'results' / 'mlflow.db'}")
+    runs = mlflow.search_runs(experiment_names=["composite/carbon_faults"])
+    jobs = runs[runs["tags.loom.run_type"] == "job"].sort_values("start_time")
+    faulted, calm = jobs.iloc[0], jobs.iloc[1]
+    assert faulted["metrics.faults_injected"] == 3 and faulted["metrics.faults_not_injected"] == 0
+    for kind in ("container_down", "worker_kill", "broker_restart"):
+        assert faulted[f"metrics.faults_{kind}"] == 1
+    assert faulted["metrics.data_fabric_containers_down"] == 1
+    for job in (faulted, calm):  # every round, every event, every object
+        assert job["metrics.rounds_run"] == 4 and job["metrics.plans_received"] == 4
+        assert job["metrics.round_events"] == 5 and job["metrics.events_lost"] == 0
+        assert job["metrics.store_keys_leaked"] == 0 and job["metrics.store_bytes_leaked"] == 0
+        assert job["metrics.data_fabric_chunks_unrepaired"] == 0
+    assert abs(faulted["metrics.final_accuracy"] - calm["metrics.final_accuracy"]) <= 0.01
