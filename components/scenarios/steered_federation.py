@@ -59,7 +59,7 @@ FABRIC_PRINCIPAL = "loom"  # the default topology's principal: the agent's topic
 
 
 class SteeredFederationConfig(ScenarioConfig):
-    """Hierarchical FL over the sites, each round's hour and sites chosen by a schedule."""
+    """Hierarchical FL over the sites; a Colmena agent picks each round's hour and sites."""
 
     kind: Literal["steered_federation"] = "steered_federation"
     requires: ClassVar[tuple[str, ...]] = ("executor", "dataflow", "fl")
@@ -366,7 +366,7 @@ class _OverFabric(_Steering):
         """Events sent and taken on both topics, the waits for plans, the agent's decisions."""
         channel, agent = self.channel, self.agent
         lost = max(0, channel.reports_sent - agent.reports_taken) + max(
-            0, len(agent.decisions_s) - len(channel.received)
+            0, len(agent.planned) - len(channel.received)
         )
         waits = channel.waits_s or [0.0]
         return {
