@@ -266,6 +266,8 @@ class SteeredFederation:
                 g = kwh * intensity[name](at)
                 devices = devices_of[name] = sum(1 for w in trained if home[w] == name)
                 row[f"devices_{name}"] = devices
+                row[f"cpu_s_{name}"] = cpu_s
+                row[f"energy_j_{name}"] = kwh * J_PER_KWH
                 row[f"carbon_g_{name}"] = g
                 training_g += g
             for name in used_links:  # one model down and one up over the link above ``name``

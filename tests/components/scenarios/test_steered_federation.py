@@ -115,7 +115,8 @@ def test_a_small_steered_run_charges_each_site_and_keeps_the_schedule(workdir: P
     for row in rounds:  # the cleanest sites holding 60 % of the 12 devices, at least
         assert sum(row[f"devices_{s}"] for s in ("de", "gb", "fr", "pl")) >= 0.6 * 12
         trained = [s for s in ("de", "gb", "fr", "pl") if row[f"devices_{s}"]]
-        assert all(row[f"carbon_g_{s}"] > 0 for s in trained)
+        assert all(row[f"carbon_g_{s}"] > 0 and row[f"energy_j_{s}"] > 0 for s in trained)
+        assert all(row[f"cpu_s_{s}"] == 0 for s in ("de", "gb", "fr", "pl") if s not in trained)
         assert row["carbon_comm_g"] > 0 and row["link_s"] > 0
     for site in ("de", "gb", "fr", "pl"):  # no site sits out more than two rounds in a row
         out = 0
