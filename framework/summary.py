@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -160,7 +161,9 @@ def print_summary(inv: Any, console: Console, accounting: Sequence[str]) -> None
         result = inv.results[0]
         trials = result.job.config.root.repeats
         console.print(
-            f"[bold]{inv.recipe}[/]: {result.job.label} ({trials} trial{'s' * (trials > 1)})",
+            # Escaped: an override such as targets: [de-c0] is not markup.
+            f"[bold]{escape(inv.recipe)}[/]: {escape(result.job.label)} "
+            f"({trials} trial{'s' * (trials > 1)})",
             highlight=False,
         )
         if headline:
@@ -174,7 +177,8 @@ def print_summary(inv: Any, console: Console, accounting: Sequence[str]) -> None
             console.print(table)
     else:
         console.print(
-            f"[bold]{inv.recipe}[/]: sweep of {len(jobs)} jobs (means of each job's trials)",
+            f"[bold]{escape(inv.recipe)}[/]: sweep of {len(jobs)} jobs "
+            "(means of each job's trials)",
             highlight=False,
         )
         labels = differing_keys([j.overrides for j in jobs])
@@ -192,10 +196,13 @@ def print_summary(inv: Any, console: Console, accounting: Sequence[str]) -> None
         if r.status == "failed":
             where = f" (traceback: {r.run_dir / 'error.txt'})" if r.run_dir else ""
             line = r.error.line if r.error else "unknown error"
-            console.print(f"[red]failed[/]: {r.job.label}: {line}{where}", highlight=False)
+            console.print(
+                f"[red]failed[/]: {escape(f'{r.job.label}: {line}{where}')}", highlight=False
+            )
         elif r.status == "skipped":
             console.print(
-                f"skipped (resume; finished run {r.run_id}): {r.job.label}", highlight=False
+                f"skipped (resume; finished run {r.run_id}): {escape(r.job.label)}",
+                highlight=False,
             )
     if inv.run_dir is not None:
         console.print(f"Results: {inv.run_dir}", highlight=False, soft_wrap=True)

@@ -76,6 +76,19 @@ def test_a_failed_run_prints_its_title_whole_and_no_empty_table() -> None:
     assert "┏" not in text and "failed: defaults: E: it broke" in text
 
 
+def test_an_override_with_brackets_is_printed_as_given_not_taken_for_markup() -> None:
+    config = Composer().compose(["recipe=quickstart"])
+    given = "faults.schedule=[{kind: container_down, targets: [de-c0]}]"
+    failed = JobResult(
+        Job(0, ["recipe=quickstart", given], config),
+        "failed",
+        error=ErrorInfo("FaultInjectionFailed", "targets ['xx-c0'] are not in this run", ""),
+    )
+    text = " ".join(_render([failed]).split())
+    assert f"taps/structures: {given} (3 trials)" in text
+    assert "targets ['xx-c0'] are not in this run" in text
+
+
 def test_labels_and_units() -> None:
     same = differing_keys([["a=1", "b=2"], ["a=1", "b=2"]])
     assert same == [{"job": "0"}, {"job": "1"}]
