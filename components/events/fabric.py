@@ -50,6 +50,36 @@ kafka_log = logging.getLogger("loom.librdkafka")
 
 
 BROKER_FAULTS = frozenset({"broker_kill", "broker_restart", "broker_pause"})
+OUTAGE_GRACE_S = 10.0  # after a broker fault heals, clients reconnect with backoff meanwhile
+
+
+class ExpectedOutage(logging.Filter):
+    """librdkafka's complaints while Loom itself holds the broker down are INFO, not ERROR.
+
+    An injected broker fault makes every client log failed connections at ERROR until it
+    reconnects; those lines would bury a real error. From the fault until ``OUTAGE_GRACE_S``
+    after it heals, they are demoted (kept, at INFO).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = False
+        self.until = 0.0
+
+    def begin(self) -> None:
+        """The broker goes down now."""
+        self.down = True
+
+    def end(self) -> None:
+        """The broker is back: a grace period for the clients to reconnect."""
+        self.down = False
+        self.until = time.monotonic() + OUTAGE_GRACE_S
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Demote warnings and errors during the outage; keep every record."""
+        if record.levelno > logging.INFO and (self.down or time.monotonic() < self.until):
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
 
 
 def _timed(action: Callable[[], object]) -> Callable[[], float]:
@@ -95,6 +125,7 @@ class KafkaEventFabric:
         self._principal_settings = dict(principal_settings or {})
         self._tokens: dict[str, str] = {}
         self._stack = ExitStack()
+        self._outage = ExpectedOutage()
         self._closers: list[Callable[[], None]] = []
         self._lock = threading.Lock()
         self.admin: AdminClient | None = None
@@ -138,6 +169,8 @@ class KafkaEventFabric:
                 self._stack.enter_context(resource)
             if self.broker is not None:
                 self._stack.enter_context(self.broker)
+                kafka_log.addFilter(self._outage)
+                self._stack.callback(kafka_log.removeFilter, self._outage)
             self.admin = AdminClient(self.client_settings())
             self.probe()
             if self._mirror_acls:
@@ -248,20 +281,33 @@ class KafkaEventFabric:
         del targets
         broker = self.broker
         assert broker is not None
+        outage = self._outage
+        outage.begin()
+
+        def healed(action: Callable[[], object]) -> Callable[[], object]:
+            def run() -> object:
+                try:
+                    return action()
+                finally:
+                    outage.end()
+
+            return run
+
         if kind == "broker_pause":
             broker.pause()
-            return Injected(f"SIGSTOP broker pid {broker.pid}", _timed(broker.resume))
+            return Injected(f"SIGSTOP broker pid {broker.pid}", _timed(healed(broker.resume)))
         crash = kind == "broker_kill"
         signal = "SIGKILL" if crash else "SIGTERM"
         pid = broker.pid
         if not fault.duration_s:
-            took = broker.restart(crash=crash)
+            took = healed(lambda: broker.restart(crash=crash))()
+            assert isinstance(took, float)
             return Injected(f"{signal} broker pid {pid}, restarted in {took:.2f} s", None, took)
         if crash:
             broker.kill()
         else:
             broker.stop()
-        return Injected(f"{signal} broker pid {pid}, down", _timed(broker.start))
+        return Injected(f"{signal} broker pid {pid}, down", _timed(healed(broker.start)))
 
     # -- principals ------------------------------------------------------------------------
 
