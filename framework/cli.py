@@ -10,6 +10,7 @@ from typing import Any
 
 import yaml
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from framework.compose import Composer
@@ -136,7 +137,8 @@ def main(argv: list[str] | None = None) -> int:
         status: int = args.func(args)
         return status
     except LoomError as exc:
-        err.print(f"[bold red]loom:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
+        # Escaped: a value such as [de-c0] in the message is not markup.
+        err.print(f"[bold red]loom:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return exc.exit_code
     except KeyboardInterrupt:
         err.print("loom: interrupted")
@@ -250,7 +252,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     _, jobs = _jobs(args)
     for job in jobs:
         if len(jobs) > 1:
-            out.print(f"# job {job.index}: {job.label}", highlight=False)
+            out.print(f"# job {job.index}: {escape(job.label)}", highlight=False)
         out.print(
             yaml.safe_dump(job.config.to_dict(), sort_keys=False).rstrip(),
             highlight=False,

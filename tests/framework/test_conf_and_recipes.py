@@ -83,3 +83,16 @@ def test_a_recipe_declares_its_sweep_and_the_command_line_narrows_it() -> None:
     narrowed = COMPOSER.expand(["recipe=drex/reliability_sweep", "placement=drex_lb"], False)
     assert len(narrowed) == 5 and all("placement=drex_lb" in job for job in narrowed)
     assert COMPOSER.recipe_sweep(["recipe=quickstart"]) == []
+
+
+def test_a_sweep_over_fault_schedules_shows_each_job_as_given(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from framework.cli import main
+
+    schedules = "[],[{kind: container_down, at_fraction: 0.25, targets: [de-c0]}]"
+    argv = ["show", "-m", "recipe=composite/carbon_faults", f"faults.schedule={schedules}"]
+    assert main([*argv, "sites.pl.carbon=pl,660"]) == 0
+    headers = [line for line in capsys.readouterr().out.splitlines() if line.startswith("# job")]
+    assert len(headers) == 4  # two schedules by two Polish grids
+    assert sum("targets:[de-c0]" in line for line in headers) == 2  # not eaten as markup
