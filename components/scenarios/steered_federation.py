@@ -237,12 +237,7 @@ class SteeredFederation:
         rounds: list[dict[str, Any]] = []
         hour = float(cfg.start_hour)
         hours: dict[int, float] = {}
-        stack = ExitStack()
-        steering: _Steering = (
-            stack.enter_context(_agent(ctx, chooser, cfg.plan_timeout_s))
-            if cfg.steer == "agent"
-            else _Inline(chooser)
-        )
+        steering: _Steering = _Inline(chooser)  # or the agent, once the trial is open
 
         def choose(index: int) -> list[str]:
             nonlocal hour
@@ -299,7 +294,9 @@ class SteeredFederation:
 
         trial = TaskTrial(ctx, by_reference=(f"{Update.__module__}.{Update.__qualname__}",))
         began = time.perf_counter()
-        with stack, trial as path:
+        with ExitStack() as stack, trial as path:
+            if cfg.steer == "agent":
+                steering = stack.enter_context(_agent(ctx, chooser, cfg.plan_timeout_s))
             federation = Federation(plan, path, test)
             federation.choose = choose
             federation.on_round = on_round
