@@ -93,6 +93,6 @@ def test_a_sweep_over_fault_schedules_shows_each_job_as_given(
     schedules = "[],[{kind: container_down, at_fraction: 0.25, targets: [de-c0]}]"
     argv = ["show", "-m", "recipe=composite/carbon_faults", f"faults.schedule={schedules}"]
     assert main([*argv, "sites.pl.carbon=pl,660"]) == 0
-    headers = [line for line in capsys.readouterr().out.splitlines() if line.startswith("# job")]
-    assert len(headers) == 4  # two schedules by two Polish grids
-    assert sum("targets:[de-c0]" in line for line in headers) == 2  # not eaten as markup
+    out = capsys.readouterr().out
+    assert sum(line.startswith("# job") for line in out.splitlines()) == 4  # 2 schedules by 2 grids
+    assert out.replace("\n", "").count("targets:[de-c0]") == 2  # not eaten as markup (may wrap)
