@@ -80,6 +80,15 @@ class ComponentConfig(LoomModel):
         """
         return self.fault_kinds
 
+    def fault_target_names(self, kind: str) -> list[str] | None:
+        """The names a fault of ``kind`` may target, where known before the run; else None.
+
+        A schedule naming a target that no component of the run has is then refused at
+        validation rather than when the fault is due.
+        """
+        del kind
+        return None
+
     def joined(self, groups: Mapping[str, ComponentConfig]) -> Self:
         """The config as it runs beside the job's other groups, for :meth:`build`.
 

@@ -177,6 +177,7 @@ class FaultsConfig(ComponentConfig):
         for index, fault in enumerate(self.entries()):
             takers = [g for g, c in groups.items() if fault.kind in c.takes_faults()]
             if takers:
+                lines += _unknown_targets(index, fault, [groups[g] for g in takers])
                 continue
             uses = ", ".join(f"{g}={c.kind}" for g, c in groups.items() if g != "faults")
             lines.append(
@@ -184,3 +185,22 @@ class FaultsConfig(ComponentConfig):
                 f"take it (it uses {uses}); it needs {TAKEN_BY[fault.kind]}"
             )
         return lines
+
+
+def _unknown_targets(index: int, fault: Fault, takers: list[ComponentConfig]) -> list[str]:
+    """Named targets that no taker has, where every taker knows its names before the run."""
+    if not isinstance(fault.targets, list):
+        return []
+    known: list[str] = []
+    for config in takers:
+        names = config.fault_target_names(fault.kind)
+        if names is None:  # known only once built: the injector checks them then
+            return []
+        known += names
+    unknown = [t for t in fault.targets if t not in known]
+    if not unknown:
+        return []
+    return [
+        f"faults.schedule[{index}].targets: {fault.kind} cannot target {', '.join(unknown)} "
+        f"in this run; it may target: {', '.join(known) or 'none'}"
+    ]

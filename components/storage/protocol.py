@@ -213,6 +213,13 @@ class StorageConfig(ComponentConfig):
         count, link = getattr(self, "containers", 0), getattr(self, "link", None)
         return [(f"{prefix}-c{i}", link) for i in range(count)]
 
+    def fault_target_names(self, kind: str) -> list[str] | None:
+        """Counted containers' names (those behind a link for the link kinds); else None."""
+        if not self.places_at_sites or kind not in self.takes_faults():
+            return None
+        links = kind in {"link_slow", "link_partition"}
+        return [name for name, link in self.container_slots(self.kind) if link or not links]
+
     def container_specs(self) -> tuple[list[ContainerSpec], list[str]]:
         """The containers, and temporary folders to remove at the end."""
         raise NotImplementedError

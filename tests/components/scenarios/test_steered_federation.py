@@ -65,6 +65,13 @@ def test_the_tree_is_the_sites_with_their_devices() -> None:
             [RECIPE, *FABRIC, "+storage.link={bandwidth_mb_s: 1, latency_ms: 1}"],
             "storage.link=",
         ),
+        (
+            [
+                "recipe=composite/carbon_faults",
+                "faults.schedule=[{kind: link_partition, targets: [cloud-c0, de-c9]}]",
+            ],
+            "link_partition cannot target cloud-c0, de-c9 in this run; it may target: de-c0,",
+        ),
     ],
     ids=[
         "no-sites",
@@ -79,6 +86,7 @@ def test_the_tree_is_the_sites_with_their_devices() -> None:
         "storage-listed",
         "storage-count",
         "storage-link",
+        "fault-target",
     ],
 )
 def test_what_the_scenario_cannot_honour_is_refused(overrides: list[str], expected: str) -> None:
