@@ -11,16 +11,22 @@ Both sides key everything by round, so an event delivered twice (a producer's re
 broker restart) changes nothing: the agent answers a round it planned already with the same
 plan, and the federation keeps the first plan of a round. Round ``-1`` asks for the first
 plan; a report with ``"end": true`` stops the agent.
+
+:func:`steering_over` wires both sides over two fresh topics of a fabric session.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+import uuid
+from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any
 
 from colmena.queue.base import ColmenaQueues
+from colmena.queue.python import PipeQueues
 from colmena.thinker import BaseThinker, agent
 
 from components.fl.participation import RoundPlan, Schedule
@@ -159,3 +165,55 @@ class PlanChannel:
                 )
         self.waits_s.append(time.monotonic() - began)
         return self.received[index]
+
+
+@contextmanager
+def steering_over(
+    session: Any, chooser: Schedule, timeout_s: float
+) -> Iterator[tuple[ParticipationAgent, PlanChannel]]:
+    """A running agent and the federation's channel to it, over two fresh topics.
+
+    The topics are made in ``session``'s namespace and deleted at exit. At a normal exit the
+    agent is given ``timeout_s`` to read the last round's report (it stops there); then it is
+    told to stop either way.
+
+    Args:
+        session: A fabric session (``components.events.fabric.Session``).
+        chooser: The schedule the agent plans with.
+        timeout_s: How long a round waits for its plan, and a publish for its acknowledgement.
+
+    """
+    prefix = f"fl-{uuid.uuid4().hex[:8]}"
+    names = [f"{prefix}-rounds", f"{prefix}-plans"]
+    reports_topic, plans_topic = (session.create_topic(n) for n in names)
+    try:
+        reports = session.consumer([reports_topic], group=f"{prefix}-agent", value_format="json")
+        plans = session.consumer([plans_topic], group=f"{prefix}-rounds", value_format="json")
+        with ThreadPoolExecutor(2) as pool:  # both ready before the first event; joins overlap
+            list(pool.map(lambda consumer: consumer.wait_assigned(1), (reports, plans)))
+        agent = ParticipationAgent(
+            PipeQueues(),
+            chooser,
+            reports,
+            session.producer(value_format="json", **{"linger.ms": 0}),
+            plans_topic,
+            flush_s=timeout_s,
+        )
+        channel = PlanChannel(
+            session.producer(value_format="json", **{"linger.ms": 0}),
+            reports_topic,
+            plans,
+            timeout_s,
+        )
+        agent.start()
+        try:
+            yield agent, channel
+            agent.join(timeout_s)  # it stops at the last round's report: let it read that
+        finally:
+            agent.done.set()
+            agent.join(timeout_s)
+            for consumer in (reports, plans):
+                consumer.close(5.0)
+    finally:
+        for name in names:
+            session.delete_topic(name)

@@ -32,10 +32,8 @@ import math
 import pickle
 import statistics
 import time
-import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -45,6 +43,7 @@ from components.base import RunContext, Scenario, ScenarioConfig
 from components.energy.profiles import profile
 from components.fl.participation import RoundPlan, Schedule, ScheduleKind, SiteLoad, schedule
 from components.fl.topology import Node, NodeKind, Topology, TwoTier
+from components.pricing.protocol import J_PER_KWH
 from components.runtime.trial import TASK_PATH_FAULTS, TaskTrial
 from components.sites import Site, Sites
 
@@ -54,7 +53,6 @@ if TYPE_CHECKING:
 # Aslan et al. (2018), J. Industrial Ecology: 0.06 kWh/GB for fixed-line internet transmission
 # in 2015, halving about every two years since: an upper bound for today's links.
 NETWORK_KWH_PER_GB = 0.06
-J_PER_KWH = 3.6e6
 FABRIC_PRINCIPAL = "loom"  # the default topology's principal: the agent's topics are its
 
 
@@ -382,46 +380,12 @@ class _OverFabric(_Steering):
 @contextmanager
 def _agent(ctx: RunContext, chooser: Schedule, timeout_s: float) -> Iterator[_OverFabric]:
     """A participation agent over two fresh topics of the run's fabric; stopped at exit."""
-    from colmena.queue.python import PipeQueues
-
     from components.events.fabric import fabric_of
-    from components.fl.agent import ParticipationAgent, PlanChannel
+    from components.fl.agent import steering_over
 
     session = fabric_of(ctx).session(FABRIC_PRINCIPAL)
-    prefix = f"fl-{uuid.uuid4().hex[:8]}"
-    names = [f"{prefix}-rounds", f"{prefix}-plans"]
-    reports_topic, plans_topic = (session.create_topic(n) for n in names)
-    try:
-        reports = session.consumer([reports_topic], group=f"{prefix}-agent", value_format="json")
-        plans = session.consumer([plans_topic], group=f"{prefix}-rounds", value_format="json")
-        with ThreadPoolExecutor(2) as pool:  # both ready before the first event; joins overlap
-            list(pool.map(lambda consumer: consumer.wait_assigned(1), (reports, plans)))
-        agent = ParticipationAgent(
-            PipeQueues(),
-            chooser,
-            reports,
-            session.producer(value_format="json", **{"linger.ms": 0}),
-            plans_topic,
-            flush_s=timeout_s,
-        )
-        channel = PlanChannel(
-            session.producer(value_format="json", **{"linger.ms": 0}),
-            reports_topic,
-            plans,
-            timeout_s,
-        )
-        agent.start()
-        try:
-            yield _OverFabric(channel, agent)
-            agent.join(timeout_s)  # it stops at the last round's report: let it read that
-        finally:
-            agent.done.set()
-            agent.join(timeout_s)
-            for consumer in (reports, plans):
-                consumer.close(5.0)
-    finally:
-        for name in names:
-            session.delete_topic(name)
+    with steering_over(session, chooser, timeout_s) as (agent, channel):
+        yield _OverFabric(channel, agent)
 
 
 def _links_used(sites: Sites, trained_at: set[str]) -> set[str]:

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from colmena.queue.python import PipeQueues
 
 from components.events.embedded import EmbeddedEventsConfig
 from components.events.fabric import KafkaEventFabric
-from components.fl.agent import ParticipationAgent, PlanChannel
-from components.fl.participation import Schedule, SiteLoad, plan_rounds, schedule
+from components.fl.agent import steering_over
+from components.fl.participation import SiteLoad, plan_rounds, schedule
 
 pytestmark = [pytest.mark.service]
 
@@ -35,35 +33,9 @@ def _sites(dirtiest: str) -> dict[str, SiteLoad]:
     return {s: SiteLoad(n, 0.001, grid(s)) for s, n in DEVICES.items()}
 
 
-def _over_fabric(
-    fabric: KafkaEventFabric, chosen: Schedule, timeout_s: float = 30.0
-) -> tuple[ParticipationAgent, PlanChannel, Callable[[], None]]:
-    session = fabric.session("loom")
-    prefix = f"t-{uuid.uuid4().hex[:6]}"
-    reports_topic = session.create_topic(f"{prefix}-rounds")
-    plans_topic = session.create_topic(f"{prefix}-plans")
-    reports = session.consumer([reports_topic], group=f"{prefix}-a", value_format="json")
-    plans = session.consumer([plans_topic], group=f"{prefix}-f", value_format="json")
-    reports.wait_assigned(1)
-    plans.wait_assigned(1)
-    agent = ParticipationAgent(
-        PipeQueues(), chosen, reports, session.producer(value_format="json"), plans_topic
-    )
-    channel = PlanChannel(session.producer(value_format="json"), reports_topic, plans, timeout_s)
-
-    def close() -> None:
-        agent.done.set()
-        agent.join(10)
-        reports.close(5)
-        plans.close(5)
-
-    return agent, channel, close
-
-
 def _steer(fabric: KafkaEventFabric, dirtiest: str, rounds: int) -> list[Any]:
-    agent, channel, close = _over_fabric(fabric, schedule("carbon_aware", _sites(dirtiest)))
-    agent.start()
-    try:
+    chosen = schedule("carbon_aware", _sites(dirtiest))
+    with steering_over(fabric.session("loom"), chosen, 30.0) as (agent, channel):
         plans = []
         hour = 24.0
         channel.report({"round": -1, "next_hour": hour})
@@ -81,8 +53,6 @@ def _steer(fabric: KafkaEventFabric, dirtiest: str, rounds: int) -> list[Any]:
             channel.report(report)
         agent.join(10)
         assert not agent.is_alive(), "the end report did not stop the agent"
-    finally:
-        close()
     assert agent.error is None
     assert channel.reports_sent == agent.reports_taken == rounds + 1  # nothing lost
     assert len(channel.received) == len(agent.decisions_s) == rounds
@@ -93,6 +63,7 @@ def test_the_agent_plans_every_round_as_the_schedule_would(fabric: KafkaEventFab
     plans = _steer(fabric, "a", 6)
     alone = plan_rounds(schedule("carbon_aware", _sites("a")), 6, 24.0)
     assert [(p.hour, dict(p.devices)) for p in plans] == [(p.hour, dict(p.devices)) for p in alone]
+    assert not [t for t in fabric.topic_names() if t.startswith("loom.fl-")]  # deleted at exit
 
 
 def test_the_agents_decisions_follow_the_carbon_series(fabric: KafkaEventFabric) -> None:
@@ -103,9 +74,8 @@ def test_the_agents_decisions_follow_the_carbon_series(fabric: KafkaEventFabric)
 
 
 def test_a_round_reported_twice_is_planned_once(fabric: KafkaEventFabric) -> None:
-    agent, channel, close = _over_fabric(fabric, schedule("carbon_aware", _sites("a")))
-    agent.start()
-    try:
+    chosen = schedule("carbon_aware", _sites("a"))
+    with steering_over(fabric.session("loom"), chosen, 30.0) as (agent, channel):
         channel.report({"round": -1, "next_hour": 24.0})
         first = channel.plan(0)
         report = {"round": 0, "next_hour": first.hour + 1, "kwh": {}, "devices": {}}
@@ -114,20 +84,15 @@ def test_a_round_reported_twice_is_planned_once(fabric: KafkaEventFabric) -> Non
         second = channel.plan(1)
         channel.report({**report, "round": 1, "end": True})
         agent.join(10)
-    finally:
-        close()
     assert agent.duplicates == 1 and len(agent.planned) == 2
     assert channel.plan(1) == second  # the first plan of a round is kept
 
 
 def test_a_failed_agent_is_named_by_the_round_waiting_for_it(fabric: KafkaEventFabric) -> None:
-    agent, channel, close = _over_fabric(fabric, schedule("carbon_aware", _sites("a")), 2.0)
-    agent.start()
-    try:
+    chosen = schedule("carbon_aware", _sites("a"))
+    with steering_over(fabric.session("loom"), chosen, 2.0) as (agent, channel):
         channel.report({"round": 3})  # no next_hour: the agent cannot plan
         with pytest.raises(
             TimeoutError, match=r"round 4 .* within 2 s: the agent failed \(KeyError"
         ):
             channel.plan(4, lambda: agent.error)
-    finally:
-        close()
