@@ -6,8 +6,9 @@ Runs `loom run -m recipe=composite/carbon_faults seed=<0..n-1>`, and again with
 data/carbon/) and `flat` (each grid at its weekly mean, so only choosing places can save, not
 waiting for hours) — in a scratch folder.
 Prints, per shape and with or without the recipe's faults (a German container lost for good,
-a worker killed, the broker restarted), the mean over the seeds of the final accuracy, the
-operational carbon, the rounds completed, the events, keys and chunks lost, the plan waits
+a worker of the German pool killed, the broker restarted), the mean over the seeds of the
+final accuracy, the operational carbon and the shares of it spent on the links and on the
+fabric's containers, the rounds completed, the events, keys and chunks lost, the plan waits
 and the makespan; then the accuracy gap that the faults cost on the same seed (the issue's
 goal: within one point), beside the peer: the same run without faults. Written to
 results/benchmarks/composite_faults.{md,json}.
@@ -36,6 +37,8 @@ SITES = {"cloud": "fr", "de": "de", "gb": "gb", "fr": "fr", "pl": "pl"}  # the r
 METRICS = (
     "final_accuracy",
     "carbon_total_g",
+    "comm_carbon_share",
+    "storage_carbon_share",
     "rounds_run",
     "events_lost",
     "store_keys_leaked",

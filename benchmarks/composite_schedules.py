@@ -92,7 +92,7 @@ def plot(first_rounds: dict[str, list[dict[str, float]]], path: Path) -> None:
     for policy, rounds in first_rounds.items():
         spent, xs = 0.0, []
         for r in rounds:
-            spent += r["carbon_training_g"] + r["carbon_comm_g"]
+            spent += r["carbon_training_g"] + r["carbon_comm_g"] + r.get("carbon_storage_g", 0.0)
             xs.append(spent * 1000)
         ax.plot(xs, [r["accuracy"] for r in rounds], marker=".", label=policy)
     ax.set_xlabel("operational carbon so far (mg CO2e)")

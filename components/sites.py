@@ -45,7 +45,12 @@ class Site(LoomModel):
     )
     profile: ProfileName = Field("local", description="machine profile (energy)")
     containers: int = Field(1, description="storage containers of the fabric at the site")
-    workers: int = Field(1, ge=1, description="executor workers at the site")
+    workers: int | None = Field(
+        None,
+        ge=1,
+        description="executor workers at the site: set at any site, each site gets a pool of "
+        "its own (1 where unset); set at none, the executor's one pool serves them all",
+    )
     devices: int = Field(0, ge=0, description="FL devices behind the site's aggregator")
 
     def carbon_series(self) -> CarbonSeries | None:
@@ -57,6 +62,11 @@ class Site(LoomModel):
 
 
 _SITES = TypeAdapter(dict[str, Site])
+
+
+def site_container(site: str, index: int) -> str:
+    """The name of a site's ``index``-th storage container: ``<site>-c<index>``."""
+    return f"{site}-c{index}"
 
 
 class Sites:
@@ -91,6 +101,10 @@ class Sites:
     def children(self, name: str) -> list[str]:
         """The sites whose parent is ``name``, in the order given."""
         return [child for child, site in self.sites.items() if site.parent == name]
+
+    def container_names(self, name: str) -> list[str]:
+        """The names of the storage containers at site ``name``."""
+        return [site_container(name, i) for i in range(self.sites[name].containers)]
 
     def tier(self, name: str) -> int:
         """Links between ``name`` and the root (the root: 0)."""

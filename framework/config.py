@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal, Self, get_args
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError, model_validator
 
 from components.base import NOT_AN_EXPERIMENT, ComponentConfig, LoomModel, ScenarioConfig
+from components.executor.protocol import ExecutorConfig
 from components.sites import Site, site_problems
 from components.storage.protocol import StorageConfig
 from framework import registry
@@ -406,6 +407,7 @@ def validate_job_config(
         sites = root.sites if root is not None and scenario.uses_sites else {}
         if sites and not site_problems(sites):
             problems += storage_at_sites(groups, needed, sites, sections)
+            problems += executor_at_sites(groups, needed, sites, sections)
         if all(g in groups for g in needed):
             problems += scenario.check_components(groups)
             used = {g: groups[g] for g in needed}
@@ -492,6 +494,42 @@ def storage_at_sites(
         ]
         groups["storage"] = storage.at_sites(layout)
     return problems
+
+
+def executor_at_sites(
+    groups: dict[str, ComponentConfig],
+    needed: Collection[str],
+    sites: Mapping[str, Site],
+    sections: Mapping[str, Any],
+) -> list[str]:
+    """Give each site a pool of the run's executor where some site sets ``workers``.
+
+    A site that sets none gets one worker. The executor's own worker count gives way to the
+    sites', and setting it too is refused; so is an executor that cannot build pools by site.
+    """
+    given = {name: site.workers for name, site in sites.items() if site.workers is not None}
+    if not given:
+        return []
+    executor = groups.get("executor")
+    if "executor" not in needed or executor is None:
+        return []  # the scenario's own check names what is missing
+    if not isinstance(executor, ExecutorConfig) or not executor.places_at_sites():
+        return [
+            f"sites.<name>.workers is set ({', '.join(f'{k}={v}' for k, v in given.items())}), "
+            f"but executor={executor.kind} cannot run a pool per site; choose executor=process, "
+            "thread or dask (a local cluster), or drop the sites' workers"
+        ]
+    field = executor.workers_field
+    section = sections.get("executor") or {}
+    if field in section and section[field] != type(executor).model_fields[str(field)].default:
+        return [
+            f"executor.{field}={section[field]}: the pools are the sites' (sites.<name>.workers);"
+            " drop it"
+        ]
+    root = next(name for name, site in sites.items() if site.parent is None)
+    order = [root, *(name for name in sites if name != root)]  # tasks with no site: the root's
+    groups["executor"] = executor.at_sites([(name, sites[name].workers or 1) for name in order])
+    return []
 
 
 def needed_groups(

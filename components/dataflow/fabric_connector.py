@@ -9,8 +9,9 @@ classes by dotted path with their fields, and the catalog's path. A run builds t
 FabricConnector`).
 
 What the fabric counts (degraded reads, failed chunk writes, stripes that lost redundancy,
-containers down) is added to the catalog's shared counters by every process, so that the
-run's metrics hold what its workers met too (:meth:`StorageFabricConnector.counts`).
+containers down, the bytes moved to and from each container) is added to the catalog's
+shared counters by every process, so that the run's metrics hold what its workers met too
+(:meth:`StorageFabricConnector.counts`).
 
 A worker joining the catalog does not collect garbage (other processes' writes in flight would
 look like strays), and a container it cannot open is taken down rather than failing the
@@ -38,6 +39,7 @@ from components.storage.protocol import InsufficientCapacity, ObjectNotFound, St
 log = logging.getLogger(__name__)
 
 CATALOG = "proxystore"
+MOVED = "moved:"  # shared counter of the bytes moved to and from a container, by its name
 _COUNTED = tuple(f.name for f in fields(FabricCounters))
 
 
@@ -116,6 +118,7 @@ class StorageFabricConnector:
         )
         self._flushed = FabricCounters()
         self._down_flushed: set[str] = set()
+        self._moved_flushed: dict[str, int] = {}
         self._flush_lock = threading.Lock()
         self._flush_counts()  # containers found down on opening
 
@@ -138,10 +141,19 @@ class StorageFabricConnector:
             }
             down = {c.name for c in self.fabric.containers if not c.up} - self._down_flushed
             deltas.update({f"down:{name}": 1 for name in down})
-            if deltas:  # rare (faults only): the common path writes nothing
+            moved = {c.name: c.bytes_moved for c in self.fabric.containers}
+            deltas.update(
+                {
+                    f"{MOVED}{name}": n - self._moved_flushed.get(name, 0)
+                    for name, n in moved.items()
+                    if n != self._moved_flushed.get(name, 0)
+                }
+            )
+            if deltas:  # one small transaction after a put or get that moved bytes
                 self.fabric.catalog.add_counts(deltas)
                 self._flushed = FabricCounters(*now)
                 self._down_flushed |= down
+                self._moved_flushed = moved
 
     def counts(self) -> dict[str, int]:
         """What every process using this catalog counted: the fabric's counters, by name.
@@ -152,7 +164,14 @@ class StorageFabricConnector:
         shared = self.fabric.catalog.counts()
         out = {name: shared.get(name, 0) for name in _COUNTED}
         out["containers_down"] = sum(1 for name in shared if name.startswith("down:"))
+        out["bytes_moved"] = sum(n for name, n in shared.items() if name.startswith(MOVED))
         return out
+
+    def bytes_moved(self) -> dict[str, int]:
+        """Bytes every process moved to and from each container (over its link), by name."""
+        self._flush_counts()
+        shared = self.fabric.catalog.counts()
+        return {c.name: shared.get(f"{MOVED}{c.name}", 0) for c in self.fabric.containers}
 
     def config(self) -> dict[str, Any]:
         """The constructor's arguments: ProxyStore rebuilds the connector from them."""

@@ -429,12 +429,19 @@ class ProxyStoreFlow:
         return len(left), sum(int(getattr(k, "size", 0)) for k in left)
 
     def store_metrics(self) -> dict[str, float]:
-        """The fabric connector's counters over every process (``data_fabric_*``); else none."""
+        """The fabric connector's counters over every process (``data_fabric_*``); else none.
+
+        ``data_fabric_bytes_moved_<container>`` is what every process wrote to and read from
+        that container, over its link.
+        """
         assert self._open is not None
         counts = getattr(self._open.connector, "counts", None)
-        if counts is None:
+        if counts is None:  # only the fabric connector counts
             return {}
-        return {f"data_fabric_{name}": float(value) for name, value in counts().items()}
+        metrics = {f"data_fabric_{name}": float(n) for name, n in counts().items()}
+        for name, moved in self._open.connector.bytes_moved().items():
+            metrics[f"data_fabric_bytes_moved_{name}"] = float(moved)
+        return metrics
 
     # -- faults: the fabric connector's containers ---------------------------------------------
 

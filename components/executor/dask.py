@@ -125,6 +125,7 @@ class DaskExecutorConfig(ExecutorConfig):
     """Dask distributed: a LocalCluster, or an existing cluster at ``address``."""
 
     kind: Literal["dask"] = "dask"
+    workers_field: ClassVar[str | None] = "n_workers"
     fault_kinds: ClassVar[frozenset[str]] = frozenset({"worker_kill", "process_pause"})
     address: str | None = Field(
         None,
@@ -155,13 +156,18 @@ class DaskExecutorConfig(ExecutorConfig):
             )
         return self
 
+    def places_at_sites(self) -> bool:
+        """A local cluster per site; an existing cluster (``address``) stays one pool."""
+        return self.address is None and super().places_at_sites()
+
     def takes_faults(self) -> frozenset[str]:
         """Worker faults on the local cluster Loom starts (with worker processes) only."""
         if self.address is not None or self.processes is False:
             return frozenset()
         return self.fault_kinds
 
-    def build(self) -> LoomExecutor:
+    def pool(self, site: str | None) -> LoomExecutor:
         """Start or connect to the cluster."""
+        del site  # a cluster per site: its workers' addresses tell them apart
         executor: LoomExecutor = DaskExecutor(self)
         return executor

@@ -157,6 +157,7 @@ class ProcessExecutorConfig(ExecutorConfig):
     """Pool of worker processes on this machine."""
 
     kind: Literal["process"] = "process"
+    workers_field: ClassVar[str | None] = "max_workers"
     fault_kinds: ClassVar[frozenset[str]] = frozenset({"worker_kill", "process_pause"})
     max_workers: int = Field(2, ge=1, le=512, description="number of worker processes")
     # fork is unsafe once Prefect's and MLflow's threads run in the parent.
@@ -164,6 +165,7 @@ class ProcessExecutorConfig(ExecutorConfig):
         "forkserver", description="how worker processes start (fork is unsafe with threads)"
     )
 
-    def build(self) -> LoomExecutor:
+    def pool(self, site: str | None) -> LoomExecutor:
         """Create the process pool."""
+        del site  # its workers are processes of their own
         return ProcessExecutor(self.max_workers, self.start_method)

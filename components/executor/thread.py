@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
@@ -13,8 +13,8 @@ from components.executor.protocol import ExecutorConfig, LoomExecutor
 class ThreadExecutor(ThreadPoolExecutor):
     """A ``ThreadPoolExecutor`` that reports its worker count."""
 
-    def __init__(self, max_workers: int) -> None:
-        super().__init__(max_workers=max_workers, thread_name_prefix="loom-worker")
+    def __init__(self, max_workers: int, name: str = "loom-worker") -> None:
+        super().__init__(max_workers=max_workers, thread_name_prefix=name)
         self.workers = max_workers
 
 
@@ -22,8 +22,9 @@ class ThreadExecutorConfig(ExecutorConfig):
     """Thread pool inside the Loom process (default)."""
 
     kind: Literal["thread"] = "thread"
+    workers_field: ClassVar[str | None] = "max_workers"
     max_workers: int = Field(4, ge=1, le=1024, description="number of worker threads")
 
-    def build(self) -> LoomExecutor:
-        """Create the thread pool."""
-        return ThreadExecutor(self.max_workers)
+    def pool(self, site: str | None) -> LoomExecutor:
+        """Create the thread pool (its threads named by their site, where it has one)."""
+        return ThreadExecutor(self.max_workers, "loom-worker" if site is None else f"loom-{site}")

@@ -114,6 +114,12 @@ class Federation:
     def _seeds(self, workers: list[str], round_: int) -> tuple[int, ...]:
         return tuple(hash_seed(self.plan.seed, round_, self.index[w]) for w in workers)
 
+    def _site(self, node: str) -> str | None:
+        """The pool a node's tasks run in: its ``site`` where the executor has one per site."""
+        if not self.path.sites:
+            return None
+        return str(self.topology.nodes[node].attrs["site"])
+
     def _train(self, start: Any, workers: list[str], round_: int) -> TaskHandle:
         plan = self.plan
         slowdown = max(plan.slowdowns.get(w, 1.0) for w in workers)
@@ -127,6 +133,7 @@ class Federation:
             self._seeds(workers, round_),
             slowdown,
             name="train",
+            site=self._site(workers[0]),  # a task's workers share their parent
         )
         self.role[handle.task_id] = ("train", tuple(workers))
         return handle
@@ -196,7 +203,11 @@ class Federation:
             root: TaskHandle | None = None
             for node in sorted(active, key=lambda n: -topo.depth[n]):
                 handle = self.path.submit(
-                    jobs.aggregate, plan.strategy, *feeds[node], name="aggregate"
+                    jobs.aggregate,
+                    plan.strategy,
+                    *feeds[node],
+                    name="aggregate",
+                    site=self._site(node),
                 )
                 self.role[handle.task_id] = ("aggregate", (node,))
                 if node == topo.root:
@@ -272,7 +283,13 @@ class Federation:
 
         def fold_into(node: str, arrived: Any, staleness: int) -> TaskHandle:
             handle = self.path.submit(
-                jobs.fold, strategy, current[node], arrived, staleness, name="fold"
+                jobs.fold,
+                strategy,
+                current[node],
+                arrived,
+                staleness,
+                name="fold",
+                site=self._site(node),
             )
             self.role[handle.task_id] = ("fold", (node,))
             current[node] = handle

@@ -10,6 +10,10 @@ On a thread pool the path does not pay for one ``Future`` per task: ready tasks 
 and at most ``workers`` drain loops, each one pool work item, pull from it until it is empty
 (self-scheduling, so load balance and latency are those of the pool). Other executors get one
 submission per attempt and report back through the future's callback.
+
+An executor with a pool per site (``pools``: site → executor, as the ``executor`` group builds
+where a recipe's sites set ``workers``) gives the path one lane per pool: a task submitted with
+``site=`` runs in that site's pool, others in the first; dependencies cross lanes freely.
 """
 
 from __future__ import annotations
@@ -250,6 +254,7 @@ class TaskHandle:
         "finished",
         "fn",
         "keep",
+        "lane",
         "lost",
         "moved",
         "name",
@@ -289,6 +294,7 @@ class TaskHandle:
         self.value: Any = None
         self.moved: dict[str, Any] | None = None
         self.keep = False
+        self.lane: _Lane
 
     def record(self) -> dict[str, Any]:
         """The task's record: timestamps (Unix seconds), worker, bytes, outcome, attempts."""
@@ -309,8 +315,23 @@ class TaskHandle:
             "attempts": self.attempts,
             "retry_causes": self.retry_causes,
             **({"moved": self.moved} if self.moved is not None else {}),
+            **({"site": self.lane.site} if self.lane.site is not None else {}),
             "exception": None if self.error is None else self.error.to_dict(),
         }
+
+
+class _Lane:
+    """One pool of the path's executor and, on a thread pool, its ready tasks and drain loops."""
+
+    __slots__ = ("drainers", "executor", "inline", "max_drainers", "ready", "site")
+
+    def __init__(self, site: str | None, executor: LoomExecutor) -> None:
+        self.site = site
+        self.executor = executor
+        self.inline = isinstance(executor, ThreadPoolExecutor)
+        self.ready: deque[TaskHandle] = deque()
+        self.drainers = 0
+        self.max_drainers = max(1, int(getattr(executor, "workers", 1)))
 
 
 class TaskPath:
@@ -334,7 +355,6 @@ class TaskPath:
         failure: FailureSpec | None = None,
         mover: DataMover | None = None,
     ) -> None:
-        self._executor = executor
         self._max_attempts = max_attempts
         self._failure = failure
         self._mover = mover
@@ -345,19 +365,21 @@ class TaskPath:
         self._finished: list[int] = []
         self._finish_order: queue.SimpleQueue[TaskHandle] = queue.SimpleQueue()
         self.tasks: list[TaskHandle] = []
-        self._inline = isinstance(executor, ThreadPoolExecutor)
-        # Thread pools: ready tasks and the number of drain loops running on the pool.
-        self._ready: deque[TaskHandle] = deque()
-        self._drainers = 0
+        pools: Mapping[str, LoomExecutor] | None = getattr(executor, "pools", None)
+        self._lanes: dict[str | None, _Lane] = (
+            {None: _Lane(None, executor)}
+            if not pools
+            else {site: _Lane(site, pool) for site, pool in pools.items()}
+        )
+        self._default_lane = next(iter(self._lanes.values()))
         # Each pool thread's CPU meter; the last slices are counted by wait() (see _drain).
         self._meters: dict[int, _ThreadCpu] = {}
-        self._max_drainers = max(1, int(getattr(executor, "workers", 1)))
         # Other executors: dispatches triggered from their callbacks go through this thread, as
         # submitting from a pool's own callback thread can block it (process pool wake-up pipe,
         # Dask event loop).
         self._queue: queue.SimpleQueue[TaskHandle | None] = queue.SimpleQueue()
         self._dispatcher: threading.Thread | None = None
-        if not self._inline:
+        if not all(lane.inline for lane in self._lanes.values()):
             self._dispatcher = threading.Thread(
                 target=self._dispatch_loop, name="loom-dispatch", daemon=True
             )
@@ -370,17 +392,24 @@ class TaskPath:
         name: str = "task",
         keep: bool = False,
         kwargs: Mapping[str, Any] | None = None,
+        site: str | None = None,
     ) -> TaskHandle:
         """Submit ``fn(*args, **kwargs)``; handles among the arguments become dependencies.
 
         With a data mover, a value other tasks consume is freed after the last of them;
-        ``keep=True`` holds it until the path closes, for the caller to read.
+        ``keep=True`` holds it until the path closes, for the caller to read. ``site`` picks
+        the pool where the executor has one per site (else it is ignored: one pool serves all).
+
+        Raises:
+            KeyError: The executor has pools by site, none of them ``site``.
+
         """
         if kwargs:
             fn = WithKeywords(fn, tuple(kwargs))
             args = (*args, *kwargs.values())
         handle = TaskHandle(len(self.tasks), name, fn, args)
         handle.keep = keep
+        handle.lane = self._lane(site)
         self._all_done.clear()
         self.tasks.append(handle)  # before dispatch, so a finished task is always counted
         # type(), not isinstance(): isinstance reads __class__, which resolves a proxy.
@@ -407,6 +436,22 @@ class TaskPath:
         elif handle.pending == 0:
             self._dispatch(handle)
         return handle
+
+    def _lane(self, site: str | None) -> _Lane:
+        if site is None or None in self._lanes:
+            return self._default_lane
+        try:
+            return self._lanes[site]
+        except KeyError:
+            raise KeyError(
+                f"site {site!r} has no pool; the executor's sites: "
+                f"{', '.join(str(s) for s in self._lanes)}"
+            ) from None
+
+    @property
+    def sites(self) -> list[str]:
+        """The sites with a pool of their own (none: one pool serves every task)."""
+        return [site for site in self._lanes if site is not None]
 
     def map(
         self,
@@ -495,7 +540,7 @@ class TaskPath:
 
     def _redispatch(self, handle: TaskHandle) -> None:
         """Dispatch a retry or a newly ready child from a completion (never blocks a pool)."""
-        if self._inline:
+        if handle.lane.inline:
             self._dispatch(handle)
         else:
             self._queue.put(handle)
@@ -510,13 +555,14 @@ class TaskPath:
                 if self._mover is not None:
                     handle.args = self._mover.send(handle.args)
             handle.dispatched = time.time()
-        if self._inline:
-            self._ready.append(handle)
-            if self._drainers < self._max_drainers:  # unlocked peek; confirmed under the lock
-                self._start_drainer()
+        lane = handle.lane
+        if lane.inline:
+            lane.ready.append(handle)
+            if lane.drainers < lane.max_drainers:  # unlocked peek; confirmed under the lock
+                self._start_drainer(lane)
             return
         try:
-            future = self._executor.submit(
+            future = lane.executor.submit(
                 execute_attempt,
                 handle.fn,
                 handle.args if self._mover is None else Shipped(handle.args),
@@ -530,27 +576,27 @@ class TaskPath:
             return
         future.add_done_callback(partial(self._attempt_done, handle))
 
-    def _start_drainer(self) -> None:
+    def _start_drainer(self, lane: _Lane) -> None:
         with self._lock:
-            if self._drainers >= self._max_drainers:
+            if lane.drainers >= lane.max_drainers:
                 return
-            self._drainers += 1
+            lane.drainers += 1
         try:
-            self._executor.submit(self._drain)
+            lane.executor.submit(self._drain, lane)
         except Exception as exc:  # executor shut down: nothing queued can run any more
             with self._lock:
-                self._drainers -= 1
-            while self._ready:
-                self._fail_undispatched(self._ready.popleft(), exc)
+                lane.drainers -= 1
+            while lane.ready:
+                self._fail_undispatched(lane.ready.popleft(), exc)
 
-    def _drain(self) -> None:
+    def _drain(self, lane: _Lane) -> None:
         """Run ready tasks on this pool thread until none is left.
 
         Each task's CPU time is this thread's: read once per task that runs a millisecond or
         more, and once per millisecond for shorter ones, whose slice of thread time is then
         shared by wall time (a clock read costs about a no-op task's run here).
         """
-        ready, failure, hook, worker = self._ready, self._failure, self._hook, _worker_id()
+        ready, failure, hook, worker = lane.ready, self._failure, self._hook, _worker_id()
         ident = threading.get_ident()
         meter = self._meters.get(ident)
         if meter is None:
@@ -565,13 +611,13 @@ class TaskPath:
                 # Give up the slot, then look again: a task queued by a producer that saw
                 # every slot taken is either seen here or sees the freed slot itself.
                 with self._lock:
-                    self._drainers -= 1
+                    lane.drainers -= 1
                 if not ready:
                     return
                 with self._lock:
-                    if self._drainers >= self._max_drainers:
+                    if lane.drainers >= lane.max_drainers:
                         return
-                    self._drainers += 1
+                    lane.drainers += 1
                 continue
             ok, value, handle.start, handle.end, handle.moved = _run_attempt(
                 handle.fn, handle.args, handle.task_id, handle.attempts, failure, hook

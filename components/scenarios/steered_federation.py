@@ -7,11 +7,15 @@ a participation schedule (:mod:`components.fl.participation`) picks the hour the
 devices train; a trained device's energy is its training tasks' CPU seconds times its site's
 machine profile's power per busy thread, charged at its site's intensity that hour. Model
 bytes over each site's link (one model down, one up per link used) are charged at
-``network_kwh_per_gb`` at the intensity of the site below the link.
+``network_kwh_per_gb`` at the intensity of the site below the link. Where the models travel
+as proxies over the storage fabric (``dataflow.connector=fabric``, its containers at the
+sites), the bytes every process wrote to and read from a site's containers that round (chunks,
+measured by the containers) are charged the same way at that site's intensity: the storage's
+share.
 
 Per round: accuracy, the hour, devices, energy and carbon per site, bytes per tier, and the
 link time (bytes over bandwidth plus latency, the slowest link used). Per run: the final
-accuracy, carbon (training, communication, their shares), the carbon and hours until the
+accuracy, carbon (training, communication, storage, their shares), the carbon and hours until the
 accuracy first reached ``target_accuracy``, and the accuracy-vs-carbon curve (a plot).
 
 With ``steer=agent`` (the default) the schedule runs in a Colmena agent
@@ -70,6 +74,7 @@ class SteeredFederationConfig(ScenarioConfig):
         "hours",
         "device_rounds",
         "comm_carbon_share",
+        "storage_carbon_share",
     )
 
     policy: ScheduleKind = Field(
@@ -124,16 +129,10 @@ class SteeredFederationConfig(ScenarioConfig):
         return problems
 
     def check_sites(self, sites: Mapping[str, Site]) -> list[str]:
-        """Sites with devices to train; settings this scenario does not read yet are refused."""
+        """Sites with devices to train."""
         problems = []
         if not any(site.devices for site in sites.values()):
             problems.append("sites: no site has devices: give the edge sites devices: <n>")
-        for name, site in sites.items():
-            if site.workers != 1:
-                problems.append(
-                    f"sites.{name}.workers={site.workers}: scenario=steered_federation does not "
-                    "place executors by site yet (the executor group does); drop it"
-                )
         return problems
 
     def build(self) -> Scenario:
@@ -245,12 +244,30 @@ class SteeredFederation:
             picked = {w for s, n in planned.devices.items() for w in workers_of[s][:n]}
             return [w for w in topology.workers if w in picked]
 
+        fabric_seen: dict[str, float] = {}  # bytes moved per container, as last counted
+
+        def fabric_bytes() -> dict[str, float]:
+            """Bytes moved to and from each site's containers since the last call."""
+            now = trial.movers.store_metrics() if trial.movers is not None else {}
+            moved = {}
+            for name in sites.sites:
+                total = 0.0
+                for container in sites.container_names(name):
+                    count = now.get(f"data_fabric_bytes_moved_{container}", 0.0)
+                    total += count - fabric_seen.get(container, 0.0)
+                    fabric_seen[container] = count
+                moved[name] = total
+            return moved
+
         def on_round(entry: dict[str, float], trained: dict[str, float]) -> None:
             index = int(entry["round"])
             at = hours[index]
             row: dict[str, Any] = {**entry, "hour": at}
             used_links = _links_used(sites, {home[w] for w in trained})
-            training_g = comm_g = link_s = 0.0
+            training_g = comm_g = storage_g = link_s = 0.0
+            for name, moved in fabric_bytes().items():
+                row[f"bytes_fabric_{name}"] = moved
+                storage_g += moved / 1e9 * cfg.network_kwh_per_gb * intensity[name](at)
             kwh_of: dict[str, float] = {}
             devices_of: dict[str, int] = {}
             for name in sites.sites:
@@ -274,7 +291,14 @@ class SteeredFederation:
                 row[f"bytes_tier_{sites.tier(name)}"] = (
                     row.get(f"bytes_tier_{sites.tier(name)}", 0) + 2 * model_bytes
                 )
-            row.update({"carbon_training_g": training_g, "carbon_comm_g": comm_g, "link_s": link_s})
+            row.update(
+                {
+                    "carbon_training_g": training_g,
+                    "carbon_comm_g": comm_g,
+                    "carbon_storage_g": storage_g,
+                    "link_s": link_s,
+                }
+            )
             rounds.append(row)
             steering.report(
                 {
@@ -409,7 +433,8 @@ def _summary(
     """The run's metrics from its rounds."""
     training = sum(r["carbon_training_g"] for r in rounds)
     comm = sum(r["carbon_comm_g"] for r in rounds)
-    total = training + comm
+    storage = sum(r["carbon_storage_g"] for r in rounds)
+    total = training + comm + storage
     reached = next((i for i, r in enumerate(rounds) if r["accuracy"] >= cfg.target_accuracy), None)
     hours = rounds[-1]["hour"] + 1 - cfg.start_hour if rounds else 0.0
     device_rounds = sum(v for r in rounds for k, v in r.items() if k.startswith("devices_"))
@@ -418,7 +443,12 @@ def _summary(
         "carbon_total_g": total,
         "carbon_training_g": training,
         "carbon_comm_g": comm,
+        "carbon_storage_g": storage,
         "comm_carbon_share": comm / total if total > 0 else 0.0,
+        "storage_carbon_share": storage / total if total > 0 else 0.0,
+        "bytes_fabric": sum(
+            v for r in rounds for k, v in r.items() if k.startswith("bytes_fabric_")
+        ),
         "hours": hours,
         "device_rounds": float(device_rounds),
         "rounds_run": float(len(rounds)),
@@ -429,17 +459,18 @@ def _summary(
     }
     if reached is not None:  # absent where the run never reached it (not a 0 that reads as free)
         upto = rounds[: reached + 1]
-        metrics["carbon_to_target_g"] = sum(
-            r["carbon_training_g"] + r["carbon_comm_g"] for r in upto
-        )
+        metrics["carbon_to_target_g"] = sum(_round_carbon(r) for r in upto)
         metrics["hours_to_target"] = upto[-1]["hour"] + 1 - cfg.start_hour
         metrics["rounds_to_target"] = float(reached + 1)
-    for name in {
-        k.removeprefix("carbon_g_") for r in rounds for k in r if k.startswith("carbon_g_")
-    }:
+    for name in _site_names(rounds):
         metrics[f"carbon_g_{name}"] = sum(r.get(f"carbon_g_{name}", 0.0) for r in rounds)
     assert all(math.isfinite(v) for v in metrics.values())
     return metrics
+
+
+def _round_carbon(row: dict[str, Any]) -> float:
+    """A round's carbon: training, communication and storage."""
+    return float(row["carbon_training_g"] + row["carbon_comm_g"] + row["carbon_storage_g"])
 
 
 def _site_names(rounds: list[dict[str, Any]]) -> list[str]:
@@ -460,11 +491,9 @@ def _plot(rounds: list[dict[str, Any]], ctx: RunContext, title: str) -> None:
         return
     spent, cumulative = 0.0, []
     for r in rounds:
-        spent += r["carbon_training_g"] + r["carbon_comm_g"]
+        spent += _round_carbon(r)
         cumulative.append(spent)
-    sites = sorted(
-        {k.removeprefix("carbon_g_") for r in rounds for k in r if k.startswith("carbon_g_")}
-    )
+    sites = _site_names(rounds)
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
     left.plot(cumulative, [r["accuracy"] for r in rounds], marker=".")
     left.set_xlabel("carbon so far (g CO2e)")

@@ -156,6 +156,7 @@ class DataContainer:
         self._writes_views = url_protocol(spec.url) == "file"
         self._up = True
         self._used = 0
+        self._moved = 0
         self._lock = threading.Lock()
 
     def open(self) -> Self:
@@ -188,6 +189,11 @@ class DataContainer:
         used = self._measure_used()
         with self._lock:
             self._used = used
+
+    @property
+    def bytes_moved(self) -> int:
+        """Bytes written to and read from it by this process (over its link, if it has one)."""
+        return self._moved
 
     def reserve(self, nbytes: int) -> None:
         """Count bytes about to be written (placement sees them at once); negative releases."""
@@ -241,6 +247,8 @@ class DataContainer:
             time.sleep((fault.slowdown - 1) * (time.perf_counter() - began))
 
     def _transfer(self, fault: InjectedFault | None, nbytes: int) -> None:
+        with self._lock:
+            self._moved += nbytes
         if self.link is not None:
             factor = 1.0 if fault is None else fault.link_slowdown
             self.link.transfer(int(nbytes * factor))

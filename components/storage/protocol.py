@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, BinaryIO, ClassVar, Protocol, Self, runtime_ch
 from pydantic import Field, PrivateAttr, SecretStr
 
 from components.base import ComponentConfig
+from components.sites import site_container
 
 if TYPE_CHECKING:  # the network's parts, for types only (they import this module's errors)
     from components.coding.protocol import Coder
@@ -209,7 +210,9 @@ class StorageConfig(ComponentConfig):
     def container_slots(self, prefix: str) -> list[tuple[str, LinkSpec | None]]:
         """Each container's name and link: ``<prefix>-c<i>``, or the sites' where placed."""
         if self._sites is not None:
-            return [(f"{site}-c{i}", link) for site, n, link in self._sites for i in range(n)]
+            return [
+                (site_container(site, i), link) for site, n, link in self._sites for i in range(n)
+            ]
         count, link = getattr(self, "containers", 0), getattr(self, "link", None)
         return [(f"{prefix}-c{i}", link) for i in range(count)]
 

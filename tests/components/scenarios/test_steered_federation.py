@@ -42,7 +42,22 @@ def test_the_tree_is_the_sites_with_their_devices() -> None:
         ([RECIPE, "fl.participation=0.5"], "fl.participation=0.5: scenario=steered_federation"),
         ([RECIPE, "fl/topology=balanced"], "fl.topology is set, but scenario=steered_federation"),
         ([RECIPE, "fl/strategy=fedasync"], "fl.mode=async is not steered"),
-        ([RECIPE, "+sites.de.workers=4"], "sites.de.workers=4: scenario=steered_federation does"),
+        (
+            [RECIPE, "+sites.de.workers=2", "executor.max_workers=3"],
+            "executor.max_workers=3: the pools are the sites' (sites.<name>.workers); drop it",
+        ),
+        (
+            [RECIPE, "+sites.de.workers=2", "executor=dask", "+executor.address=tcp://h:8786"],
+            "sites.<name>.workers is set (de=2), but executor=dask cannot run a pool per site",
+        ),
+        (
+            [
+                "recipe=composite/carbon_faults",
+                "+sites.de.workers=2",
+                "faults.schedule=[{kind: worker_kill, targets: [de-c0]}]",
+            ],
+            "worker_kill cannot target de-c0 in this run; it may target: cloud, de, gb, fr, pl",
+        ),
         ([RECIPE, "sites.de.workers=4"], "add it with '+sites.de.workers=4'"),
         (
             [
@@ -78,7 +93,9 @@ def test_the_tree_is_the_sites_with_their_devices() -> None:
         "participation",
         "topology",
         "async",
-        "workers",
+        "workers-and-max-workers",
+        "workers-on-a-remote-cluster",
+        "worker-fault-target",
         "workers-unset",
         "no-devices",
         "policy",
@@ -111,6 +128,7 @@ def test_a_small_steered_run_charges_each_site_and_keeps_the_schedule(workdir: P
             "sites.gb.devices=4",
             "sites.fr.devices=2",
             "sites.pl.devices=2",
+            "+sites.de.workers=2",  # a pool per site: de's two threads, one at each other site
         ]
     )
     assert status == 0
@@ -136,12 +154,35 @@ def test_a_small_steered_run_charges_each_site_and_keeps_the_schedule(workdir: P
     total = job["metrics.carbon_total_g"]
     assert total == pytest.approx(sum(r["carbon_training_g"] + r["carbon_comm_g"] for r in rounds))
     assert 0 < job["metrics.comm_carbon_share"] < 1
+    # Models travel by value here: nothing crosses the fabric, no storage is charged.
+    assert job["metrics.carbon_storage_g"] == 0 and job["metrics.bytes_fabric"] == 0
     assert 0.1 < job["metrics.final_accuracy"] <= 1
     assert (trial_dir / "steered-trial-000.png").stat().st_size > 10_000
+    # Each task ran in its site's pool: a site's devices train there, the leader aggregates
+    # in the root's, and the executor counts every site's workers.
+    tasks = [json.loads(line) for line in (trial_dir / "tasks.jsonl").read_text().splitlines()]
+    assert {t["site"] for t in tasks if t["name"] == "train"} == {"de", "gb", "fr", "pl"}
+    assert "cloud" in {t["site"] for t in tasks if t["name"] == "aggregate"}
+    threads = {site: {t["worker"] for t in tasks if t["site"] == site} for site in ("de", "gb")}
+    assert not threads["de"] & threads["gb"] and len(threads["gb"]) == 1
+    assert job["params.executor.kind"] == "thread"
     # The agent heard every round over the fabric (and the start), answered each, lost none.
     assert job["metrics.round_events"] == 7 and job["metrics.plans_received"] == 6
     assert job["metrics.events_lost"] == 0 and job["metrics.duplicate_events"] == 0
     assert job["metrics.plan_wait_ms_max"] < 1e3 * 60  # no round waited out its timeout
+
+
+def test_the_sites_workers_give_each_site_a_pool_the_root_first() -> None:
+    config = Composer().compose([RECIPE, "+sites.de.workers=3", "+sites.pl.workers=2"])
+    executor = config.groups["executor"]
+    assert executor.sites == (  # type: ignore[attr-defined]
+        ("cloud", 1),
+        ("de", 3),
+        ("gb", 1),
+        ("fr", 1),
+        ("pl", 2),
+    )
+    assert Composer().compose([RECIPE]).groups["executor"].sites is None  # type: ignore[attr-defined]
 
 
 def test_the_fabric_containers_stand_at_the_sites_behind_their_links() -> None:
@@ -202,9 +243,28 @@ def test_under_a_lost_container_a_killed_worker_and_a_broker_restart_nothing_is_
     for kind in ("container_down", "worker_kill", "broker_restart"):
         assert faulted[f"metrics.faults_{kind}"] == 1
     assert faulted["metrics.data_fabric_containers_down"] == 1
+    log = (Path(faulted["tags.loom.run_dir"]) / "trial-000" / "faults.jsonl").read_text()
+    assert '"targets":["de"]' in log and "de: SIGKILL pid" in log  # a worker of de's pool
     for job in (faulted, calm):  # every round, every event, every object
         assert job["metrics.rounds_run"] == 4 and job["metrics.plans_received"] == 4
         assert job["metrics.round_events"] == 5 and job["metrics.events_lost"] == 0
         assert job["metrics.store_keys_leaked"] == 0 and job["metrics.store_bytes_leaked"] == 0
         assert job["metrics.data_fabric_chunks_unrepaired"] == 0
+        # The chunks the containers moved are charged at their sites: every site's
+        # containers moved bytes, and the rounds' shares add up to the fabric's count.
+        moved = {
+            site: job[f"metrics.data_fabric_bytes_moved_{site}-c0"]
+            + job[f"metrics.data_fabric_bytes_moved_{site}-c1"]
+            for site in ("cloud", "de", "gb", "fr", "pl")
+        }
+        assert all(n > 0 for n in moved.values()), moved
+        assert job["metrics.data_fabric_bytes_moved"] == sum(moved.values())
+        assert 0 < job["metrics.bytes_fabric"] <= job["metrics.data_fabric_bytes_moved"]
+        assert job["metrics.carbon_storage_g"] > 0
+        assert 0 < job["metrics.storage_carbon_share"] < 1
+        rounds_dir = Path(job["tags.loom.run_dir"]) / "trial-000"
+        rounds = [json.loads(x) for x in (rounds_dir / "rounds.jsonl").read_text().splitlines()]
+        assert sum(r["carbon_storage_g"] for r in rounds) == pytest.approx(
+            job["metrics.carbon_storage_g"]
+        )
     assert abs(faulted["metrics.final_accuracy"] - calm["metrics.final_accuracy"]) <= 0.01
