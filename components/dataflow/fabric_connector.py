@@ -99,11 +99,8 @@ class StorageFabricConnector:
             try:
                 opened.append(container.open())
             except StorageError as exc:
-                log.warning(
-                    "fabric connector: %s is down (%s); reads rebuild without it",
-                    container.name,
-                    exc,
-                )
+                # The error names the container: "container de-c0 is down: ...".
+                log.warning("fabric connector: %s; reads rebuild without it", exc)
                 container.take_down()
                 opened.append(container)
         self.fabric = StorageFabric(

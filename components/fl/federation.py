@@ -104,6 +104,8 @@ class Federation:
         # history entry and each trained worker's share of its training tasks' CPU seconds.
         self.choose: Callable[[int], list[str]] | None = None
         self.on_round: Callable[[dict[str, float], dict[str, float]], None] = lambda h, t: None
+        # Sync: seconds from the round's start until each aggregator's model was ready.
+        self.aggregated_s: dict[str, float] = {}
 
     def work_units(self, mode: str) -> int:
         """The units :attr:`on_progress` counts to: rounds (sync) or trainings (async)."""
@@ -220,6 +222,11 @@ class Federation:
                 raise RuntimeError(f"round {round_}: aggregation failed: {root.error}")
             current = _value(root.value)
             trained = self._training_seconds(self.path.tasks[first_task:])
+            self.aggregated_s = {
+                self.role[t.task_id][1][0]: t.done - began
+                for t in self.path.tasks[first_task:]
+                if self.role.get(t.task_id, ("",))[0] == "aggregate"
+            }
             # The round's models are read: the path need not keep them (memory stays flat).
             self.path.drop(self.path.tasks[first_task:])
             accuracy, loss = self.evaluate(current)

@@ -13,10 +13,12 @@ sites), the bytes every process wrote to and read from a site's containers that 
 measured by the containers) are charged the same way at that site's intensity: the storage's
 share.
 
-Per round: accuracy, the hour, devices, energy and carbon per site, bytes per tier, and the
-link time (bytes over bandwidth plus latency, the slowest link used). Per run: the final
-accuracy, carbon (training, communication, storage, their shares), the carbon and hours until the
-accuracy first reached ``target_accuracy``, and the accuracy-vs-carbon curve (a plot).
+Per round: accuracy, the hour, and per site the devices, energy, carbon, bytes its containers
+moved and the seconds until its aggregate was ready (``time_s_<site>``, on the site's own
+pool where ``sites.<name>.workers`` gives it one); bytes per tier, and the link time (bytes
+over bandwidth plus latency, the slowest link used). Per run: the final accuracy, carbon
+(training, communication, storage, their shares), the carbon and hours until the accuracy
+first reached ``target_accuracy``, and the accuracy-vs-carbon curve (a plot).
 
 With ``steer=agent`` (the default) the schedule runs in a Colmena agent
 (:class:`components.fl.agent.ParticipationAgent`) that hears every round's completion as an
@@ -279,6 +281,8 @@ class SteeredFederation:
                 row[f"cpu_s_{name}"] = cpu_s
                 row[f"energy_j_{name}"] = kwh * J_PER_KWH
                 row[f"carbon_g_{name}"] = g
+                if name in federation.aggregated_s:  # its aggregate ready, from the round's start
+                    row[f"time_s_{name}"] = federation.aggregated_s[name]
                 training_g += g
             for name in used_links:  # one model down and one up over the link above ``name``
                 link = sites.sites[name].link

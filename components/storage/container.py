@@ -167,6 +167,11 @@ class DataContainer:
             self._used = self._measure_used()
         except StorageError:
             raise
+        except FileExistsError as exc:  # a file where the folder should be: taken down
+            raise ContainerDown(
+                f"container {self.name} is down: {self.spec.url} is a file, not a folder "
+                "(as an injected container_down leaves it)"
+            ) from exc
         except Exception as exc:
             raise StorageError(
                 f"container {self.name}: cannot open {self.spec.url}: {type(exc).__name__}: {exc}"

@@ -52,8 +52,7 @@ def test_the_tree_is_the_sites_with_their_devices() -> None:
         ),
         (
             [
-                "recipe=composite/carbon_faults",
-                "+sites.de.workers=2",
+                "recipe=composite/carbon_faults",  # its sites have pools: de's has two
                 "faults.schedule=[{kind: worker_kill, targets: [de-c0]}]",
             ],
             "worker_kill cannot target de-c0 in this run; it may target: cloud, de, gb, fr, pl",
@@ -144,6 +143,9 @@ def test_a_small_steered_run_charges_each_site_and_keeps_the_schedule(workdir: P
         assert all(row[f"carbon_g_{s}"] > 0 and row[f"energy_j_{s}"] > 0 for s in trained)
         assert all(row[f"cpu_s_{s}"] == 0 for s in ("de", "gb", "fr", "pl") if s not in trained)
         assert row["carbon_comm_g"] > 0 and row["link_s"] > 0
+        # Each trained site's aggregate was ready within the round, the leader's last.
+        assert all(0 < row[f"time_s_{s}"] <= row["time_s_cloud"] for s in trained)
+        assert row["time_s_cloud"] <= row["round_s"]
     for site in ("de", "gb", "fr", "pl"):  # no site sits out more than two rounds in a row
         out = 0
         for row in rounds:

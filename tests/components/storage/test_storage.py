@@ -508,3 +508,23 @@ def test_a_repair_with_no_free_container_is_left_undone_unless_sharing_is_allowe
             assert (report.chunks_repaired, report.chunks_unrepaired) == (share, not share)
             assert fabric.counters.redundancy_lost == share
             assert fabric.get("c", "obj") == b"z" * 5000
+
+
+def test_a_local_container_taken_down_is_down_for_a_process_that_opens_it_later(
+    tmp_path: Path,
+) -> None:
+    from components.faults import Fault
+    from components.storage.container import DataContainer, inject_container_fault
+    from components.storage.protocol import ContainerDown
+
+    spec = ContainerSpec(url=str(tmp_path / "c0"), name="de-c0")
+    first = DataContainer(spec, 0).open()
+    done = inject_container_fault(
+        [first], "container_down", ["de-c0"], Fault(kind="container_down")
+    )
+    later = DataContainer(spec, 0)  # as a worker process opening it after the fault
+    with pytest.raises(ContainerDown, match=r"container de-c0 is down: .* is a file, not a folder"):
+        later.open()
+    assert done.heal is not None
+    done.heal()
+    assert DataContainer(spec, 0).open().up
