@@ -8,8 +8,13 @@ retry of the same task can succeed.
 
 On a thread pool the path does not pay for one ``Future`` per task: ready tasks go on a queue,
 and at most ``workers`` drain loops, each one pool work item, pull from it until it is empty
-(self-scheduling, so load balance and latency are those of the pool). Other executors get one
-submission per attempt and report back through the future's callback.
+(self-scheduling, so load balance and latency are those of the pool). Other executors (process
+pools, Dask) get at most two submissions in flight per worker; ready tasks beyond them wait on
+the lane's queue and leave in batches (:func:`execute_batch`), each a share of what waits
+(guided self-scheduling: ``waiting / (2 × workers)``, at most :data:`MAX_BATCH`), so a burst
+of small tasks pays one round trip per batch rather than per task, while a few tasks still
+leave one by one at once. Each attempt of a batch keeps its own times, worker, CPU seconds,
+failure and retry; a worker lost takes its batch's attempts with it, and each is run again.
 
 An executor with a pool per site (``pools``: site → executor, as the ``executor`` group builds
 where a recipe's sites set ``workers``) gives the path one lane per pool: a task submitted with
@@ -38,6 +43,9 @@ FailureKind = Literal["exception", "zero_division", "import_error"]
 # Attempts lost with their worker that a task may re-run beyond its own retries (Dask's
 # ``allowed-failures`` default): a dead worker is not the task's failure.
 WORKER_LOSS_RETRIES = 3
+# Attempts one submission to a process or Dask pool carries at most: a batch's results come
+# back together, so a cap keeps one slow attempt from holding many finished ones back.
+MAX_BATCH = 64
 
 
 class InjectedFailure(RuntimeError):
@@ -152,6 +160,25 @@ def execute_attempt(
         args = args.args
     ok, value, start, end, moved = _run_attempt(fn, args, task_id, attempt, failure, hook)
     return ok, value, start, end, _worker_id(), time.process_time() - cpu, moved
+
+
+class _Batch:
+    """Attempts in an opaque box (as :class:`Shipped`: Dask walks the lists it is given)."""
+
+    __slots__ = ("attempts",)
+
+    def __init__(self, attempts: list[tuple[Callable[..., Any], Any, int, int]]) -> None:
+        self.attempts = attempts
+
+
+def execute_batch(
+    batch: _Batch, failure: FailureSpec | None, hook: WorkerHook | None = None
+) -> list[AttemptResult]:
+    """Run a batch's attempts one after another on a worker: each one's :func:`execute_attempt`."""
+    return [
+        execute_attempt(fn, args, task_id, attempt, failure, hook)
+        for fn, args, task_id, attempt in batch.attempts
+    ]
 
 
 def _run_attempt(
@@ -323,7 +350,16 @@ class TaskHandle:
 class _Lane:
     """One pool of the path's executor and, on a thread pool, its ready tasks and drain loops."""
 
-    __slots__ = ("drainers", "executor", "inline", "max_drainers", "ready", "site")
+    __slots__ = (
+        "drainers",
+        "executor",
+        "in_flight",
+        "inline",
+        "max_drainers",
+        "max_in_flight",
+        "ready",
+        "site",
+    )
 
     def __init__(self, site: str | None, executor: LoomExecutor) -> None:
         self.site = site
@@ -332,6 +368,9 @@ class _Lane:
         self.ready: deque[TaskHandle] = deque()
         self.drainers = 0
         self.max_drainers = max(1, int(getattr(executor, "workers", 1)))
+        # Other pools: batches submitted and not yet back, and how many may be.
+        self.in_flight = 0
+        self.max_in_flight = 2 * self.max_drainers
 
 
 class TaskPath:
@@ -377,7 +416,7 @@ class TaskPath:
         # Other executors: dispatches triggered from their callbacks go through this thread, as
         # submitting from a pool's own callback thread can block it (process pool wake-up pipe,
         # Dask event loop).
-        self._queue: queue.SimpleQueue[TaskHandle | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[TaskHandle | _Lane | None] = queue.SimpleQueue()
         self._dispatcher: threading.Thread | None = None
         if not all(lane.inline for lane in self._lanes.values()):
             self._dispatcher = threading.Thread(
@@ -535,8 +574,11 @@ class TaskPath:
         self.close()
 
     def _dispatch_loop(self) -> None:
-        while (handle := self._queue.get()) is not None:
-            self._dispatch(handle)
+        while (item := self._queue.get()) is not None:
+            if type(item) is _Lane:
+                self._send(item)
+            else:
+                self._dispatch(item)  # type: ignore[arg-type]
 
     def _redispatch(self, handle: TaskHandle) -> None:
         """Dispatch a retry or a newly ready child from a completion (never blocks a pool)."""
@@ -556,25 +598,63 @@ class TaskPath:
                     handle.args = self._mover.send(handle.args)
             handle.dispatched = time.time()
         lane = handle.lane
+        lane.ready.append(handle)
         if lane.inline:
-            lane.ready.append(handle)
             if lane.drainers < lane.max_drainers:  # unlocked peek; confirmed under the lock
                 self._start_drainer(lane)
-            return
+        elif lane.in_flight < lane.max_in_flight:  # likewise
+            self._send(lane)
+
+    def _send(self, lane: _Lane) -> None:
+        """Submit a batch of the lane's ready attempts, if a submission may be in flight."""
+        with self._lock:
+            if lane.in_flight >= lane.max_in_flight or not lane.ready:
+                return
+            lane.in_flight += 1
+            ready = lane.ready
+            size = min(len(ready), MAX_BATCH, max(1, len(ready) // lane.max_in_flight))
+            batch = [ready.popleft() for _ in range(size)]
+        shipped = self._mover is not None
         try:
             future = lane.executor.submit(
-                execute_attempt,
-                handle.fn,
-                handle.args if self._mover is None else Shipped(handle.args),
-                handle.task_id,
-                handle.attempts,
+                execute_batch,
+                _Batch(
+                    [
+                        (h.fn, Shipped(h.args) if shipped else h.args, h.task_id, h.attempts)
+                        for h in batch
+                    ]
+                ),
                 self._failure,
                 self._hook,
             )
-        except Exception as exc:  # executor shut down or broken
-            self._fail_undispatched(handle, exc)
+        except Exception as exc:  # executor shut down or broken: nothing queued can run
+            with self._lock:
+                lane.in_flight -= 1
+                batch += lane.ready
+                lane.ready.clear()
+            for handle in batch:
+                self._fail_undispatched(handle, exc)
             return
-        future.add_done_callback(partial(self._attempt_done, handle))
+        future.add_done_callback(partial(self._batch_done, lane, batch))
+
+    def _batch_done(
+        self, lane: _Lane, batch: list[TaskHandle], future: Future[list[AttemptResult]]
+    ) -> None:
+        try:
+            results: list[AttemptResult] | None = future.result()
+            lost = None
+        except BaseException as exc:  # the worker died or the batch was cancelled
+            results, lost = None, ErrorInfo.of(exc)
+        with self._lock:
+            lane.in_flight -= 1
+        self._queue.put(lane)  # the next batch, from the dispatcher: never from a pool callback
+        for index, handle in enumerate(batch):
+            if results is None:
+                self._complete(handle, False, lost)
+                continue
+            ok, value, handle.start, handle.end, handle.worker, cpu, handle.moved = results[index]
+            handle.cpu_s += cpu
+            self._complete(handle, ok, value)
 
     def _start_drainer(self, lane: _Lane) -> None:
         with self._lock:
@@ -627,14 +707,6 @@ class TaskPath:
             if handle.end - meter.since >= slice_s:
                 meter.flush()
             self._complete(handle, ok, value)
-
-    def _attempt_done(self, handle: TaskHandle, future: Future[AttemptResult]) -> None:
-        try:
-            ok, value, handle.start, handle.end, handle.worker, cpu, handle.moved = future.result()
-            handle.cpu_s += cpu
-        except BaseException as exc:  # the worker died or the attempt was cancelled
-            ok, value = False, ErrorInfo.of(exc)
-        self._complete(handle, ok, value)
 
     def _complete(self, handle: TaskHandle, ok: bool, value: Any) -> None:
         if not ok:
