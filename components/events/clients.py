@@ -121,6 +121,11 @@ class FabricProducer:
         self.flush_timeout_s = flush_timeout_s
         self._grants = _Grants(acl, principal, Access.WRITE)
         self._names: dict[str, str] = {}
+        # The hot path's one lookup: topic as given → full name, write grant checked at
+        # ``_admitted_at`` (the ACL's version then; any grant change empties it).
+        self._acl = acl
+        self._admitted: dict[str, str] = {}
+        self._admitted_at = -1
         # Delivery reports run in whichever thread serves them (poll, flush, a bounded close
         # left behind): counted without a lock, which a report must never wait for.
         self._failures = count(1)
@@ -135,6 +140,17 @@ class FabricProducer:
         if err is not None:
             self.last_error = f"{err.str()} (topic {message.topic()})"
             self.failed = next(self._failures)  # atomic: two threads may serve reports
+
+    def _admit(self, topic: str) -> str:
+        """The full name of ``topic``, its write grant checked; remembered until grants change."""
+        version = self._acl.version
+        if version != self._admitted_at:  # a grant changed: check every topic again
+            self._admitted = {}
+            self._admitted_at = version
+        name = self.resolve(topic)
+        self._grants.check(name)
+        self._admitted[topic] = name
+        return name
 
     def resolve(self, topic: str) -> str:
         """The full name of ``topic`` (a short name is in the principal's namespace)."""
@@ -158,10 +174,9 @@ class FabricProducer:
             TopicAccessDenied: The principal holds no write grant on ``topic``.
 
         """
-        name = self._names.get(topic) or self.resolve(topic)
-        grants = self._grants
-        if name not in grants.allowed or grants.version != grants.acl.version:
-            grants.check(name)
+        name = self._admitted.get(topic)
+        if name is None or self._acl.version != self._admitted_at:
+            name = self._admit(topic)
         if self._json:
             value = _encode_json(value)
         try:
