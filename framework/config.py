@@ -413,8 +413,13 @@ def validate_job_config(
             used = {g: groups[g] for g in needed}
             for group in needed:
                 problems += groups[group].check_with(used)
+            # Where the sites could not be read, the components stand nowhere: a fault
+            # target checked against them would be a second, wrong error.
+            placed = root is not None or "sites" not in root_raw
+            if root is not None and root.sites and site_problems(root.sites):
+                placed = False
             for group in CARRIED_GROUPS:  # a fault only the run's components can take
-                if group in groups:
+                if group in groups and placed:
                     problems += groups[group].check_with({"scenario": scenario, **used})
             if not problems:  # each option as it runs beside the others (never hashed)
                 groups.update({g: groups[g].joined(used) for g in needed})

@@ -270,3 +270,11 @@ def test_under_a_lost_container_a_killed_worker_and_a_broker_restart_nothing_is_
             job["metrics.carbon_storage_g"]
         )
     assert abs(faulted["metrics.final_accuracy"] - calm["metrics.final_accuracy"]) <= 0.01
+
+
+def test_sites_that_cannot_be_read_give_one_error_not_a_wrong_fault_target_too() -> None:
+    with pytest.raises(ConfigError) as caught:
+        Composer().compose(["recipe=composite/carbon_faults", "sites.de.workers=0"])
+    assert caught.value.problems == [
+        "sites.de.workers=0: Input should be greater than or equal to 1"
+    ]
