@@ -18,14 +18,6 @@ from components.events.filters import FilterError, compile_filter
 
 Scalar = str | int | float | bool
 NAME_PATTERN = NAME.pattern
-
-# Clients that carry one message at a time and wait for the answer (Colmena's queues, an FL
-# agent's plans) send at once and fetch with a short wait. The embedded broker (tansu) answers
-# a waiting fetch late when an event arrives, so the fetch wait bounds their latency: Colmena's
-# reaction p50 was 1.5 / 3.4 / 22 ms at a wait of 1 / 10 / 100 ms. An idle reader then asks
-# the broker about a thousand times a second; throughput work keeps the fabric's settings.
-PROMPT_PRODUCER: dict[str, Any] = {"linger.ms": 0}
-PROMPT_CONSUMER: dict[str, Any] = {"fetch.wait.max.ms": 1}
 TOPIC_PATTERN = r"^([A-Za-z0-9_-]{1,100}\.)?[A-Za-z0-9_-]{1,100}$"
 
 

@@ -29,7 +29,6 @@ from colmena.queue.base import ColmenaQueues
 from colmena.queue.python import PipeQueues
 from colmena.thinker import BaseThinker, agent
 
-from components.events.topology import PROMPT_CONSUMER, PROMPT_PRODUCER
 from components.fl.participation import RoundPlan, Schedule
 
 log = logging.getLogger(__name__)
@@ -188,24 +187,20 @@ def steering_over(
     names = [f"{prefix}-rounds", f"{prefix}-plans"]
     reports_topic, plans_topic = (session.create_topic(n) for n in names)
     try:
-        reports = session.consumer(
-            [reports_topic], group=f"{prefix}-agent", value_format="json", **PROMPT_CONSUMER
-        )
-        plans = session.consumer(
-            [plans_topic], group=f"{prefix}-rounds", value_format="json", **PROMPT_CONSUMER
-        )
+        reports = session.consumer([reports_topic], group=f"{prefix}-agent", value_format="json")
+        plans = session.consumer([plans_topic], group=f"{prefix}-rounds", value_format="json")
         with ThreadPoolExecutor(2) as pool:  # both ready before the first event; joins overlap
             list(pool.map(lambda consumer: consumer.wait_assigned(1), (reports, plans)))
         agent = ParticipationAgent(
             PipeQueues(),
             chooser,
             reports,
-            session.producer(value_format="json", **PROMPT_PRODUCER),
+            session.producer(value_format="json", **{"linger.ms": 0}),
             plans_topic,
             flush_s=timeout_s,
         )
         channel = PlanChannel(
-            session.producer(value_format="json", **PROMPT_PRODUCER),
+            session.producer(value_format="json", **{"linger.ms": 0}),
             reports_topic,
             plans,
             timeout_s,

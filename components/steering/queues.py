@@ -30,7 +30,6 @@ from colmena.queue.redis import RedisQueues
 from components.base import dotted_name, from_dotted_name
 from components.events.clients import CLOSE_TIMEOUT_S, call_bounded
 from components.events.protocol import EventsError
-from components.events.topology import PROMPT_CONSUMER, PROMPT_PRODUCER
 
 log = logging.getLogger(__name__)
 # Starts a message sent by reference (a Colmena message is JSON text, never a NUL byte).
@@ -115,8 +114,7 @@ class FabricQueues(CountedQueues):
     assigned when its role is set (a Thinker, a task server), before the campaign starts, so
     that the first message meets a ready reader. Pickled into another process, the queues
     reach the broker from there (a detached session of the same principal). The
-    producer sends at once and the readers fetch with a 1 ms wait (``PROMPT_PRODUCER``,
-    ``PROMPT_CONSUMER``): latency matters more than batching here.
+    producer sends at once (``linger.ms`` 0): latency matters more than batching here.
 
     A message over the broker's size limit goes by reference on its own: its bytes are put in
     a ProxyStore connector (the run's data flow's where it has one, else files in a folder of
@@ -163,7 +161,7 @@ class FabricQueues(CountedQueues):
         self._connect()
 
     def _connect(self) -> None:
-        self._producer = self.session.producer(**PROMPT_PRODUCER)
+        self._producer = self.session.producer(**{"linger.ms": 0})
         self._readers: dict[str, _Reader] = {}
         self._readers_lock = threading.Lock()
 
@@ -306,7 +304,7 @@ class _Reader:
 
     def __init__(self, session: Any, topic: str) -> None:
         group = f"{topic.split('.', 1)[1]}-reader"
-        self._consumer = session.consumer([topic], group=group, **PROMPT_CONSUMER)
+        self._consumer = session.consumer([topic], group=group)
         self._pending: deque[Any] = deque()
 
     def ready(self) -> None:
