@@ -38,6 +38,7 @@ from components.events.triggers import Trigger  # it names Session for types onl
 from components.faults.protocol import Fault, Injected
 
 EMBEDDED_GAP_WAIT_MS = 5000
+PROMPT_FETCH_WAIT_MS = 1  # a prompt reader's fetch wait on the embedded broker in memory
 
 if TYPE_CHECKING:
     from components.base import RunContext
@@ -150,6 +151,19 @@ class KafkaEventFabric:
         if wait_ms is None:
             wait_ms = EMBEDDED_GAP_WAIT_MS if self.broker is not None else 0
         return wait_ms / 1000
+
+    def prompt_settings(self) -> dict[str, Any]:
+        """Consumer settings of a reader that waits for one message at a time (an answer).
+
+        The embedded broker answers a waiting fetch late when an event arrives, so the fetch
+        wait bounds such a reader's latency (Colmena's reaction p50 1.5 / 3.4 / 22 ms at a
+        wait of 1 / 10 / 100 ms). With its log in memory a 1 ms wait costs little; with the
+        log on S3 each fetch reads the store, and a thousand a second starve the broker, as
+        they would load a Kafka cluster, which answers at once anyway: the fabric's settings.
+        """
+        if self.broker is not None and getattr(self.config, "storage", None) == "memory":
+            return {"fetch.wait.max.ms": PROMPT_FETCH_WAIT_MS}
+        return {}
 
     def client_settings(self, principal: str | None = None) -> dict[str, Any]:
         """The librdkafka settings every client of ``principal`` starts from."""
@@ -395,12 +409,17 @@ class Session:
             fabric.config.consumer.librdkafka(),
             fabric.gap_wait_s(),
             fabric.config.producer.delivery_timeout_s,
+            fabric.prompt_settings(),
         )
 
     @property
     def namespace(self) -> str:
         """The namespace this principal owns."""
         return self.principal
+
+    def prompt_settings(self) -> dict[str, Any]:
+        """See :meth:`KafkaEventFabric.prompt_settings`."""
+        return self.fabric.prompt_settings()
 
     def _full(self, topic: str) -> str:
         return full_name(self.principal, topic)
@@ -580,8 +599,10 @@ class DetachedSession:
         consumer_settings: Mapping[str, Any],
         gap_wait_s: float,
         flush_timeout_s: float,
+        prompt_settings: Mapping[str, Any] | None = None,
     ) -> None:
         self.principal = principal
+        self._prompt_settings = dict(prompt_settings or {})
         self._settings = {**settings, "logger": kafka_log}
         self._producer_settings = dict(producer_settings)
         self._consumer_settings = dict(consumer_settings)
@@ -600,12 +621,17 @@ class DetachedSession:
             self._consumer_settings,
             self._gap_wait_s,
             self._flush_timeout_s,
+            self._prompt_settings,
         )
 
     @property
     def namespace(self) -> str:
         """The namespace this principal owns."""
         return self.principal
+
+    def prompt_settings(self) -> dict[str, Any]:
+        """The fabric's :meth:`KafkaEventFabric.prompt_settings`, as they were when pickled."""
+        return dict(self._prompt_settings)
 
     def producer(self, *, value_format: ValueFormat = "bytes", **settings: Any) -> FabricProducer:
         """A producer with the fabric's producer settings (``settings`` override them)."""

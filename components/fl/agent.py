@@ -187,8 +187,13 @@ def steering_over(
     names = [f"{prefix}-rounds", f"{prefix}-plans"]
     reports_topic, plans_topic = (session.create_topic(n) for n in names)
     try:
-        reports = session.consumer([reports_topic], group=f"{prefix}-agent", value_format="json")
-        plans = session.consumer([plans_topic], group=f"{prefix}-rounds", value_format="json")
+        prompt = session.prompt_settings()  # both wait for one message at a time
+        reports = session.consumer(
+            [reports_topic], group=f"{prefix}-agent", value_format="json", **prompt
+        )
+        plans = session.consumer(
+            [plans_topic], group=f"{prefix}-rounds", value_format="json", **prompt
+        )
         with ThreadPoolExecutor(2) as pool:  # both ready before the first event; joins overlap
             list(pool.map(lambda consumer: consumer.wait_assigned(1), (reports, plans)))
         agent = ParticipationAgent(

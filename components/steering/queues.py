@@ -114,7 +114,8 @@ class FabricQueues(CountedQueues):
     assigned when its role is set (a Thinker, a task server), before the campaign starts, so
     that the first message meets a ready reader. Pickled into another process, the queues
     reach the broker from there (a detached session of the same principal). The
-    producer sends at once (``linger.ms`` 0): latency matters more than batching here.
+    producer sends at once (``linger.ms`` 0) and the readers fetch with the fabric's prompt
+    settings (``Session.prompt_settings``): latency matters more than batching here.
 
     A message over the broker's size limit goes by reference on its own: its bytes are put in
     a ProxyStore connector (the run's data flow's where it has one, else files in a folder of
@@ -304,7 +305,7 @@ class _Reader:
 
     def __init__(self, session: Any, topic: str) -> None:
         group = f"{topic.split('.', 1)[1]}-reader"
-        self._consumer = session.consumer([topic], group=group)
+        self._consumer = session.consumer([topic], group=group, **session.prompt_settings())
         self._pending: deque[Any] = deque()
 
     def ready(self) -> None:

@@ -408,3 +408,17 @@ def test_broker_restart_loses_nothing(
         if r.name == "loom.librdkafka" and r.levelno >= logging.WARNING
     ]
     assert not loud, loud[:3]
+
+
+def test_prompt_readers_wait_briefly_only_on_the_embedded_broker_in_memory(
+    fabric: KafkaEventFabric,
+) -> None:
+    import pickle
+
+    embedded = fabric.broker is not None  # the kafka case reaches the same broker from outside
+    expected = {"fetch.wait.max.ms": 1} if embedded else {}
+    session = fabric.session("alice")
+    assert session.prompt_settings() == expected
+    assert pickle.loads(pickle.dumps(session)).prompt_settings() == expected  # a worker's copy
+    # With its log on S3 each fetch reads the store: the fabric's own wait stays.
+    assert EmbeddedEventsConfig(storage="s3").build().prompt_settings() == {}
