@@ -1,0 +1,154 @@
+"""Issue 40's per-item costs measured in isolation, each beside what it is compared to.
+
+Run:  python benchmarks/hot_paths.py [--puts 1000]
+Prints the table and writes results/benchmarks/hot_paths.{md,json}.
+
+1. An event producer's ``produce()`` with a C function standing in for confluent-kafka's
+   client, against a bare loop calling the same function: what the wrapper adds per event
+   (no broker: the client's own cost, about 1 µs, is the same on both sides).
+2. ``--puts`` puts of 1 MiB into a fabric over 6 local containers, isal (4,6): milliseconds a
+   put, and this process's user and system CPU seconds (what the kernel's file work costs).
+3. Put, get and evict of a 10 kB object through the fabric's ProxyStore connector, with the
+   per-container byte counters flushed to the catalog after each put and get, and without
+   (counters held at zero): what counting the fabric's bytes for carbon costs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tables import publish  # benchmarks/ is the script's folder
+
+from components.coding.isal import IsalCoder
+from components.coding.zfec import ZfecConfig
+from components.dataflow._connectors import FabricConnector
+from components.events._access import AccessControl
+from components.events.clients import FabricProducer
+from components.placement.utility_factor import UtilityFactorConfig, UtilityFactorPlacer
+from components.storage.container import DataContainer
+from components.storage.local import LocalStorageConfig
+
+MIB = 2**20
+
+
+def producer_wrapper(n: int = 200_000, rounds: int = 7) -> dict[str, object]:
+    """ns per event: ``produce()`` over a C stand-in vs the bare loop over it."""
+    acl = AccessControl()
+    acl.add_principal("loom")
+    producer = FabricProducer(acl, "loom", {"bootstrap.servers": "127.0.0.1:1"})
+    producer._produce = slice  # a C function of three arguments, as the client's produce
+    keys = [f"k{i}".encode() for i in range(64)]
+    payload = b"x" * 100
+    bare_s, wrapped_s = [], []
+    for _ in range(rounds):
+        began = time.perf_counter()
+        send = slice
+        for i in range(n):
+            send("loom.t", payload, keys[i & 63])
+            if i % 1000 == 0:
+                producer._client.poll(0)
+        bare_s.append(time.perf_counter() - began)
+        began = time.perf_counter()
+        for i in range(n):
+            producer.produce("t", payload, key=keys[i & 63])
+        wrapped_s.append(time.perf_counter() - began)
+    bare, wrapped = statistics.median(bare_s) / n * 1e9, statistics.median(wrapped_s) / n * 1e9
+    return {
+        "path": "produce() per event",
+        "peer": "bare loop",
+        "loom": f"{wrapped:.0f} ns",
+        "peer_figure": f"{bare:.0f} ns",
+        "added": f"{wrapped - bare:.0f} ns",
+    }
+
+
+def local_puts(puts: int) -> dict[str, object]:
+    """ms a 1 MiB put and the CPU it takes in user and system time."""
+    data = np.random.default_rng(1).bytes(MIB)
+    with (
+        tempfile.TemporaryDirectory() as root,
+        LocalStorageConfig(containers=6, root=root, segment_size_mb=8).build() as network,
+        tempfile.TemporaryDirectory() as tmp,
+        network.fabric(
+            IsalCoder(4, 6, "cauchy"), UtilityFactorPlacer(), Path(tmp) / "c.db"
+        ) as fabric,
+    ):
+        store = fabric.connect(*next(iter(fabric.tenants.items())))
+        for _ in range(5):
+            store.put("bench", "obj", data)
+        before, began = os.times(), time.perf_counter()
+        for _ in range(puts):
+            store.put("bench", "obj", data)
+        wall, after = time.perf_counter() - began, os.times()
+    user, system = after.user - before.user, after.system - before.system
+    return {
+        "path": f"{puts} puts of 1 MiB, 6 local containers",
+        "peer": "system CPU",
+        "loom": f"{wall / puts * 1e3:.2f} ms a put, user {user:.1f} s",
+        "peer_figure": f"system {system:.1f} s",
+        "added": f"system / user {system / user:.1f}",
+    }
+
+
+def connector_counting(ops: int = 300, rounds: int = 5) -> dict[str, object]:
+    """ms per put + get + evict of 10 kB, byte counters flushed or held at zero."""
+
+    def run(counting: bool) -> float:
+        with tempfile.TemporaryDirectory() as root:
+            opened = FabricConnector(
+                LocalStorageConfig(containers=6, root=root), ZfecConfig(), UtilityFactorConfig()
+            ).open()
+            connector: Any = opened.connector
+            if not counting:
+                for container in connector.fabric.containers:
+                    container._moved = 0
+                    container._transfer = _uncounted(container)
+            data, times = b"x" * 10_000, []
+            for _ in range(rounds):
+                began = time.perf_counter()
+                for _ in range(ops):
+                    key = connector.put(data)
+                    connector.get(key)
+                    connector.evict(key)
+                times.append((time.perf_counter() - began) / ops * 1e3)
+            opened.close()
+            return statistics.median(times)
+
+    counted, uncounted = run(True), run(False)
+    return {
+        "path": "connector put + get + evict, 10 kB",
+        "peer": "bytes not counted",
+        "loom": f"{counted:.2f} ms",
+        "peer_figure": f"{uncounted:.2f} ms",
+        "added": f"{counted / uncounted:.3f}×",
+    }
+
+
+def _uncounted(container: DataContainer) -> Any:
+    """The container's link transfer without its byte count (the flush then writes nothing)."""
+    link = container.link
+
+    def transfer(fault: Any, nbytes: int) -> None:
+        if link is not None:
+            link.transfer(nbytes)
+
+    return transfer
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--puts", type=int, default=1000)
+    args = parser.parse_args()
+    rows = [producer_wrapper(), local_puts(args.puts), connector_counting()]
+    publish("hot_paths", {"Per-item costs (issue 40)": rows})
+
+
+if __name__ == "__main__":
+    main()
