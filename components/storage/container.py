@@ -12,6 +12,7 @@ import random
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Self
@@ -26,6 +27,8 @@ from components.storage.protocol import ContainerDown, StorageError
 
 MB = 1_000_000
 _HEALTH_KEY = ".loom-health"
+_RECYCLE_BIN = ".loom-recycled"  # deleted chunk files kept for reuse, in a local container
+_RECYCLE_MAX = 16  # files a process keeps per container: a few segments' worth of chunks
 
 
 class InjectedFault:
@@ -142,6 +145,31 @@ def _write_file(path: str, data: bytes | memoryview) -> None:
         file.write(data)
 
 
+def _take_over(recycled: str, path: str) -> bool:
+    """Rename a recycled file to ``path``; False if it is gone (another process swept it)."""
+    try:
+        os.rename(recycled, path)
+    except FileNotFoundError:
+        if not os.path.exists(recycled):
+            return False
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        os.rename(recycled, path)
+    return True
+
+
+def _overwrite(path: str, data: bytes | memoryview) -> None:
+    """Write ``data`` over an existing file's first bytes and cut the rest."""
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        view = memoryview(data).cast("B")
+        written = 0
+        while written < len(view):
+            written += os.pwrite(fd, view[written:], written)
+        os.ftruncate(fd, len(view))
+    finally:
+        os.close(fd)
+
+
 class DataContainer:
     """One container: keys map to ``<root>/<key>`` on its filesystem, never outside it."""
 
@@ -166,6 +194,11 @@ class DataContainer:
         # write cost as much as coding a chunk); they write a view as it is. Other filesystems
         # (memory keeps the object, s3fs sends it) need bytes of their own.
         self._local = url_protocol(spec.url) == "file"
+        # A local container renames deleted chunk files aside and writes new chunks over them:
+        # creating and unlinking a file (its inode, its fresh pages) cost the kernel several
+        # times what writing its bytes does. Each process keeps its own few; another may sweep
+        # them (collect_garbage), and a write whose file is gone creates one.
+        self._recycled: deque[str] = deque()
         self._up = True
         self._used = 0
         self._moved = 0
@@ -192,9 +225,43 @@ class DataContainer:
 
     def _measure_used(self) -> int:
         try:
-            return int(self.fs.du(self.root))
+            used = int(self.fs.du(self.root))
         except FileNotFoundError:
             return 0
+        if self._local:  # recycled files are free space
+            used -= sum(size for _, size in self._recycle_bin())
+        return used
+
+    def _recycle_bin(self) -> list[tuple[str, int]]:
+        """The files in the recycle bin (every process's) and their sizes."""
+        try:
+            entries = list(os.scandir(f"{self.root}/{_RECYCLE_BIN}"))
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        found = []
+        for entry in entries:
+            try:
+                found.append((entry.path, entry.stat().st_size))
+            except FileNotFoundError:  # taken by a write meanwhile
+                continue
+        return found
+
+    def empty_recycle_bin(self, *, everyone: bool = False) -> int:
+        """Delete this process's recycled files (``everyone``: all processes'); how many went.
+
+        Another process that meant to reuse one it kept writes a new file instead.
+        """
+        paths = [path for path, _ in self._recycle_bin()] if everyone else []
+        while self._recycled:
+            paths.append(self._recycled.popleft())
+        removed = 0
+        for path in set(paths):
+            try:
+                os.remove(path)
+                removed += 1
+            except FileNotFoundError:
+                continue
+        return removed
 
     @property
     def used(self) -> int:
@@ -206,6 +273,14 @@ class DataContainer:
         used = self._measure_used()
         with self._lock:
             self._used = used
+
+    @property
+    def quick(self) -> bool:
+        """Whether its I/O is a local file's, with no emulated link or injected slowdown."""
+        if not self._local or self.link is not None:
+            return False
+        fault = INJECTED.get(self.spec.url)
+        return fault is None or fault.slowdown <= 1
 
     @property
     def bytes_moved(self) -> int:
@@ -277,10 +352,21 @@ class DataContainer:
         path = self.path(key)
         self._transfer(fault, len(data))
         if self._local:
-            _write_file(path, data)
+            self._write_local(path, data)
         else:
             self.fs.pipe_file(path, bytes(data) if isinstance(data, memoryview) else data)
         self._slowed(fault, began)
+
+    def _write_local(self, path: str, data: bytes | memoryview) -> None:
+        try:
+            recycled = self._recycled.pop()
+        except IndexError:
+            _write_file(path, data)
+            return
+        if _take_over(recycled, path):
+            _overwrite(path, data)
+        else:
+            _write_file(path, data)
 
     def read(self, key: str) -> bytes:
         """The bytes under ``key``; ``FileNotFoundError`` if absent."""
@@ -301,12 +387,26 @@ class DataContainer:
         self._require_up()
         try:
             if self._local:
-                os.remove(self.path(key))
+                self._delete_local(self.path(key))
             else:
                 self.fs.rm_file(self.path(key))
         except FileNotFoundError:
             return
         self.reserve(-size)
+
+    def _delete_local(self, path: str) -> None:
+        if len(self._recycled) >= _RECYCLE_MAX:
+            os.remove(path)
+            return
+        recycled = f"{self.root}/{_RECYCLE_BIN}/{os.getpid()}-{uuid.uuid4().hex}"
+        try:
+            os.rename(path, recycled)
+        except FileNotFoundError:
+            if not os.path.exists(path):
+                raise
+            os.makedirs(os.path.dirname(recycled), exist_ok=True)
+            os.rename(path, recycled)
+        self._recycled.append(recycled)
 
     def exists(self, key: str) -> bool:
         """Whether ``key`` is stored here."""
@@ -375,7 +475,7 @@ def _corrupt(container: DataContainer, count: int) -> str:
     files = sorted(
         path
         for path in container.fs.find(container.root)
-        if not path.rsplit("/", 1)[-1].startswith(_HEALTH_KEY)
+        if not path.removeprefix(container.root).lstrip("/").startswith(".loom-")
     )
     chosen = random.Random(container.name).sample(files, min(count, len(files)))
     for path in chosen:

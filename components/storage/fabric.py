@@ -25,6 +25,7 @@ import xxhash
 from components.coding.protocol import Coder
 from components.coding.reshape import reshape
 from components.placement.protocol import CannotPlace, Placer
+from components.runtime.memory import keep_freed_memory
 from components.storage._catalog import Catalog, ChunkRow, ObjectRow
 from components.storage._keys import check_key
 from components.storage.container import DataContainer
@@ -74,6 +75,15 @@ class _Health:
     seconds_per_mb: float = 0.0
 
 
+def _chunk_path(object_id: str, segment: int, idx: int) -> str:
+    """Where a chunk lives in its container: one flat folder (ext4 and S3 index it).
+
+    A folder per object cost a directory inode per chunk written, as much as the write, and
+    stayed when emptied.
+    """
+    return f"{object_id}.{segment}.{idx}"
+
+
 def _chunk_hash(data: bytes | memoryview) -> str:
     return xxhash.xxh3_64_hexdigest(data)
 
@@ -113,6 +123,7 @@ class StorageFabric:
         names = [c.name for c in containers]
         if len(set(names)) != len(names):
             raise StorageError(f"container names must be unique, got {names}")
+        keep_freed_memory()  # each put allocates and frees a few MiB
         self.containers = list(containers)
         self._by_name = {c.name: c for c in containers}
         self.coder = coder
@@ -137,10 +148,13 @@ class StorageFabric:
 
     # -- lifecycle -----------------------------------------------------------------------
     def close(self) -> None:
-        """Stop the pools and close the catalog."""
+        """Stop the pools, close the catalog and delete the chunk files kept for reuse."""
         self._segments_pool.shutdown()
         self._io_pool.shutdown()
         self.catalog.close()
+        for container in self.containers:
+            if container.up:
+                container.empty_recycle_bin()
 
     def __enter__(self) -> StorageFabric:
         return self
@@ -199,12 +213,16 @@ class StorageFabric:
         self._active.add(object_id)
         hasher = xxhash.xxh3_128()
         total = 0
+        one_segment = size_hint is not None and size_hint <= self.segment_size
         in_flight: deque[Future[None]] = deque()
         try:
             try:
                 for index, segment in enumerate(_segments(source, self.segment_size)):
                     hasher.update(segment)
                     total += len(segment)
+                    if one_segment:  # nothing to overlap it with: no hand-off to a pool thread
+                        self._put_segment(object_id, index, segment, coder, stripe)
+                        continue
                     in_flight.append(
                         self._segments_pool.submit(
                             self._put_segment, object_id, index, segment, coder, stripe
@@ -276,10 +294,8 @@ class StorageFabric:
     ) -> None:
         chunks = coder.encode(segment)
         rows = self._place(object_id, index, len(segment), chunks, exclude=set(), stripe=stripe)
-        pending = {
-            self._io_pool.submit(self._write_chunk, row, chunk): (row, chunk)
-            for row, chunk in zip(rows, chunks, strict=True)
-        }
+        writes = sorted(zip(rows, chunks, strict=True), key=lambda w: self._writes_here(w[0]))
+        pending = {self._start_write(row, chunk): (row, chunk) for row, chunk in writes}
         holders = {row.container for row in rows}
         failed: set[str] = set()
         while pending:
@@ -304,7 +320,28 @@ class StorageFabric:
                         f"it: {exc}"
                     ) from error
                 holders.add(moved.container)
-                pending[self._io_pool.submit(self._write_chunk, moved, chunk)] = (moved, chunk)
+                pending[self._start_write(moved, chunk)] = (moved, chunk)
+
+    def _writes_here(self, row: ChunkRow) -> bool:
+        """Whether a chunk is written on the segment's own thread: a local folder, no link.
+
+        Such a write is a copy into the page cache (tens of µs); handing it to a pool thread
+        cost more than the write, and their threads fought over 2 cores and the GIL.
+        """
+        return self._by_name[row.container].quick
+
+    def _start_write(self, row: ChunkRow, chunk: bytes | memoryview) -> Future[None]:
+        """Write a chunk here (quick containers) or on the I/O pool; its outcome, as a future."""
+        if not self._writes_here(row):
+            return self._io_pool.submit(self._write_chunk, row, chunk)
+        done: Future[None] = Future()
+        try:
+            self._write_chunk(row, chunk)
+        except Exception as exc:
+            done.set_exception(exc)
+        else:
+            done.set_result(None)
+        return done
 
     def _replace_chunk(
         self,
@@ -361,7 +398,7 @@ class StorageFabric:
                     segment,
                     i if idx is None else idx,
                     container.name,
-                    f"{object_id}/{segment}.{i if idx is None else idx}",
+                    _chunk_path(object_id, segment, i if idx is None else idx),
                     len(chunk),
                     hashes[i],
                     segment_bytes,
@@ -568,6 +605,9 @@ class StorageFabric:
 
         """
         versions = sum(self._collect(i) for i in self.catalog.garbage(exclude=set(self._active)))
+        for container in self.containers:
+            if container.up:  # files kept for reuse by processes that died
+                container.empty_recycle_bin(everyone=True)
         return versions + self.sweep_strays()
 
     def scrub(self, *, repair: bool = False) -> ScrubReport:

@@ -169,8 +169,53 @@ def _chunk_files(fabric: StorageFabric) -> list[int]:
     for container in fabric.containers:
         container.fs.invalidate_cache()
         files = container.fs.find(container.root)
-        counts.append(len([f for f in files if not f.endswith(".loom-health")]))
+        # Health probes, and deleted chunk files a local container keeps to write over.
+        counts.append(len([f for f in files if "/.loom-" not in f]))
     return counts
+
+
+def _inodes(folder: Path) -> dict[str, int]:
+    return {path.name: path.stat().st_ino for path in folder.iterdir() if path.is_file()}
+
+
+def test_a_local_container_writes_new_chunks_over_deleted_ones(tmp_path: Path) -> None:
+    config = LocalStorageConfig(containers=6, root=str(tmp_path / "c"), segment_size_mb=SEGMENT_MB)
+    with _zfec_fabric(config, tmp_path) as fabric:
+        store = _store(fabric)
+        store.put("cat", "old", _payload(2 * SEGMENT))
+        container = fabric.containers[0]
+        root = Path(container.root)
+        before = _inodes(root)
+        store.delete("cat", "old")
+        assert _inodes(root) == {}  # gone from the container's namespace at once
+        kept = set(_inodes(root / ".loom-recycled").values())
+        assert kept == set(before.values()) and kept
+        container.remeasure()
+        assert container.used == 0  # kept files are free space
+        data = _payload(2 * SEGMENT, seed=7)
+        store.put("cat", "new", data)
+        assert set(_inodes(root).values()) & kept  # written over a deleted chunk's file
+        assert store.get("cat", "new") == data
+        assert fabric.scrub().chunks_corrupt == 0  # a longer old file was cut to size
+        # Another process swept the bin (collect_garbage): writes create files instead.
+        fabric.collect_garbage()
+        assert _inodes(root / ".loom-recycled") == {}
+        store.put("cat", "newer", data[: SEGMENT // 3])
+        assert store.get("cat", "newer") == data[: SEGMENT // 3]
+        for key in ("new", "newer"):
+            store.delete("cat", key)
+    assert _inodes(root / ".loom-recycled") == {}  # closing the fabric empties its bins
+
+
+def test_a_container_keeps_at_most_a_few_deleted_files(tmp_path: Path) -> None:
+    config = LocalStorageConfig(containers=6, root=str(tmp_path / "c"), segment_size_mb=SEGMENT_MB)
+    with _zfec_fabric(config, tmp_path) as fabric:
+        store = _store(fabric)
+        store.put("cat", "big", _payload(40 * SEGMENT))
+        store.delete("cat", "big")
+        for container in fabric.containers:
+            assert 0 < len(_inodes(Path(container.root) / ".loom-recycled")) <= 16
+        assert sum(_chunk_files(fabric)) == 0
 
 
 def test_losing_up_to_m_minus_k_containers_loses_nothing(fabric: StorageFabric) -> None:
@@ -254,7 +299,7 @@ def test_chunks_left_on_a_down_container_by_repair_are_swept_when_it_returns(
         assert fabric.collect_garbage() == moved
         assert fabric.catalog.strays() == []
         for container in down:
-            files = [f for f in container.fs.find(container.root) if ".loom-health" not in f]
+            files = [f for f in container.fs.find(container.root) if "/.loom-" not in f]
             assert len(files) < left[container.name]
             referenced = {
                 f"{container.root}/{c.path}"
