@@ -11,11 +11,16 @@ Prints the table and writes results/benchmarks/hot_paths.{md,json}.
 3. Put, get and evict of a 10 kB object through the fabric's ProxyStore connector, with the
    per-container byte counters flushed to the catalog after each put and get, and without
    (counters held at zero): what counting the fabric's bytes for carbon costs.
+4. The floor under the Dask steering row: a no-op's round trip through ``Client.submit``
+   (client → scheduler → worker → scheduler → client) and through a Dask actor's method
+   (client → worker → client, no scheduler), against a round trip over a pipe to a child
+   process, which is what Colmena's ``LocalTaskServer`` does per task.
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import statistics
 import tempfile
@@ -97,6 +102,71 @@ def local_puts(puts: int) -> dict[str, object]:
     }
 
 
+def put_breakdown(puts: int = 300) -> dict[str, object]:
+    """Where a 1 MiB put's time goes (encode, chunk hashes and rows, writes, the rest),
+    beside a redis-server put of the same bytes from this process."""
+    from components.storage.fabric import StorageFabric
+    from components.storage.redis_peer import redis_server
+
+    spent: dict[str, float] = {}
+
+    def timed(owner: Any, name: str) -> None:
+        inner = getattr(owner, name)
+
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            began = time.perf_counter()
+            try:
+                return inner(*args, **kwargs)
+            finally:
+                spent[name] = spent.get(name, 0.0) + time.perf_counter() - began
+
+        setattr(owner, name, wrapper)
+
+    coder = IsalCoder(4, 6, "cauchy")
+    data = np.random.default_rng(2).bytes(MIB)
+    timed(coder, "encode")
+    saved = {name: getattr(StorageFabric, name) for name in ("_place", "_write_chunk")}
+    for name in saved:
+        timed(StorageFabric, name)
+    try:
+        with (
+            tempfile.TemporaryDirectory() as root,
+            LocalStorageConfig(containers=6, root=root, segment_size_mb=8).build() as network,
+            network.fabric(coder, UtilityFactorPlacer(), Path(root) / "c.db") as fabric,
+        ):
+            store = fabric.connect(*next(iter(fabric.tenants.items())))
+            for _ in range(20):
+                store.put("bench", "obj", data)
+            spent.clear()
+            began = time.perf_counter()
+            for _ in range(puts):
+                store.put("bench", "obj", data)
+            total = time.perf_counter() - began
+    finally:
+        for name, method in saved.items():
+            setattr(StorageFabric, name, method)
+    with redis_server(MIB) as client:
+        for _ in range(20):
+            client.set("obj", data)
+        began = time.perf_counter()
+        for _ in range(puts):
+            client.set("obj", data)
+        redis = time.perf_counter() - began
+    ms = {name: seconds / puts * 1e3 for name, seconds in spent.items()}
+    rest = total / puts * 1e3 - sum(ms.values())
+    return {
+        "path": "a 1 MiB put, isal (4,6), 6 local containers",
+        "peer": "redis-server put from this process",
+        "loom": (
+            f"{total / puts * 1e3:.2f} ms: encode {ms['encode']:.2f}, chunk hashes and rows "
+            f"{ms['_place']:.2f}, 6 writes {ms['_write_chunk']:.2f}, catalog, old version's "
+            f"chunks and hand-offs {rest:.2f}"
+        ),
+        "peer_figure": f"{redis / puts * 1e3:.2f} ms",
+        "added": f"{redis / total:.2f}× redis's speed",
+    }
+
+
 def connector_counting(ops: int = 300, rounds: int = 5) -> dict[str, object]:
     """ms per put + get + evict of 10 kB, byte counters flushed or held at zero."""
 
@@ -142,11 +212,82 @@ def _uncounted(container: DataContainer) -> Any:
     return transfer
 
 
+class _Runner:
+    """A Dask actor that calls what it is given."""
+
+    def run(self, fn: Any, *args: Any) -> Any:
+        return fn(*args)
+
+
+def _echo(value: Any) -> Any:
+    return value
+
+
+def _serve_pipe(end: Any) -> None:
+    while (message := end.recv()) is not None:
+        end.send(message)
+
+
+def _percentiles(call: Any, n: int) -> tuple[float, float]:
+    for i in range(20):
+        call(i)
+    times = []
+    for i in range(n):
+        began = time.perf_counter()
+        call(i)
+        times.append(time.perf_counter() - began)
+    times.sort()
+    return times[n // 2] * 1e3, times[int(n * 0.99)] * 1e3
+
+
+def dask_floor(n: int = 400) -> list[dict[str, object]]:
+    """Round-trip ms (p50, p99) of a no-op: Dask submit, Dask actor, a pipe to a child."""
+    from distributed import Client, LocalCluster
+
+    here, there = multiprocessing.Pipe()
+    child = multiprocessing.get_context("spawn").Process(target=_serve_pipe, args=(there,))
+    child.start()
+
+    def over_pipe(i: int) -> None:
+        here.send(i)
+        here.recv()
+
+    pipe = _percentiles(over_pipe, n)
+    here.send(None)
+    child.join()
+    with (
+        LocalCluster(
+            n_workers=1, threads_per_worker=1, dashboard_address=None, host="127.0.0.1"
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        executor = client.get_executor(pure=False)
+        submit = _percentiles(lambda i: executor.submit(_echo, i).result(), n)
+        actor = client.submit(_Runner, actor=True).result()
+        direct = _percentiles(lambda i: actor.run(_echo, i).result(), n)
+    return [
+        {
+            "path": f"no-op round trip, {label}",
+            "peer": "pipe to a child process (Colmena's local server)",
+            "loom": f"p50 {ours[0]:.2f} ms, p99 {ours[1]:.2f} ms",
+            "peer_figure": f"p50 {pipe[0]:.2f} ms, p99 {pipe[1]:.2f} ms",
+            "added": f"{ours[1] / pipe[1]:.1f}× at p99",
+        }
+        for label, ours in (("Dask Client.submit", submit), ("Dask actor call", direct))
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--puts", type=int, default=1000)
     args = parser.parse_args()
-    rows = [producer_wrapper(), local_puts(args.puts), connector_counting()]
+    rows = [
+        producer_wrapper(),
+        local_puts(args.puts),
+        put_breakdown(),
+        connector_counting(),
+        *dask_floor(),
+    ]
     publish("hot_paths", {"Per-item costs (issue 40)": rows})
 
 

@@ -735,8 +735,11 @@ class TenantStore:
     def __init__(self, fabric: StorageFabric, tenant: str) -> None:
         self.fabric = fabric
         self.tenant = tenant
+        self._own: set[str] = set()  # catalogs seen to be this tenant's (a claim is for good)
 
     def _catalog(self, catalog: str, *, create: bool = False) -> str:
+        if catalog in self._own:
+            return catalog
         check_key(catalog, "catalog")
         owner = (
             self.fabric.catalog.claim_catalog(catalog, self.tenant)
@@ -747,6 +750,7 @@ class TenantStore:
             raise ObjectNotFound(f"no catalog {catalog!r}")
         if owner != self.tenant:
             raise AccessDenied(f"catalog {catalog!r} belongs to another tenant; access refused")
+        self._own.add(catalog)
         return catalog
 
     def put(
