@@ -57,6 +57,19 @@ def federation_data(spec: DataSpec) -> tuple[torch.Tensor, torch.Tensor, list[An
     return torch.as_tensor(data.x_train), torch.as_tensor(data.y_train), parts
 
 
+@lru_cache(maxsize=64)
+def clients_data(
+    spec: DataSpec, clients: tuple[int, ...]
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Each client's own features and labels, gathered once per process.
+
+    A task trains the same clients every round; gathering them anew was a tenth of a round
+    at 2,048 devices.
+    """
+    x, y, parts = federation_data(spec)
+    return [(x[torch.as_tensor(parts[c])], y[torch.as_tensor(parts[c])]) for c in clients]
+
+
 _per_thread = threading.local()
 
 
@@ -88,9 +101,8 @@ def train_clients(
     """
     torch.set_num_threads(1)  # one core per task: the executor runs the others
     began = time.perf_counter()
-    x, y, parts = federation_data(data)
     net = model_of(model)
-    own = [(x[torch.as_tensor(parts[c])], y[torch.as_tensor(parts[c])]) for c in clients]
+    own = clients_data(data, clients)
     if len(clients) == 1:
         states = [train_one(net, start.state, *own[0], local, seeds[0])]
     else:

@@ -61,13 +61,23 @@ def weighted_mean(updates: Sequence[Update], weights: Sequence[float]) -> State:
     total = float(sum(weights))
     if total <= 0:
         raise ValueError(f"weights {list(weights)} sum to {total}; they must sum to more than 0")
+    if len(weights) != len(updates):
+        raise ValueError(f"{len(updates)} updates but {len(weights)} weights")
+    shares = torch.tensor([w / total for w in weights], dtype=torch.float64)
     out: State = {}
     for name, first in updates[0].state.items():
         acc = torch.zeros_like(first, dtype=torch.float64)
-        for update, weight in zip(updates, weights, strict=True):
-            acc += update.state[name].to(torch.float64) * (weight / total)
+        # A block of updates at a time in one product: per update and tensor, the Python
+        # loop cost a tenth of a round at 2,048 devices; blocks bound the float64 copy.
+        for begin in range(0, len(updates), _BLOCK):
+            block = updates[begin : begin + _BLOCK]
+            stacked = torch.stack([u.state[name] for u in block]).to(torch.float64)
+            acc += torch.tensordot(shares[begin : begin + len(block)], stacked, dims=1)
         out[name] = acc.to(first.dtype)
     return out
+
+
+_BLOCK = 256  # updates per product in weighted_mean
 
 
 @dataclass(frozen=True)
