@@ -1,4 +1,4 @@
-"""The C allocator's thresholds, for a process that moves big buffers it soon frees.
+"""The C allocator: kept memory for big buffers soon freed, or freed memory given back.
 
 glibc's malloc gives memory back to the kernel as soon as 2 × its last freed big block sits
 free at a heap's top, and serves blocks above a moving threshold from fresh ``mmap``s. A
@@ -6,6 +6,10 @@ fabric's put allocates a few MiB (the segment's copy, the coder's chunks) and fr
 before the next: every put then faulted its pages in again, and the kernel's page faults and
 zeroing cost 10 × the coding (a 1 MiB isal encode took 1.4 ms; 0.1 ms with the thresholds
 below). Redis and most servers use an allocator that keeps such memory (jemalloc).
+
+A federation's vectorised training task is the other case: a burst of tensors, then the
+aggregation; each pool thread's heap kept its largest burst, 60 MB at 2,048 devices, so the
+task gives it back when it ends (:func:`release_freed_memory`).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import ctypes
 import os
 import threading
+from typing import Any
 
 # glibc's mallopt parameters (malloc.h).
 _M_TRIM_THRESHOLD = -1
@@ -58,3 +63,27 @@ def keep_freed_memory() -> bool:
             and mallopt(_M_TRIM_THRESHOLD, chosen["MALLOC_TRIM_THRESHOLD_"])
         )
         return _done
+
+
+_trim: Any = None
+
+
+def release_freed_memory() -> bool:
+    """Give the memory the heaps hold free back to the kernel now (glibc's ``malloc_trim``).
+
+    For the end of a burst of big temporary tensors (a vectorised training task): glibc keeps
+    them for reuse in each thread's heap, so a process's memory grows to its largest burst
+    per thread; on 2,048 devices a federation's process held 60 MB more than it used.
+
+    Returns:
+        Whether anything was released (False where the C library is not glibc).
+
+    """
+    global _trim
+    if _trim is None:
+        try:
+            _trim = ctypes.CDLL(None).malloc_trim
+            _trim.argtypes = [ctypes.c_size_t]
+        except (OSError, AttributeError):
+            _trim = False
+    return bool(_trim and _trim(0))
