@@ -15,6 +15,10 @@ Prints the table and writes results/benchmarks/hot_paths.{md,json}.
    (client → scheduler → worker → scheduler → client) and through a Dask actor's method
    (client → worker → client, no scheduler), against a round trip over a pipe to a child
    process, which is what Colmena's ``LocalTaskServer`` does per task.
+5. The floor under the steering row over the event fabric: one event's trip through the
+   embedded broker with bare confluent-kafka clients and the settings Colmena's queues over
+   the fabric use (``linger.ms`` 0, a 1 ms fetch wait), one event in flight at a time; a
+   steering task makes two such trips (request, result).
 """
 
 from __future__ import annotations
@@ -24,7 +28,9 @@ import multiprocessing
 import os
 import statistics
 import tempfile
+import threading
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -277,6 +283,50 @@ def dask_floor(n: int = 400) -> list[dict[str, object]]:
     ]
 
 
+def broker_floor(n: int = 300) -> dict[str, object]:
+    """ms (p50, p99) of one event's produce → consume through the embedded broker, bare."""
+    from confluent_kafka import Consumer, Producer
+
+    from components.events.embedded import EmbeddedEventsConfig
+
+    with EmbeddedEventsConfig().build() as fabric:
+        settings = fabric.client_settings()
+        settings.pop("logger")
+        topic = fabric.session("loom").create_topic(f"floor-{uuid.uuid4().hex[:6]}")
+        assigned = threading.Event()
+        consumer = Consumer(
+            {
+                **settings,
+                **fabric.config.consumer.librdkafka(),
+                **fabric.prompt_settings(),
+                "group.id": f"floor-{topic}",
+            }
+        )
+        consumer.subscribe([topic], on_assign=lambda c, p: assigned.set())
+        producer = Producer({**settings, **fabric.config.producer.librdkafka(), "linger.ms": 0})
+        while not assigned.is_set():
+            consumer.poll(0.1)
+
+        def trip(i: int) -> None:
+            producer.produce(topic, str(i).encode())
+            producer.poll(0)
+            while True:
+                message = consumer.poll(1.0)
+                if message is not None and message.error() is None:
+                    return
+
+        one = _percentiles(trip, n)
+        producer.flush(10)
+        consumer.close()
+    return {
+        "path": "one event through the embedded broker, bare confluent-kafka, 1 ms fetch wait",
+        "peer": "pipe to a child process (a whole round trip)",
+        "loom": f"p50 {one[0]:.2f} ms, p99 {one[1]:.2f} ms",
+        "peer_figure": "see the rows above",
+        "added": f"a steering task's two trips: p50 ≥ {2 * one[0]:.2f} ms",
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--puts", type=int, default=1000)
@@ -287,6 +337,7 @@ def main() -> None:
         put_breakdown(),
         connector_counting(),
         *dask_floor(),
+        broker_floor(),
     ]
     publish("hot_paths", {"Per-item costs (issue 40)": rows})
 
