@@ -145,6 +145,26 @@ def campaign(served: Served, tasks: int, slots: int, seed: int) -> dict[str, flo
     return figures
 
 
+# Issue 40's goals: (reaction p99 ratio at most, tasks/s ratio at least) per kind of server.
+GOALS = {"dask": (2.0, 0.5), "fabric": (1.5, 0.5)}
+
+
+def _goal(name: str, m: dict[str, float], peer: dict[str, float]) -> dict[str, str]:
+    """The goal a server's row is held to, and whether this run met it."""
+    kind = next((k for k in GOALS if k in name), None)
+    if kind is None:
+        return {"goal (p99 ratio, tasks/s ratio)": "—", "met": "—"}
+    most, least = GOALS[kind]
+    met = (
+        m["reaction_p99_ms"] / peer["reaction_p99_ms"] <= most
+        and m["tasks_per_s"] / peer["tasks_per_s"] >= least
+    )
+    return {
+        "goal (p99 ratio, tasks/s ratio)": f"≤ {most:g}, ≥ {least:g}",
+        "met": "yes" if met else "no",
+    }
+
+
 def main() -> None:
     """Run every server ``--rounds`` times, alternating; print and write the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -179,6 +199,7 @@ def main() -> None:
                 **{k: f"{m[k]:.2f}" if k.endswith("ms") else f"{m[k]:.0f}" for k in keys},
                 "reaction p99 ratio": f"{m['reaction_p99_ms'] / peer['reaction_p99_ms']:.2f}",
                 "tasks/s ratio": f"{m['tasks_per_s'] / peer['tasks_per_s']:.2f}",
+                **_goal(name, m, peer),
             }
         )
     title = f"No-op steering, {args.tasks} tasks, {args.slots} slots, median of {args.rounds}"

@@ -144,9 +144,20 @@ def peer_rows(quick: bool) -> list[dict[str, object]]:
                     "get_mb_s": round(len(data) / 1e6 / get),
                     "put_vs_redis": round(r_put / put, 2),
                     "get_vs_redis": round(r_get / get, 2),
+                    **_put_goal(name, mib, r_put / put),
                 }
             )
     return rows
+
+
+PUT_GOALS = {1: 0.5, 16: 0.8}  # the fabric's put / redis-server's, by object MiB (issue 40)
+
+
+def _put_goal(store: str, mib: int, ratio: float) -> dict[str, str]:
+    goal = PUT_GOALS.get(mib) if store.startswith("fabric") else None
+    if goal is None:
+        return {"put_goal": "—", "met": "—"}
+    return {"put_goal": f"≥ {goal:g}", "met": "yes" if ratio >= goal else "no"}
 
 
 def wan_rows(quick: bool) -> list[dict[str, object]]:
