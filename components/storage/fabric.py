@@ -218,9 +218,9 @@ class StorageFabric:
         try:
             try:
                 for index, segment in enumerate(_segments(source, self.segment_size)):
-                    hasher.update(segment)
                     total += len(segment)
                     if one_segment:  # nothing to overlap it with: no hand-off to a pool thread
+                        hasher.update(segment)
                         self._put_segment(object_id, index, segment, coder, stripe)
                         continue
                     in_flight.append(
@@ -228,6 +228,7 @@ class StorageFabric:
                             self._put_segment, object_id, index, segment, coder, stripe
                         )
                     )
+                    hasher.update(segment)  # while the segment is coded (xxhash frees the GIL)
                     if len(in_flight) >= self.parallelism:
                         in_flight.popleft().result()
                 while in_flight:
