@@ -28,7 +28,7 @@ class IsalCoder:
 
     def encode(self, segment: bytes | memoryview) -> list[bytes | memoryview]:
         """Return m fragments: k data then m − k parity."""
-        return list(self._driver.encode(bytes(segment)))
+        return list(self._driver.encode(_as_bytes(segment)))
 
     def decode(self, chunks: Mapping[int, bytes | memoryview], size: int) -> bytes:
         """Rebuild from any k fragments."""
@@ -54,3 +54,15 @@ class IsalConfig(CodingConfig):
     def build(self) -> Coder:
         """Create the coder."""
         return IsalCoder(self.k, self.m, self.technique)
+
+
+def _as_bytes(segment: bytes | memoryview) -> bytes:
+    """The segment as ``bytes``, which is all pyeclib takes.
+
+    A view of a whole ``bytes`` object, as a one-segment put passes, is that object, not a copy.
+    """
+    if isinstance(segment, bytes):
+        return segment
+    if isinstance(segment.obj, bytes) and segment.nbytes == len(segment.obj):
+        return segment.obj
+    return bytes(segment)

@@ -162,10 +162,12 @@ def _overwrite(path: str, data: bytes | memoryview) -> None:
     fd = os.open(path, os.O_WRONLY)
     try:
         view = memoryview(data).cast("B")
+        longer = os.fstat(fd).st_size > len(view)  # chunks are mostly of one size: no cut
         written = 0
         while written < len(view):
             written += os.pwrite(fd, view[written:], written)
-        os.ftruncate(fd, len(view))
+        if longer:
+            os.ftruncate(fd, len(view))
     finally:
         os.close(fd)
 
