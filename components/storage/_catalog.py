@@ -194,12 +194,11 @@ class Catalog:
             )
         return cursor.rowcount > 0
 
-    def commit_object(self, object_id: str, size: int, digest: str) -> str | None:
+    def commit_object(
+        self, object_id: str, catalog: str, key: str, size: int, digest: str
+    ) -> str | None:
         """Make a pending object visible, replacing (and returning the id of) an older one."""
         with self._tx() as db:
-            catalog, key = db.execute(
-                "SELECT catalog, key FROM objects WHERE id = ?", (object_id,)
-            ).fetchone()
             old = db.execute(
                 "SELECT id FROM objects WHERE catalog = ? AND key = ? AND state = 'committed'",
                 (catalog, key),

@@ -214,14 +214,15 @@ class StorageFabric:
         hasher = xxhash.xxh3_128()
         total = 0
         one_segment = size_hint is not None and size_hint <= self.segment_size
-        in_flight: deque[Future[None]] = deque()
+        in_flight: deque[Future[list[ChunkRow]]] = deque()
+        placed: list[list[ChunkRow]] = []  # each segment's chunks where they were written
         try:
             try:
                 for index, segment in enumerate(_segments(source, self.segment_size)):
                     total += len(segment)
                     if one_segment:  # nothing to overlap it with: no hand-off to a pool thread
                         hasher.update(segment)
-                        self._put_segment(object_id, index, segment, coder, stripe)
+                        placed.append(self._put_segment(object_id, index, segment, coder, stripe))
                         continue
                     in_flight.append(
                         self._segments_pool.submit(
@@ -230,13 +231,14 @@ class StorageFabric:
                     )
                     hasher.update(segment)  # while the segment is coded (xxhash frees the GIL)
                     if len(in_flight) >= self.parallelism:
-                        in_flight.popleft().result()
+                        placed.append(in_flight.popleft().result())
                 while in_flight:
-                    in_flight.popleft().result()
+                    placed.append(in_flight.popleft().result())
             except BaseException:
                 wait(in_flight)  # no write may land after the clean-up below
                 raise
-            replaced = self.catalog.commit_object(object_id, total, hasher.hexdigest())
+            digest = hasher.hexdigest()
+            replaced = self.catalog.commit_object(object_id, catalog, key, total, digest)
         except BaseException:
             self.catalog.discard(object_id)
             self._collect(object_id)
@@ -245,7 +247,19 @@ class StorageFabric:
             self._active.discard(object_id)
         if replaced is not None:
             self._collect(replaced)
-        return self.stat(catalog, key)
+        # What this put stored (read back from the catalog, a later put could already show).
+        return ObjectStat(
+            catalog,
+            key,
+            total,
+            coder.name,
+            coder.k,
+            coder.m,
+            self.segment_size,
+            digest,
+            [[c.container for c in segment] for segment in placed],
+            [[c.hash for c in segment] for segment in placed],
+        )
 
     def _check_capacity(self, size: int) -> None:
         up = [c for c in self.containers if c.up]
@@ -292,7 +306,8 @@ class StorageFabric:
         segment: bytes | memoryview,
         coder: Coder,
         stripe: list[DataContainer] | None,
-    ) -> None:
+    ) -> list[ChunkRow]:
+        """Code, place and write one segment; its chunks' rows where they were written."""
         chunks = coder.encode(segment)
         rows = self._place(object_id, index, len(segment), chunks, exclude=set(), stripe=stripe)
         writes = sorted(zip(rows, chunks, strict=True), key=lambda w: self._writes_here(w[0]))
@@ -321,7 +336,9 @@ class StorageFabric:
                         f"it: {exc}"
                     ) from error
                 holders.add(moved.container)
+                rows[row.idx] = moved
                 pending[self._start_write(moved, chunk)] = (moved, chunk)
+        return rows
 
     def _writes_here(self, row: ChunkRow) -> bool:
         """Whether a chunk is written on the segment's own thread: a local folder, no link.

@@ -140,10 +140,14 @@ def test_contract_put_get_list_stat_delete(fabric: StorageFabric, tmp_path: Path
     big = _payload(5 * SEGMENT + 123)
     file_path = tmp_path / "input.bin"
     file_path.write_bytes(_payload(2 * SEGMENT, seed=2))
-    store.put("cat", "a/big.bin", big)
-    store.put("cat", "a/file.bin", file_path)
-    store.put("cat", "b/stream.bin", io.BytesIO(b"streamed bytes"))
-    store.put("cat", "empty", b"")
+    stored = {
+        "a/big.bin": store.put("cat", "a/big.bin", big),
+        "a/file.bin": store.put("cat", "a/file.bin", file_path),
+        "b/stream.bin": store.put("cat", "b/stream.bin", io.BytesIO(b"streamed bytes")),
+        "empty": store.put("cat", "empty", b""),
+    }
+    for key, put in stored.items():  # a put says what it stored, as the catalog has it
+        assert put == store.stat("cat", key)
     assert store.get("cat", "a/big.bin") == big
     assert b"".join(store.get_stream("cat", "a/file.bin")) == file_path.read_bytes()
     assert store.get("cat", "b/stream.bin") == b"streamed bytes"
@@ -330,9 +334,10 @@ def test_container_failing_during_put_moves_its_chunks(tmp_path: Path) -> None:
         broken.write = refuse  # type: ignore[method-assign]
         store = _store(fabric)
         data = _payload(3 * SEGMENT)
-        store.put("cat", "x", data)
+        put = store.put("cat", "x", data)
         assert fabric.counters.chunk_write_failures > 0
         assert all(broken.name not in seg for seg in store.stat("cat", "x").placement)
+        assert put == store.stat("cat", "x")  # the put names where the chunks went
         assert fabric.catalog.strays() == []  # the failed copies were deleted at once
         assert store.get("cat", "x") == data
 
