@@ -18,7 +18,7 @@ Prints the table and writes results/benchmarks/hot_paths.{md,json}.
 5. The floor under the steering row over the event fabric: one event's trip through the
    embedded broker with bare confluent-kafka clients and the settings Colmena's queues over
    the fabric use (``linger.ms`` 0, a 1 ms fetch wait), one event in flight at a time; a
-   steering task makes two such trips (request, result).
+   steering task makes two such trips (request, result), and its reaction is the second.
 """
 
 from __future__ import annotations
@@ -323,7 +323,7 @@ def broker_floor(n: int = 300) -> dict[str, object]:
         "peer": "pipe to a child process (a whole round trip)",
         "loom": f"p50 {one[0]:.2f} ms, p99 {one[1]:.2f} ms",
         "peer_figure": "see the rows above",
-        "added": f"a steering task's two trips: p50 ≥ {2 * one[0]:.2f} ms",
+        "added": "a steering reaction (result → Thinker) is one such trip",
     }
 
 
