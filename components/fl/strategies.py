@@ -52,6 +52,9 @@ def _rebuild_update(arrays: Mapping[str, Any], samples: int) -> Update:
     return Update({k: torch.from_numpy(v) for k, v in arrays.items()}, samples)
 
 
+_BLOCK = 256  # updates per product in weighted_mean
+
+
 def weighted_mean(updates: Sequence[Update], weights: Sequence[float]) -> State:
     """Σ wᵢ·stateᵢ / Σ wᵢ, per tensor, in float64 then cast back (order-independent enough)."""
     import torch
@@ -75,9 +78,6 @@ def weighted_mean(updates: Sequence[Update], weights: Sequence[float]) -> State:
             acc += torch.tensordot(shares[begin : begin + len(block)], stacked, dims=1)
         out[name] = acc.to(first.dtype)
     return out
-
-
-_BLOCK = 256  # updates per product in weighted_mean
 
 
 @dataclass(frozen=True)

@@ -145,15 +145,15 @@ def _write_file(path: str, data: bytes | memoryview) -> None:
         file.write(data)
 
 
-def _take_over(recycled: str, path: str) -> bool:
-    """Rename a recycled file to ``path``; False if it is gone (another process swept it)."""
+def _move(source: str, target: str) -> bool:
+    """Rename a file, creating the target's folder if missing; False if ``source`` is gone."""
     try:
-        os.rename(recycled, path)
+        os.rename(source, target)
     except FileNotFoundError:
-        if not os.path.exists(recycled):
+        if not os.path.exists(source):
             return False
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        os.rename(recycled, path)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        os.rename(source, target)
     return True
 
 
@@ -365,7 +365,7 @@ class DataContainer:
         except IndexError:
             _write_file(path, data)
             return
-        if _take_over(recycled, path):
+        if _move(recycled, path):  # gone: another process swept the bin
             _overwrite(path, data)
         else:
             _write_file(path, data)
@@ -401,13 +401,8 @@ class DataContainer:
             os.remove(path)
             return
         recycled = f"{self.root}/{_RECYCLE_BIN}/{os.getpid()}-{uuid.uuid4().hex}"
-        try:
-            os.rename(path, recycled)
-        except FileNotFoundError:
-            if not os.path.exists(path):
-                raise
-            os.makedirs(os.path.dirname(recycled), exist_ok=True)
-            os.rename(path, recycled)
+        if not _move(path, recycled):
+            raise FileNotFoundError(path)
         self._recycled.append(recycled)
 
     def exists(self, key: str) -> bool:

@@ -196,20 +196,19 @@ class StorageFabric:
             self._check_capacity(size_hint)
         object_id = uuid.uuid4().hex
         coder, stripe = self._shape(size_hint, reliability)
-        self.catalog.begin_object(
-            ObjectRow(
-                object_id,
-                catalog,
-                key,
-                0,
-                "",
-                coder.name,
-                coder.k,
-                coder.m,
-                self.segment_size,
-                "pending",
-            )
+        pending = ObjectRow(
+            object_id,
+            catalog,
+            key,
+            0,
+            "",
+            coder.name,
+            coder.k,
+            coder.m,
+            self.segment_size,
+            "pending",
         )
+        self.catalog.begin_object(pending)
         self._active.add(object_id)
         hasher = xxhash.xxh3_128()
         total = 0
@@ -248,18 +247,7 @@ class StorageFabric:
         if replaced is not None:
             self._collect(replaced)
         # What this put stored (read back from the catalog, a later put could already show).
-        return ObjectStat(
-            catalog,
-            key,
-            total,
-            coder.name,
-            coder.k,
-            coder.m,
-            self.segment_size,
-            digest,
-            [[c.container for c in segment] for segment in placed],
-            [[c.hash for c in segment] for segment in placed],
-        )
+        return _object_stat(replace(pending, size=total, hash=digest), placed)
 
     def _check_capacity(self, size: int) -> None:
         up = [c for c in self.containers if c.up]
@@ -584,19 +572,7 @@ class StorageFabric:
     def stat(self, catalog: str, key: str) -> ObjectStat:
         """Size, coding, placement and hashes."""
         row = self._visible(catalog, key)
-        segments = _by_segment(self.catalog.chunks(row.id))
-        return ObjectStat(
-            catalog,
-            key,
-            row.size,
-            row.coding,
-            row.k,
-            row.m,
-            row.segment_size,
-            row.hash,
-            [[c.container for c in seg] for seg in segments],
-            [[c.hash for c in seg] for seg in segments],
-        )
+        return _object_stat(row, _by_segment(self.catalog.chunks(row.id)))
 
     # -- garbage, scrub and repair ---------------------------------------------------------------
     def _collect(self, object_id: str) -> bool:
@@ -803,6 +779,21 @@ class TenantStore:
     def stat(self, catalog: str, key: str) -> ObjectStat:
         """Object metadata."""
         return self.fabric.stat(self._catalog(catalog), key)
+
+
+def _object_stat(row: ObjectRow, segments: Sequence[Sequence[ChunkRow]]) -> ObjectStat:
+    return ObjectStat(
+        row.catalog,
+        row.key,
+        row.size,
+        row.coding,
+        row.k,
+        row.m,
+        row.segment_size,
+        row.hash,
+        [[c.container for c in seg] for seg in segments],
+        [[c.hash for c in seg] for seg in segments],
+    )
 
 
 def _by_segment(chunks: Sequence[ChunkRow]) -> list[list[ChunkRow]]:
